@@ -1,0 +1,34 @@
+# Two commands: `make run` (SQLite + demo data + the pipeline) and `make test` (everything the tests need, then the tests).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_LEADS ?= 2000
+export LEADLEDGER_DB ?= sqlite:///leadledger.db
+
+.PHONY: run test lint unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/leadledger init
+	$(BIN)/leadledger demo --leads $(DEMO_LEADS) --if-empty
+	$(BIN)/leadledger pipeline
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) leadledger.db leadledger.db-wal leadledger.db-shm .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,690 @@
+"""The `leadledger` command line: a stable contract other tools script against.
+
+Commands build a request, call a service function and print the result; they hold no rules of their own.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from leadledger.bootstrap import build_app
+from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
+from leadledger.config import Settings
+from leadledger.domain.durations import parse_duration
+from leadledger.model.loader import ModelError
+from leadledger.services import leads as lead_service
+from leadledger.services import models as model_service
+from leadledger.services import people
+from leadledger.services.app import App
+from leadledger.services.errors import ChangeRefused, ServiceError
+from leadledger.services.leads import ActivityIn, ChangeSpec
+
+app = typer.Typer(
+    help="LeadLedger: lead status management with a status model as code and an append-only ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+model_app = typer.Typer(
+    help="The status model: lint it, read it, generate the status guide, replace it.", no_args_is_help=True
+)
+user_app = typer.Typer(help="People who work leads, and their roles.", no_args_is_help=True)
+team_app = typer.Typer(help="Teams and the business calendar each works on.", no_args_is_help=True)
+lead_app = typer.Typer(help="Create, change, list and inspect leads.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+app.add_typer(user_app, name="user")
+app.add_typer(team_app, name="team")
+app.add_typer(lead_app, name="lead")
+
+
+class State:
+    db: str | None = None
+    _app: App | None = None
+
+    @classmethod
+    def app(cls) -> App:
+        if cls._app is None:
+            settings = Settings()
+            cls._app = build_app(settings, db_url=cls.db)
+        return cls._app
+
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
+ActorOpt = Annotated[
+    Optional[str], typer.Option("--actor", help="who makes the change (default: $LEADLEDGER_ACTOR or admin)")
+]
+AtOpt = Annotated[Optional[str], typer.Option("--at", help="when it happened, ISO 8601 (UTC if no zone); default now")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE, repeatable")]
+
+
+@app.callback()
+def main_options(
+    db: Annotated[
+        Optional[str], typer.Option("--db", help="database URL (default: $LEADLEDGER_DB or sqlite:///leadledger.db)")
+    ] = None,
+) -> None:
+    State.db = db
+
+
+def _actor(actor: str | None) -> str:
+    return actor or Settings().actor
+
+
+def _parse_at(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--at: {text!r} is not an ISO 8601 time (e.g. 2026-11-23T14:00:00Z)")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _parse_sets(values: list[str] | None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in values or []:
+        if "=" not in item:
+            fail(f"--set {item!r}: write FIELD=VALUE")
+        key, value = item.split("=", 1)
+        fields[key.strip()] = value
+    return fields
+
+
+def _parse_log(text: str | None, at: datetime | None) -> ActivityIn | None:
+    """`call_logged:outcome=connected` -> an activity logged with the change."""
+    if not text:
+        return None
+    kind, _, rest = text.partition(":")
+    data = {}
+    for pair in filter(None, rest.split(",")):
+        if "=" not in pair:
+            fail(f"--log {text!r}: write TYPE or TYPE:key=value,key=value")
+        k, v = pair.split("=", 1)
+        data[k.strip()] = v.strip()
+    return ActivityIn(kind.strip(), at=at, data=data)
+
+
+def _show_refusal(exc: ChangeRefused, fmt: Format) -> None:
+    if fmt is Format.json:
+        print_json({"lead": exc.lead_id, "applied": False, "violations": [v.as_dict() for v in exc.violations]})
+        raise SystemExit(1)
+    err_console.print(f"[bold red]refused:[/] nothing was written for lead {exc.lead_id}", highlight=False)
+    for violation in exc.violations:
+        err_console.print(f"  - {violation.field}: {violation.message}", markup=False, highlight=False)
+    raise SystemExit(1)
+
+
+# --- init and the model ---------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    model: Annotated[
+        Optional[Path], typer.Option("--model", help="a status model YAML file (default: the built-in model)")
+    ] = None,
+) -> None:
+    """Create or upgrade the database and store the status model."""
+    text = model.read_text(encoding="utf-8") if model else None
+    result = model_service.initialise(
+        State.app(), model_text=text, model_file=str(model) if model else "default_model.yaml"
+    )
+    console.print(f"database ready: {result['database']}", markup=False)
+    if result["model"]:
+        console.print(
+            f"status model {result['model']['name']} v{result['model']['version']} stored (version id {result['model']['id']})",
+            markup=False,
+        )
+
+
+def _load_model_arg(file: Path | None) -> Any:
+    from leadledger.model.loader import load_file
+
+    if file is not None:
+        return load_file(file)
+    return State.app().loaded_model()
+
+
+@model_app.command("lint")
+def model_lint(
+    file: Annotated[Optional[Path], typer.Argument(help="a model file; default: the database's active model")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Check a model: the five tests of every status, 8-12 primary statuses, reasons, reachability, dead ends."""
+    from leadledger.model.lint import lint
+
+    loaded = _load_model_arg(file)
+    findings = lint(loaded)
+    errors = sum(1 for f in findings if f.level == "error")
+    if fmt is Format.table:
+        for f in findings:
+            colour = "red" if f.level == "error" else "yellow"
+            where = f"{loaded.file}:{f.line}" if f.line else loaded.file
+            err_console.print(f"[{colour}]{f.level}[/] {where}: [{f.check}] {f.subject}: {f.message}", highlight=False)
+        summary = f"{loaded.file}: {errors} errors, {len(findings) - errors} warnings"
+        console.print(summary if findings else f"{loaded.file}: clean", markup=False)
+    else:
+        emit(
+            [f.as_dict() for f in findings],
+            ["level", "check", "subject", "message", "line"],
+            fmt,
+            json_value={
+                "file": loaded.file,
+                "errors": errors,
+                "warnings": len(findings) - errors,
+                "findings": [f.as_dict() for f in findings],
+            },
+        )
+    raise SystemExit(1 if errors else 0)
+
+
+@model_app.command("guide")
+def model_guide(
+    file: Annotated[Optional[Path], typer.Argument(help="a model file; default: the active model")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md or html")] = "md",
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write to a file instead of stdout")] = None,
+) -> None:
+    """The status guide (seed 000): what each status means, when to use it, required data, automation, next steps."""
+    from leadledger.model.guide import guide_html, guide_markdown
+
+    if fmt not in ("md", "html"):
+        fail("--format must be md or html")
+    loaded = _load_model_arg(file)
+    text = guide_html(loaded.model) if fmt == "html" else guide_markdown(loaded.model)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}", markup=False)
+    else:
+        sys.stdout.write(text)
+
+
+@model_app.command("show")
+def model_show(
+    file: Annotated[Optional[Path], typer.Argument(help="a model file; default: the active model")] = None,
+    fmt: FormatOpt = Format.table,
+    yaml_text: Annotated[bool, typer.Option("--yaml", help="print the model file itself")] = False,
+) -> None:
+    """The statuses of the model, their stages, owners and ways out."""
+    loaded = _load_model_arg(file)
+    if yaml_text:
+        sys.stdout.write(loaded.text)
+        return
+    model = loaded.model
+    rows = []
+    for status in model.statuses.values():
+        rows.append(
+            {
+                "status": status.key,
+                "label": status.label,
+                "parent": status.parent,
+                "category": status.category,
+                "owner": status.owner_role,
+                "stages": ", ".join(sorted(status.stages, key=model.stage_rank)),
+                "next": ", ".join(model.allowed_targets(status.key)),
+                "locked": status.locked,
+            }
+        )
+    emit(
+        rows,
+        ["status", "label", "parent", "category", "owner", "stages", "next", "locked"],
+        fmt,
+        title=f"status model {model.name} v{model.version}",
+    )
+
+
+@model_app.command("apply")
+def model_apply(
+    file: Path,
+    actor: ActorOpt = None,
+) -> None:
+    """Replace the active model with FILE (ops only); it must lint without errors. Old versions are kept."""
+    result = model_service.activate_model(
+        State.app(), text=file.read_text(encoding="utf-8"), file=str(file), actor=_actor(actor)
+    )
+    console.print(f"model {result['name']} v{result['version']} is active (version id {result['id']})", markup=False)
+
+
+@model_app.command("history")
+def model_history(fmt: FormatOpt = Format.table) -> None:
+    """Every stored version of the model."""
+    rows = model_service.model_history(State.app())
+    emit(rows, ["id", "name", "version", "digest", "created_at", "created_by"], fmt)
+
+
+# --- people -----------------------------------------------------------------------------------------
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help="rep, manager, ops or integration")],
+    team: Annotated[Optional[str], typer.Option("--team")] = None,
+    email: Annotated[Optional[str], typer.Option("--email")] = None,
+) -> None:
+    """Add a person who works leads."""
+    user = people.add_user(State.app(), name=name, role=role, team=team, email=email)
+    console.print(f"user {user['name']} ({user['role']}) added", markup=False)
+
+
+@user_app.command("list")
+def user_list(fmt: FormatOpt = Format.table) -> None:
+    emit(people.list_users(State.app()), ["name", "role", "team", "email", "active"], fmt)
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Disable a user: they can no longer make changes or own new leads."""
+    people.set_user_active(State.app(), name=name, active=False)
+    console.print(f"user {name} disabled", markup=False)
+
+
+@user_app.command("enable")
+def user_enable(name: str) -> None:
+    people.set_user_active(State.app(), name=name, active=True)
+    console.print(f"user {name} enabled", markup=False)
+
+
+@team_app.command("add")
+def team_add(
+    name: str,
+    calendar: Annotated[str, typer.Option("--calendar", help="a calendar of the model (e.g. default, emea)")],
+    manager: Annotated[Optional[str], typer.Option("--manager")] = None,
+) -> None:
+    """Add a team and the business calendar its SLAs and business hours run on."""
+    team = people.add_team(State.app(), name=name, calendar=calendar, manager=manager)
+    console.print(f"team {team['name']} added (calendar {team['calendar']})", markup=False)
+
+
+@team_app.command("list")
+def team_list(fmt: FormatOpt = Format.table) -> None:
+    emit(people.list_teams(State.app()), ["name", "calendar", "manager"], fmt)
+
+
+# --- leads ------------------------------------------------------------------------------------------
+
+LEAD_COLUMNS = ["id", "name", "email", "company", "source", "owner", "status", "stage", "status_since"]
+
+
+@lead_app.command("add")
+def lead_add(
+    email: Annotated[Optional[str], typer.Option("--email")] = None,
+    name: Annotated[Optional[str], typer.Option("--name")] = None,
+    phone: Annotated[Optional[str], typer.Option("--phone")] = None,
+    company: Annotated[Optional[str], typer.Option("--company")] = None,
+    source: Annotated[Optional[str], typer.Option("--source")] = None,
+    campaign: Annotated[Optional[str], typer.Option("--campaign")] = None,
+    owner: Annotated[Optional[str], typer.Option("--owner")] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="initial stage (default: the model's)")] = None,
+    sets: SetOpt = None,
+    at: AtOpt = None,
+    key: Annotated[
+        Optional[str], typer.Option("--key", help="idempotency key: the same key never creates twice")
+    ] = None,
+    actor: ActorOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Create a lead (New, or Assigned when an owner is given). Prints the new lead's id on its last line."""
+    fields: dict[str, Any] = {
+        "name": name,
+        "email": email,
+        "phone": phone,
+        "company": company,
+        "source": source,
+        "campaign": campaign,
+    }
+    fields.update(_parse_sets(sets))
+    try:
+        result = lead_service.create_lead(
+            State.app(),
+            actor=_actor(actor),
+            fields=fields,
+            owner=owner,
+            stage=stage,
+            at=_parse_at(at),
+            idempotency_key=key,
+        )
+    except ChangeRefused as exc:
+        _show_refusal(exc, fmt)
+        return
+    if fmt is Format.json:
+        print_json(
+            {
+                "id": result.lead_id,
+                "status": result.change.to_status if result.change else None,
+                "duplicate": result.duplicate,
+            }
+        )
+        return
+    if result.change:
+        for warning in result.warnings:
+            err_console.print(f"note: {warning.message}", markup=False, highlight=False)
+        console.print(f"created lead as {result.change.to_status} in stage {result.change.to_stage}", markup=False)
+    else:
+        console.print("already created with this key", markup=False)
+    sys.stdout.write(result.lead_id + "\n")
+
+
+def _apply_change(spec: ChangeSpec, actor: str | None, fmt: Format) -> None:
+    try:
+        result = lead_service.change_lead(State.app(), actor=_actor(actor), spec=spec)
+    except ChangeRefused as exc:
+        _show_refusal(exc, fmt)
+        return
+    change = result.change
+    if fmt is Format.json:
+        print_json(
+            {
+                "lead": result.lead_id,
+                "applied": True,
+                "duplicate": result.duplicate,
+                "seq": result.seq,
+                "status": change.to_status if change else None,
+                "stage": change.to_stage if change else None,
+                "owner": change.to_owner if change else None,
+                "override_of_seq": change.override_of_seq if change else None,
+                "warnings": [w.as_dict() for w in result.warnings],
+            }
+        )
+        return
+    if change is None:
+        console.print(f"{result.lead_id}: already applied with this key (entry {result.seq})", markup=False)
+        return
+    for warning in result.warnings:
+        err_console.print(f"note: {warning.message}", markup=False, highlight=False)
+    parts = []
+    if change.status_changed:
+        parts.append(f"status {change.from_status} -> {change.to_status}")
+    if change.stage_changed:
+        parts.append(f"stage {change.from_stage} -> {change.to_stage}")
+    if change.owner_changed:
+        parts.append(f"owner {change.from_owner or '-'} -> {change.to_owner or '-'}")
+    if change.override_rule or change.override_of_seq:
+        parts.append(f"override of {change.override_rule or 'automated change'} (entry {change.override_of_seq})")
+    console.print(f"{result.lead_id}: {'; '.join(parts) or 'fields updated'} (entry {result.seq})", markup=False)
+
+
+LogOpt = Annotated[
+    Optional[str], typer.Option("--log", help="log the interaction with the change: TYPE[:key=value,...]")
+]
+ReasonOpt = Annotated[Optional[str], typer.Option("--reason", help="a reason code from the model")]
+NoteOpt = Annotated[Optional[str], typer.Option("--note")]
+KeyOpt = Annotated[Optional[str], typer.Option("--key", help="idempotency key: the same key never applies twice")]
+
+
+@lead_app.command("status")
+def lead_status(
+    lead: str,
+    status: str,
+    reason: ReasonOpt = None,
+    sets: SetOpt = None,
+    note: NoteOpt = None,
+    log: LogOpt = None,
+    override: Annotated[bool, typer.Option("--override", help="this replaces an automated change")] = False,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    key: KeyOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Change a lead's status. Exit 1 with every violation listed, and nothing written, when the model refuses."""
+    when = _parse_at(at)
+    spec = ChangeSpec(
+        lead_id=lead,
+        status=status,
+        reason=reason,
+        fields=_parse_sets(sets),
+        note=note,
+        at=when,
+        log=_parse_log(log, when),
+        override=override,
+        idempotency_key=key,
+    )
+    _apply_change(spec, actor, fmt)
+
+
+@lead_app.command("stage")
+def lead_stage(
+    lead: str,
+    stage: str,
+    reason: ReasonOpt = None,
+    sets: SetOpt = None,
+    note: NoteOpt = None,
+    log: LogOpt = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    key: KeyOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Move a lead to another lifecycle stage (forward only, except the model's listed steps back)."""
+    when = _parse_at(at)
+    spec = ChangeSpec(
+        lead_id=lead,
+        stage=stage,
+        reason=reason,
+        fields=_parse_sets(sets),
+        note=note,
+        at=when,
+        log=_parse_log(log, when),
+        idempotency_key=key,
+    )
+    _apply_change(spec, actor, fmt)
+
+
+@lead_app.command("assign")
+def lead_assign(
+    lead: str,
+    owner: str,
+    note: NoteOpt = None,
+    actor: ActorOpt = None,
+    at: AtOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Give a lead an owner (a New lead becomes Assigned). Owner history is kept in the ledger."""
+    _apply_change(ChangeSpec(lead_id=lead, owner=owner, note=note, at=_parse_at(at)), actor, fmt)
+
+
+@lead_app.command("update")
+def lead_update(
+    lead: str,
+    sets: SetOpt = None,
+    note: NoteOpt = None,
+    actor: ActorOpt = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Update contact or custom fields (validated by the model's field types); recorded in the ledger."""
+    fields = _parse_sets(sets)
+    if not fields:
+        fail("give at least one --set FIELD=VALUE")
+    _apply_change(ChangeSpec(lead_id=lead, fields=fields, note=note), actor, fmt)
+
+
+@lead_app.command("log")
+def lead_log(
+    lead: str,
+    activity_type: Annotated[str, typer.Argument(metavar="TYPE", help="email_sent, call_logged, meeting_held...")],
+    sets: SetOpt = None,
+    at: AtOpt = None,
+    key: KeyOpt = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Log an interaction (call, email, meeting) on a lead; entry rules such as Connected's read these."""
+    added = lead_service.log_activity(
+        State.app(),
+        lead_id=lead,
+        actor=_actor(actor),
+        activity=ActivityIn(activity_type, at=_parse_at(at), data=_parse_sets(sets), key=key),
+    )
+    console.print(f"{lead}: {activity_type} logged" if added else f"{lead}: already logged with this key", markup=False)
+
+
+@lead_app.command("list")
+def lead_list(
+    status: Annotated[Optional[str], typer.Option("--status")] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage")] = None,
+    owner: Annotated[Optional[str], typer.Option("--owner")] = None,
+    source: Annotated[Optional[str], typer.Option("--source")] = None,
+    older_than: Annotated[Optional[str], typer.Option("--in-status-longer-than", help="e.g. 24h, 7d")] = None,
+    after: Annotated[Optional[str], typer.Option("--after", help="the last id of the previous page")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 50,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """List leads by status, stage, owner, source or age in status (a page at a time, by id)."""
+    try:
+        age = parse_duration(older_than) if older_than else None
+    except ValueError as exc:
+        fail(f"--in-status-longer-than: {exc}")
+    rows = lead_service.list_leads(
+        State.app(),
+        status=status,
+        stage=stage,
+        owner=owner,
+        source=source,
+        in_status_longer_than=age,
+        after=after,
+        limit=limit,
+    )
+    emit(rows_of(rows, LEAD_COLUMNS), LEAD_COLUMNS, fmt, json_value=rows if fmt is Format.json else None)
+
+
+@lead_app.command("show")
+def lead_show(lead: str, fmt: FormatOpt = Format.table) -> None:
+    """A lead and its timeline: every ledger entry and every logged activity."""
+    data = lead_service.timeline(State.app(), lead)
+    if fmt is Format.json:
+        print_json(data)
+        return
+    entries = data["entries"]
+    if fmt is Format.csv:
+        emit(
+            entries,
+            [
+                "seq",
+                "at",
+                "kind",
+                "source",
+                "actor",
+                "from_status",
+                "to_status",
+                "from_stage",
+                "to_stage",
+                "to_owner",
+                "reason",
+                "rule",
+                "override_rule",
+                "off_model",
+                "note",
+                "data",
+            ],
+            fmt,
+        )
+        return
+    info = data["lead"]
+    console.print(f"[bold]{info['id']}[/]", highlight=False)
+    for label in ("name", "email", "phone", "company", "source", "campaign", "owner", "team", "status", "stage"):
+        if info.get(label):
+            console.print(f"  {label:<9} {info[label]}", markup=False, highlight=False)
+    for key, value in info["fields"].items():
+        console.print(f"  {key:<9} {value}", markup=False, highlight=False)
+    rows = []
+    for e in entries:
+        change = []
+        if e["from_status"] != e["to_status"]:
+            change.append(f"{e['from_status'] or '∅'} → {e['to_status']}")
+        if e["from_stage"] != e["to_stage"]:
+            change.append(f"stage {e['from_stage'] or '∅'} → {e['to_stage']}")
+        if e["from_owner"] != e["to_owner"]:
+            change.append(f"owner {e['from_owner'] or '∅'} → {e['to_owner'] or '∅'}")
+        flags = []
+        if e["override_of_seq"]:
+            flags.append(f"override of {e['override_rule'] or 'automation'} #{e['override_of_seq']}")
+        if e["off_model"]:
+            flags.append("off-model")
+        rows.append(
+            {
+                "#": e["seq"],
+                "at": e["at"],
+                "change": "; ".join(change) or e["kind"],
+                "reason": e["reason"],
+                "by": f"{e['actor']} ({e['source']})",
+                "flags": ", ".join(flags),
+                "note": e["note"],
+            }
+        )
+    emit(rows, ["#", "at", "change", "reason", "by", "flags", "note"], fmt, title="timeline")
+    if data["activities"]:
+        acts = [{"at": a["at"], "type": a["type"], "by": a["actor"], "data": a["data"]} for a in data["activities"]]
+        emit(acts, ["at", "type", "by", "data"], fmt, title="activities")
+
+
+@app.command()
+def pipeline(fmt: FormatOpt = Format.table) -> None:
+    """Leads per status and stage right now, with bars."""
+    from leadledger.services.pipeline import pipeline_counts
+
+    counts = pipeline_counts(State.app())
+    if fmt is not Format.table:
+        emit(counts["rows"], ["status", "label", "total", *counts["stages"]], fmt, json_value=counts)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"pipeline ({counts['total']} leads)", header_style="bold")
+    table.add_column("status")
+    for stage in counts["stages"]:
+        table.add_column(stage, justify="right")
+    table.add_column("total", justify="right")
+    table.add_column("")
+    biggest = max((r["total"] for r in counts["rows"]), default=0) or 1
+    for row in counts["rows"]:
+        bar = "█" * max(0, round(30 * row["total"] / biggest))
+        table.add_row(
+            row["label"], *[str(row[s] or "") for s in counts["stages"]], str(row["total"]), f"[cyan]{bar}[/]"
+        )
+    console.print(table)
+
+
+@app.command()
+def demo(
+    leads: Annotated[int, typer.Option("--leads", help="how many leads")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed: the same seed gives the same data")] = 7,
+    days: Annotated[int, typer.Option("--days", help="spread lead creation over this many days before now")] = 180,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="do nothing when the database already has leads")
+    ] = False,
+) -> None:
+    """Write realistic demo data: reps, teams, sources and lead histories drawn from the seeds' rates and durations."""
+    from leadledger.cli.output import progress
+    from leadledger.services.demo import generate
+
+    with progress("demo leads", leads) as advance:
+        summary = generate(State.app(), leads=leads, seed=seed, days=days, progress=advance, if_empty=if_empty)
+    if summary["skipped"]:
+        console.print("demo: the database already has leads; nothing added", markup=False)
+        return
+    console.print(
+        f"demo: {summary['leads']} leads, {summary['entries']} ledger entries, "
+        f"{summary['activities']} activities in {summary['seconds']:.1f} s",
+        markup=False,
+    )
+
+
+def main() -> None:
+    """Entry point: run the app and turn every known error into one clear sentence (never a traceback)."""
+    try:
+        app()
+    except ChangeRefused as exc:
+        fail(str(exc))
+    except (ServiceError, ModelError) as exc:
+        fail(str(exc))
+    except FileNotFoundError as exc:
+        fail(f"no such file: {exc.filename}")
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            fail(f"database error: {exc.orig}")
+        fail(f"unexpected {exc.__class__.__name__}: {exc}", 2)

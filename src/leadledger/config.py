@@ -1,0 +1,18 @@
+"""Settings, read from the environment (prefix LEADLEDGER_) when asked for."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"LEADLEDGER_{name}") or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    # a SQLAlchemy URL; postgresql+psycopg://user@host/db in production
+    db: str = field(default_factory=lambda: _env("DB", "sqlite:///leadledger.db"))
+    # who the command line acts as when --actor is not given
+    actor: str = field(default_factory=lambda: _env("ACTOR", "admin"))

@@ -1,0 +1,451 @@
+"""The transition engine: judges a change against the status model and returns a ledger entry or every violation.
+
+Pure: no I/O, no clock of its own (the caller passes `now`). The service layer loads the lead, calls
+`change_status`, and appends what it returns; every write path goes through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from leadledger.domain.changes import (
+    Activity,
+    Actor,
+    ChangeRequest,
+    LeadState,
+    Refused,
+    StatusChange,
+    Violation,
+)
+from leadledger.domain.statusmodel import AUTOMATED_SOURCES, SOURCES, EntryRule, ExitRule, Status, StatusModel
+
+# A change may be stamped a little ahead of the server clock (clients' clocks drift), not more.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+def check_fields(
+    model: StatusModel,
+    status: Status,
+    current: Mapping[str, Any],
+    given: Mapping[str, Any],
+    at: datetime,
+    violations: list[Violation],
+    warnings: list[Violation],
+) -> dict[str, Any]:
+    """Validate the fields given with a change and the target status's required data; returns normalised values."""
+    normalised: dict[str, Any] = {}
+    for name, raw in given.items():
+        spec = model.fields.get(name)
+        if spec is None:
+            normalised[name] = raw  # a custom field the model does not type: kept as given
+            continue
+        if not _present(raw):
+            normalised[name] = None
+            continue
+        value, error = spec.parse(raw)
+        if error is not None:
+            violations.append(Violation(name, "invalid", f"{spec.label}: {error}"))
+            continue
+        if spec.after_change and value is not None and _as_datetime(value) <= at:
+            violations.append(Violation(name, "invalid", f"{spec.label} must be after the change ({at:%Y-%m-%d})"))
+            continue
+        normalised[name] = value
+
+    def has(name: str) -> bool:
+        return _present(normalised[name]) if name in normalised else _present(current.get(name))
+
+    entry = status.entry
+    for name in entry.required:
+        if not has(name) and not any(v.field == name for v in violations):
+            label = model.fields[name].label if name in model.fields else name
+            violations.append(Violation(name, "required", f"{label} is required to enter {status.label}"))
+    for group in entry.any_of:
+        if not any(has(name) for name in group):
+            violations.append(
+                Violation("|".join(group), "required", f"one of {', '.join(group)} is required to enter {status.label}")
+            )
+    for name in entry.recommended:
+        if not has(name):
+            label = model.fields[name].label if name in model.fields else name
+            warnings.append(Violation(name, "recommended", f"{label} should be recorded for {status.label}"))
+    return normalised
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    # a date compares as the start of that day in UTC
+    return datetime.combine(value, time(), tzinfo=UTC)
+
+
+def _check_reason(status: Status, reason: str | None, model: StatusModel, violations: list[Violation]) -> None:
+    rule = status.entry.reason
+    if reason is None or reason == "":
+        if rule is not None and rule.required:
+            codes = ", ".join(rule.codes)
+            violations.append(
+                Violation("reason", "required", f"a reason is required to enter {status.label} (one of: {codes})")
+            )
+        return
+    if rule is not None and rule.codes:
+        if reason not in rule.codes:
+            codes = ", ".join(rule.codes)
+            violations.append(
+                Violation(
+                    "reason", "not_allowed", f"reason {reason!r} is not allowed for {status.label} (one of: {codes})"
+                )
+            )
+    elif reason not in model.reasons:
+        violations.append(Violation("reason", "unknown", f"reason {reason!r} is not in the model's reason list"))
+
+
+def _check_activity(status: Status, activities: Iterable[Activity], at: datetime, violations: list[Violation]) -> None:
+    rule = status.entry.activity
+    if rule is None:
+        return
+    earliest = at - rule.within if rule.within is not None else None
+    for activity in activities:
+        if activity.at > at or (earliest is not None and activity.at < earliest):
+            continue
+        if any(m.matches(activity.type, activity.data) for m in rule.any_of):
+            return
+    wanted = " or ".join(m.describe() for m in rule.any_of)
+    window = f" in the last {rule.within.days} days" if rule.within is not None and rule.within.days else ""
+    violations.append(
+        Violation("activity", "required", f"log the interaction first: {status.label} needs {wanted}{window}")
+    )
+
+
+def _check_role_for(
+    model: StatusModel, lead: LeadState | None, actor: Actor, source: str, violations: list[Violation]
+) -> None:
+    """Reps work their own leads; a lead with no owner may be claimed by the rep taking it."""
+    if source != "manual" or actor.role != "rep" or lead is None:
+        return
+    if lead.owner is not None and lead.owner != actor.name:
+        violations.append(
+            Violation("owner", "not_owner", f"{actor.name} is a rep and does not own this lead (owner: {lead.owner})")
+        )
+
+
+def change_status(
+    model: StatusModel,
+    lead: LeadState,
+    request: ChangeRequest,
+    *,
+    now: datetime,
+    activities: Iterable[Activity] = (),
+) -> StatusChange | Refused:
+    """Judge a status, stage and/or owner change; every violation is reported, not only the first.
+
+    Stage moves go through the same checks: forward-only except the model's listed backward moves,
+    and a stage may set the status (promote to SQL -> Working). Import changes are facts: they are
+    recorded even when the model forbids the move, flagged `off_model`.
+    """
+    violations: list[Violation] = []
+    warnings: list[Violation] = []
+    statuses = model.statuses
+    source = request.source
+    actor = request.actor
+    importing = source == "import"
+
+    if source not in SOURCES:
+        violations.append(Violation("source", "unknown", f"unknown source {source!r} (one of: {', '.join(SOURCES)})"))
+    if request.at < lead.last_at and not importing:
+        violations.append(
+            Violation(
+                "at",
+                "before_last_change",
+                f"the change is dated before the lead's last change ({lead.last_at.isoformat()})",
+            )
+        )
+    if request.at > now + FUTURE_TOLERANCE:
+        violations.append(Violation("at", "in_future", "a change cannot be dated in the future"))
+
+    # --- where the lead ends up -------------------------------------------------------------
+    target_status = request.status if request.status is not None else lead.status
+    target_stage = lead.stage
+    forced_by_stage = False
+    if request.status is not None and request.status not in statuses:
+        violations.append(Violation("status", "unknown", f"unknown status {request.status!r}"))
+        return Refused(tuple(violations))
+    if request.stage is not None and request.stage != lead.stage:
+        stage = model.stage_by_key.get(request.stage)
+        if stage is None:
+            violations.append(Violation("stage", "unknown", f"unknown stage {request.stage!r}"))
+            return Refused(tuple(violations))
+        target_stage = stage.key
+        current_rank = model.stage_rank(lead.stage)
+        if stage.rank < current_rank:
+            move = model.backward_moves.get((lead.stage, stage.key))
+            if move is None:
+                if not importing:
+                    violations.append(
+                        Violation(
+                            "stage",
+                            "backward",
+                            f"lifecycle stages move forward only: {lead.stage} -> {stage.key} is not an allowed step back",
+                        )
+                    )
+            elif request.status is None:
+                target_status, forced_by_stage = move.sets_status, True
+            elif request.status != move.sets_status and not importing:
+                violations.append(
+                    Violation(
+                        "status",
+                        "forced_by_stage",
+                        f"moving back to {stage.label} sets the status to {move.sets_status}",
+                    )
+                )
+        elif stage.sets_status is not None and request.status is None and not importing:
+            if not _already_beyond(model, lead.status, stage.sets_status, stage.key):
+                target_status, forced_by_stage = stage.sets_status, True
+        if source == "manual" and actor.role not in stage.roles:
+            violations.append(
+                Violation("stage", "role_not_allowed", f"a {actor.role} may not move leads to {stage.label}")
+            )
+    elif request.status is not None and not importing:
+        implied = model.status_sets_stage.get(request.status)
+        if implied is not None and model.stage_rank(implied) > model.stage_rank(lead.stage):
+            target_stage = implied
+
+    owner = lead.owner
+    if request.clear_owner:
+        owner = None
+    elif request.owner is not None:
+        owner = request.owner
+        if request.status is None and request.stage is None and owner != lead.owner:
+            assigned = model.assignment_sets_status.get(lead.status)
+            if assigned is not None and not importing:
+                target_status, forced_by_stage = assigned, True
+    if owner != lead.owner and source == "manual" and actor.role == "rep" and owner != actor.name:
+        violations.append(
+            Violation("owner", "not_allowed", "a rep may take a lead for themselves, not assign it to others")
+        )
+
+    status_changes = target_status != lead.status
+    target = statuses.get(target_status)
+    current = statuses.get(lead.status)
+    off_model = False
+
+    # --- is the move allowed ----------------------------------------------------------------
+    if (
+        current is not None
+        and current.locked
+        and (
+            status_changes
+            or (target_stage != lead.stage and model.stage_rank(target_stage) < model.stage_rank(lead.stage))
+        )
+    ):
+        if importing:
+            off_model = True
+        else:
+            violations.append(
+                Violation("status", "locked", f"{current.label} is locked: the lead cannot be changed back")
+            )
+    if status_changes and target is not None:
+        rule = model.transition(lead.status, target_status)
+        if rule is None:
+            if importing:
+                off_model = True
+            else:
+                why = f" (set by the stage change to {target_stage})" if forced_by_stage else ""
+                violations.append(
+                    Violation(
+                        "status",
+                        "transition_not_allowed",
+                        f"{_label(model, lead.status)} -> {target.label} is not an allowed transition{why}",
+                    )
+                )
+        elif rule is not None and not importing and not forced_by_stage:
+            if source == "manual" and actor.role not in rule.roles:
+                allowed = ", ".join(sorted(rule.roles)) or "nobody"
+                violations.append(
+                    Violation(
+                        "status",
+                        "role_not_allowed",
+                        f"a {actor.role} may not move a lead to {target.label} (allowed: {allowed})",
+                    )
+                )
+            elif source in AUTOMATED_SOURCES and not rule.automatic:
+                violations.append(
+                    Violation(
+                        "status",
+                        "needs_human",
+                        f"{_label(model, lead.status)} -> {target.label} needs human judgment, not automation",
+                    )
+                )
+    if target is not None and target_stage not in target.stages:
+        if importing:
+            off_model = True
+        else:
+            violations.append(
+                Violation(
+                    "stage",
+                    "incompatible",
+                    f"status {target.label} is not valid in stage {model.stage_by_key[target_stage].label}"
+                    f" (valid in: {', '.join(sorted(target.stages))})",
+                )
+            )
+    _check_role_for(model, lead, actor, source, violations)
+
+    # --- what entering the status requires --------------------------------------------------
+    fields: Mapping[str, Any] = request.fields
+    if target is not None:
+        if status_changes and not importing:
+            fields = check_fields(model, target, lead.fields, request.fields, request.at, violations, warnings)
+            _check_reason(target, request.reason, model, violations)
+            _check_activity(target, activities, request.at, violations)
+        elif request.fields:
+            fields = check_fields(model, _NO_ENTRY, lead.fields, request.fields, request.at, violations, warnings)
+            if request.reason and not importing:
+                _check_reason(target, request.reason, model, violations)
+        elif request.reason and not importing:
+            _check_reason(target, request.reason, model, violations)
+
+    if violations:
+        return Refused(tuple(violations))
+
+    override_of_seq = override_rule = None
+    auto = lead.last_automated
+    if source == "manual" and status_changes and auto is not None and auto.to_status == lead.status:
+        if request.override or _reverses(model, auto.from_status, auto.to_status, target_status):
+            override_of_seq, override_rule = auto.seq, auto.rule
+
+    return StatusChange(
+        lead_id=lead.id,
+        at=request.at,
+        actor=actor.name,
+        actor_role=actor.role,
+        source=source,
+        from_status=lead.status,
+        to_status=target_status,
+        from_stage=lead.stage,
+        to_stage=target_stage,
+        from_owner=lead.owner,
+        to_owner=owner,
+        reason=request.reason or None,
+        note=request.note,
+        fields=fields,
+        rule=request.rule,
+        override_of_seq=override_of_seq,
+        override_rule=override_rule,
+        idempotency_key=request.idempotency_key,
+        off_model=off_model,
+        warnings=tuple(warnings),
+    )
+
+
+# Fields given without a status change are validated by type only: no status's entry rule applies.
+_NO_ENTRY = Status(
+    key="",
+    label="",
+    definition="",
+    owner_role="",
+    category="",
+    stages=frozenset(),
+    entry=EntryRule(),
+    exit=ExitRule(),
+    reporting_use="",
+)
+
+
+def _label(model: StatusModel, key: str) -> str:
+    status = model.statuses.get(key)
+    return status.label if status else key
+
+
+def _already_beyond(model: StatusModel, current: str, wanted: str, stage: str) -> bool:
+    """A stage that sets a status leaves alone a lead already further down the forward path (Qualified stays Qualified)."""
+    status = model.statuses.get(current)
+    goal = model.statuses.get(wanted)
+    if status is None or goal is None or status.rank is None or goal.rank is None:
+        return False
+    return status.rank >= goal.rank and stage in status.stages
+
+
+def _reverses(model: StatusModel, auto_from: str | None, auto_to: str, target: str) -> bool:
+    """A manual change undoes an automated one when it goes back where the rule came from, or back down the path."""
+    if auto_from is not None and target == auto_from:
+        return True
+    rank_auto = model.statuses[auto_to].rank if auto_to in model.statuses else None
+    rank_target = model.statuses[target].rank
+    return rank_auto is not None and rank_target is not None and rank_target < rank_auto
+
+
+def new_lead(
+    model: StatusModel,
+    *,
+    lead_id: str,
+    fields: Mapping[str, Any],
+    actor: Actor,
+    at: datetime,
+    now: datetime,
+    source: str = "manual",
+    status: str | None = None,
+    stage: str | None = None,
+    owner: str | None = None,
+    reason: str | None = None,
+    idempotency_key: str | None = None,
+) -> StatusChange | Refused:
+    """The ledger's first entry for a lead: New (or the status an import says), with the data New requires."""
+    violations: list[Violation] = []
+    warnings: list[Violation] = []
+    importing = source == "import"
+    status_key = status or model.initial_status
+    stage_key = stage or model.initial_stage
+    target = model.statuses.get(status_key)
+    if target is None:
+        return Refused((Violation("status", "unknown", f"unknown status {status_key!r}"),))
+    if stage_key not in model.stage_by_key:
+        return Refused((Violation("stage", "unknown", f"unknown stage {stage_key!r}"),))
+    if at > now + FUTURE_TOLERANCE:
+        violations.append(Violation("at", "in_future", "a lead cannot be created in the future"))
+    off_model = False
+    if status_key != model.initial_status and not importing:
+        violations.append(
+            Violation("status", "not_initial", f"a new lead starts as {_label(model, model.initial_status)}")
+        )
+    if stage_key not in target.stages:
+        if importing:
+            off_model = True
+        else:
+            violations.append(
+                Violation("stage", "incompatible", f"status {target.label} is not valid in stage {stage_key}")
+            )
+    if importing:
+        normalised = dict(fields)
+    else:
+        normalised = check_fields(model, target, {}, fields, at, violations, warnings)
+        _check_reason(target, reason, model, violations)
+    if violations:
+        return Refused(tuple(violations))
+    if owner is not None and not importing:
+        assigned = model.assignment_sets_status.get(status_key)
+        if assigned is not None:
+            status_key = assigned
+    return StatusChange(
+        lead_id=lead_id,
+        at=at,
+        actor=actor.name,
+        actor_role=actor.role,
+        source=source,
+        from_status=None,
+        to_status=status_key,
+        from_stage=None,
+        to_stage=stage_key,
+        from_owner=None,
+        to_owner=owner,
+        reason=reason,
+        fields=normalised,
+        idempotency_key=idempotency_key,
+        off_model=off_model,
+        kind="created",
+        warnings=tuple(warnings),
+    )

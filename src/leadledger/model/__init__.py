@@ -1,0 +1,1 @@
+"""Adapters that build domain objects from configuration (status models, calendars)."""

@@ -1,0 +1,236 @@
+"""Quality checks for a status model: seed 004's five tests, seed 000's 8-12 rule, reachability and dead ends.
+
+A model that loads can still be a bad model; lint says where and why. Errors block (exit 1), warnings inform.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from leadledger.domain.statusmodel import StatusModel
+from leadledger.model.loader import LoadedModel
+
+REASON_STATUSES = ("rejected", "recycled", "disqualified", "invalid", "duplicate")
+REASON_CATEGORIES = ("lost", "data_problem")
+MIN_PRIMARY, MAX_PRIMARY = 8, 12
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # error | warning
+    check: str
+    subject: str
+    message: str
+    line: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "level": self.level,
+            "check": self.check,
+            "subject": self.subject,
+            "message": self.message,
+            "line": self.line,
+        }
+
+
+def lint(loaded: LoadedModel) -> list[Finding]:
+    """Every finding for the model, errors first."""
+    model = loaded.model
+    findings: list[Finding] = []
+
+    def add(level: str, check: str, subject: str, message: str, *path: str | int) -> None:
+        findings.append(Finding(level, check, subject, message, loaded.line_of(*path) if path else None))
+
+    paths = _status_paths(loaded)
+
+    # seed 004: the five tests of a status
+    definitions: dict[str, str] = {}
+    for key, status in model.statuses.items():
+        path = paths.get(key, ())
+        if not status.definition.strip():
+            add("error", "meaning", key, "has no definition: what does it mean?", *path)
+        else:
+            other = definitions.get(status.definition.strip().lower())
+            if other:
+                add("warning", "meaning", key, f"has the same definition as {other}: meanings overlap", *path)
+            definitions[status.definition.strip().lower()] = key
+        if not status.owner_role:
+            add("error", "owner", key, "has no owner role: who is responsible while it is active?", *path)
+        if status.entry.is_empty and not status.entry.description.strip():
+            add("error", "entry_rule", key, "has no entry rule: what must be true before it is applied?", *path)
+        exit_ = status.exit
+        if not (exit_.description.strip() or exit_.max_age or exit_.terminal or status.terminal):
+            add("error", "exit_rule", key, "has no exit rule: what moves a lead out of it?", *path)
+        if not status.reporting_use.strip():
+            add("error", "reporting_use", key, "has no reporting use: what decision does it support?", *path)
+
+    # seed 000: 8-12 primary statuses
+    primary = model.primary_statuses()
+    if not MIN_PRIMARY <= len(primary) <= MAX_PRIMARY:
+        add(
+            "error",
+            "status_count",
+            "statuses",
+            f"{len(primary)} primary statuses; keep 8-12 and put extra detail in sub-statuses or fields",
+            "statuses",
+        )
+
+    # seed 004: reasons required for rejected, recycled, disqualified, invalid, duplicate
+    for key, status in model.statuses.items():
+        needs_reason = key in REASON_STATUSES or (status.category in REASON_CATEGORIES and not status.parent)
+        rule = status.entry.reason
+        if needs_reason and (rule is None or not rule.required or not rule.codes):
+            add("error", "reason_required", key, "must require a reason from a controlled list", *paths.get(key, ()))
+
+    # locked statuses: nothing leads back out of them
+    for (origin, target), _rule in model.transitions.items():
+        if model.statuses[origin].locked:
+            add(
+                "error",
+                "locked",
+                f"{origin}->{target}",
+                f"{origin} is locked; a transition back to {target} would rewrite its past",
+                "transitions",
+            )
+
+    # dead ends: an open status nobody can leave
+    for key, status in model.statuses.items():
+        terminal = status.terminal or status.locked or status.exit.terminal
+        if terminal:
+            continue
+        if not model.allowed_targets(key):
+            add("error", "no_way_out", key, "is not terminal but has no transition out of it", *paths.get(key, ()))
+        if status.exit.then == "move" and status.exit.to:
+            exit_rule = model.transition(key, status.exit.to)
+            if exit_rule is None or not exit_rule.automatic:
+                add(
+                    "error",
+                    "exit_rule",
+                    key,
+                    f"its exit moves leads to {status.exit.to}, but no automatic transition allows it",
+                    *paths.get(key, ()),
+                )
+
+    # reachability of statuses and of stage/status combinations
+    reachable = _reachable_pairs(model)
+    reached_statuses = {status for status, _stage in reachable}
+    for key in model.statuses:
+        if key not in reached_statuses:
+            add("error", "unreachable", key, "no transition or stage rule ever leads to it", *paths.get(key, ()))
+    for key, status in model.statuses.items():
+        for stage in sorted(status.stages, key=model.stage_rank):
+            if (key, stage) not in reachable and key in reached_statuses:
+                add(
+                    "warning",
+                    "unreachable_combination",
+                    f"{key}@{stage}",
+                    f"{status.label} is declared valid in stage {stage}, but no sequence of changes reaches it",
+                    *paths.get(key, ()),
+                )
+
+    # stage rules must land on valid combinations
+    for stage_def in model.stages:
+        if stage_def.sets_status and stage_def.sets_status in model.statuses:
+            if stage_def.key not in model.statuses[stage_def.sets_status].stages:
+                add(
+                    "error",
+                    "stage_status",
+                    stage_def.key,
+                    f"sets {stage_def.sets_status}, not valid in {stage_def.key}",
+                )
+    for move in model.backward_moves.values():
+        if move.sets_status in model.statuses and move.to_stage not in model.statuses[move.sets_status].stages:
+            add(
+                "error",
+                "stage_status",
+                move.to_stage,
+                f"moving back sets {move.sets_status}, not valid in {move.to_stage}",
+            )
+    for status_key, stage_key in model.status_sets_stage.items():
+        if status_key in model.statuses and stage_key not in model.statuses[status_key].stages:
+            add("error", "stage_status", status_key, f"pulls the stage to {stage_key}, where it is not valid")
+
+    for (origin, target), transition in model.transitions.items():
+        if not transition.roles and not transition.automatic:
+            add("warning", "transition", f"{origin}->{target}", "no role may make it and it is not automatic")
+
+    for i in range(len(model.forward_path) - 1):
+        a, b = model.forward_path[i], model.forward_path[i + 1]
+        if a in model.statuses and b in model.statuses and not _path_exists(model, a, b):
+            add("warning", "forward_path", f"{a}->{b}", "the forward path has no way from one to the next")
+
+    findings.sort(key=lambda f: (f.level != "error", f.line or 0))
+    return findings
+
+
+def _status_paths(loaded: LoadedModel) -> dict[str, tuple[str | int, ...]]:
+    paths: dict[str, tuple[str | int, ...]] = {}
+    for i, status in enumerate(loaded.source.statuses):
+        paths[status.key] = ("statuses", i, "key")
+        for j, sub in enumerate(status.sub_statuses):
+            paths[sub.key] = ("statuses", i, "sub_statuses", j, "key")
+    return paths
+
+
+def _path_exists(model: StatusModel, a: str, b: str) -> bool:
+    seen, queue = {a}, deque([a])
+    while queue:
+        current = queue.popleft()
+        if current == b:
+            return True
+        for nxt in model.allowed_targets(current):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return False
+
+
+def _reachable_pairs(model: StatusModel) -> set[tuple[str, str]]:
+    """Every (status, stage) a lead can be in, following the same rules as the engine."""
+    start = [
+        (model.initial_status, s.key) for s in model.stages if s.key in model.statuses[model.initial_status].stages
+    ]
+    seen = set(start)
+    queue = deque(start)
+    while queue:
+        status, stage = queue.popleft()
+        rank = model.stage_rank(stage)
+        nxt: list[tuple[str, str]] = []
+        for target in model.allowed_targets(status):
+            target_stage = stage
+            implied = model.status_sets_stage.get(target)
+            if implied is not None and model.stage_rank(implied) > rank:
+                target_stage = implied
+            if target_stage in model.statuses[target].stages:
+                nxt.append((target, target_stage))
+        assigned = model.assignment_sets_status.get(status)
+        if assigned and stage in model.statuses[assigned].stages:
+            nxt.append((assigned, stage))
+        for other in model.stages:
+            if other.rank > rank:
+                target = status
+                if other.sets_status and other.sets_status != status:
+                    current, goal = model.statuses[status], model.statuses[other.sets_status]
+                    beyond = (
+                        current.rank is not None
+                        and goal.rank is not None
+                        and current.rank >= goal.rank
+                        and other.key in current.stages
+                    )
+                    if not beyond:
+                        if model.transition(status, other.sets_status) is None:
+                            continue
+                        target = other.sets_status
+                if other.key in model.statuses[target].stages:
+                    nxt.append((target, other.key))
+            else:
+                move = model.backward_moves.get((stage, other.key))
+                if move is not None and (move.sets_status == status or model.transition(status, move.sets_status)):
+                    if other.key in model.statuses[move.sets_status].stages:
+                        nxt.append((move.sets_status, other.key))
+        for pair in nxt:
+            if pair not in seen:
+                seen.add(pair)
+                queue.append(pair)
+    return seen

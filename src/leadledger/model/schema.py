@@ -1,0 +1,159 @@
+"""The shape of the status model file, as Pydantic classes (structure only; cross-references are checked by the loader)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from leadledger.domain.durations import parse_duration
+
+CATEGORIES = ("open", "active", "qualified", "won", "lost", "parked", "data_problem")
+KEY_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _check_duration(value: Any) -> Any:
+    if value is not None:
+        parse_duration(value)
+    return value
+
+
+class StageIn(Strict):
+    key: str = Field(pattern=KEY_PATTERN)
+    label: str
+    definition: str = ""
+    sets_status: str | None = None
+    roles: list[str] | None = None
+
+
+class BackwardMoveIn(Strict):
+    from_: list[str] = Field(alias="from", min_length=1)
+    to: str
+    sets_status: str
+
+
+class HolidaysIn(Strict):
+    country: str
+    subdivision: str | None = None
+
+
+class CalendarIn(Strict):
+    timezone: str
+    hours: dict[str, list[str]]
+    holidays: HolidaysIn | None = None
+    days_off: list[date] = []
+
+
+class FieldIn(Strict):
+    type: Literal["text", "email", "phone", "date", "datetime", "number", "integer", "choice", "bool", "url"]
+    label: str
+    help: str = ""
+    choices: list[str] = []
+    min: float | None = None
+    max: float | None = None
+    after_change: bool = False
+
+
+class ReasonIn(Strict):
+    label: str
+    description: str = ""
+
+
+class ActivityRuleIn(Strict):
+    # each item: "email_sent", or {"call_logged": {"outcome": ["connected"]}}
+    any_of: list[str | dict[str, dict[str, list[str]] | None]] = Field(min_length=1)
+    within: str | int | None = None
+    description: str = ""
+
+    @field_validator("within")
+    @classmethod
+    def _within_is_a_duration(cls, value: Any) -> Any:
+        return _check_duration(value)
+
+
+class ReasonRuleIn(Strict):
+    required: bool = True
+    codes: list[str] = []
+
+
+class EntryIn(Strict):
+    description: str = ""
+    required: list[str] = []
+    recommended: list[str] = []
+    any_of: list[list[str]] = []
+    reason: ReasonRuleIn | None = None
+    activity: ActivityRuleIn | None = None
+
+
+class ExitIn(Strict):
+    description: str = ""
+    max_age: str | int | None = None
+    business_time: bool = False
+    then: Literal["alert", "escalate", "move", "review"] | None = None
+    to: str | None = None
+    reason: str | None = None
+    terminal: bool = False
+
+    @field_validator("max_age")
+    @classmethod
+    def _max_age_is_a_duration(cls, value: Any) -> Any:
+        return _check_duration(value)
+
+
+class StatusIn(Strict):
+    key: str = Field(pattern=KEY_PATTERN)
+    label: str
+    definition: str = ""
+    when_to_use: str = ""
+    owner_role: str | None = None
+    category: Literal["open", "active", "qualified", "won", "lost", "parked", "data_problem"] | None = None
+    stages: list[str] | None = None
+    entry: EntryIn = EntryIn()
+    exit: ExitIn = ExitIn()
+    reporting_use: str = ""
+    automation: str = ""
+    next_steps: str = ""
+    locked: bool = False
+    terminal: bool = False
+    sub_statuses: list[StatusIn] = []
+
+
+class TransitionIn(Strict):
+    from_: list[str] | Literal["*"] = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+    roles: list[str] = []
+    automatic: bool = False
+    description: str = ""
+
+
+class ModelFile(Strict):
+    """The whole status model file."""
+
+    name: str
+    version: str = "1"
+    roles: list[str] = ["rep", "manager", "ops", "integration"]
+    initial_status: str = "new"
+    initial_stage: str
+    forward_path: list[str] = []
+    phone_region: str | None = "US"
+    stages: list[StageIn] = Field(min_length=1)
+    backward_moves: list[BackwardMoveIn] = []
+    status_sets_stage: dict[str, str] = {}
+    assignment_sets_status: dict[str, str] = {}
+    calendars: dict[str, CalendarIn] = Field(min_length=1)
+    default_calendar: str
+    fields: dict[str, FieldIn] = {}
+    reasons: dict[str, ReasonIn] = {}
+    statuses: list[StatusIn] = Field(min_length=1)
+    transitions: list[TransitionIn] = []
+    # Sections owned by the automation, SLA and routing features; kept as data until those features read them.
+    rules: list[dict[str, Any]] = []
+    time_rules: list[dict[str, Any]] = []
+    slas: list[dict[str, Any]] = []
+    routing: dict[str, Any] = {}
+    event_types: dict[str, Any] = {}

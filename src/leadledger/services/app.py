@@ -1,0 +1,53 @@
+"""The running application as the services see it: a database, a clock, and the active status model."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection
+
+from leadledger.domain.clock import Clock, SystemClock
+from leadledger.domain.statusmodel import StatusModel
+from leadledger.model.loader import LoadedModel, load_text
+from leadledger.services.errors import ServiceError
+from leadledger.store import repository as repo
+from leadledger.store.db import Database
+
+
+class NotInitialised(ServiceError):
+    pass
+
+
+@dataclass
+class App:
+    db: Database
+    clock: Clock = field(default_factory=SystemClock)
+    _model: tuple[int, LoadedModel] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def loaded_model(self, conn: Connection | None = None) -> LoadedModel:
+        """The newest stored model version, compiled once per version (another process may have replaced it).
+
+        Pass the connection of a transaction in progress to read the model inside it.
+        """
+        if conn is None:
+            with self.db.read() as own:
+                return self.loaded_model(own)
+        latest = repo.latest_model_id(conn)
+        if latest is None:
+            raise NotInitialised("no status model yet: run `leadledger init` first")
+        cached = self._model
+        if cached is not None and cached[0] == latest:
+            return cached[1]
+        row = repo.model_row(conn, latest)
+        assert row is not None
+        # validated in full when it was stored; holiday tables load when first needed
+        loaded = load_text(row.text, f"model version {row.id}", check_holidays=False)
+        with self._lock:
+            self._model = (latest, loaded)
+        return loaded
+
+    @property
+    def model(self) -> StatusModel:
+        return self.loaded_model().model

@@ -1,0 +1,76 @@
+"""Status model versions: set up the database, replace the active model (linted first), keep every old one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert
+
+from leadledger.model.lint import Finding, lint
+from leadledger.model.loader import LoadedModel, default_model_text, load_text
+from leadledger.services.app import App
+from leadledger.services.errors import Forbidden, Invalid
+from leadledger.store import repository as repo
+from leadledger.store.db import migrate
+from leadledger.store.tables import model_versions, users
+
+# Built in: `admin` is the first operator; `system` is the actor automation and time rules write as.
+BUILTIN_USERS = (("admin", "ops"), ("system", "ops"))
+
+
+class ModelRejected(Invalid):
+    def __init__(self, findings: list[Finding]):
+        self.findings = findings
+        listed = "; ".join(f"{f.subject}: {f.message}" for f in findings if f.level == "error")
+        super().__init__(f"the model has lint errors: {listed}")
+
+
+def initialise(app: App, *, model_text: str | None = None, model_file: str = "default_model.yaml") -> dict[str, Any]:
+    """Create or upgrade the schema, store the model (the default one if none is stored) and the built-in users."""
+    migrate(app.db)
+    now = app.clock.now()
+    stored = None
+    with app.db.write() as conn:
+        for name, role in BUILTIN_USERS:
+            if repo.user_row(conn, name) is None:
+                conn.execute(insert(users).values(name=name, role=role, active=True, created_at=now))
+        latest = repo.latest_model_id(conn)
+    if latest is None or model_text is not None:
+        stored = activate_model(app, text=model_text or default_model_text(), file=model_file, actor="admin")
+    return {"database": app.db.url, "model": stored}
+
+
+def activate_model(app: App, *, text: str, file: str, actor: str) -> dict[str, Any]:
+    """Make `text` the active model: it must load and lint without errors; the previous version is kept."""
+    loaded: LoadedModel = load_text(text, file)
+    findings = lint(loaded)
+    if any(f.level == "error" for f in findings):
+        raise ModelRejected(findings)
+    with app.db.write() as conn:
+        row = repo.user_row(conn, actor)
+        if row is None or row.role != "ops" or not row.active:
+            raise Forbidden("only ops may change the status model")
+        result = conn.execute(
+            insert(model_versions).values(
+                name=loaded.model.name,
+                version=loaded.model.version,
+                digest=loaded.digest,
+                text=text,
+                created_at=app.clock.now(),
+                created_by=actor,
+            )
+        )
+        assert result.inserted_primary_key is not None
+        new_id = result.inserted_primary_key[0]
+    return {
+        "id": new_id,
+        "name": loaded.model.name,
+        "version": loaded.model.version,
+        "digest": loaded.digest,
+        "warnings": [f.as_dict() for f in findings],
+    }
+
+
+def model_history(app: App) -> list[dict[str, Any]]:
+    with app.db.read() as conn:
+        return [row._asdict() for row in repo.model_history(conn)]

@@ -1,0 +1,80 @@
+"""Users and teams: who works leads, in which role, on which business calendar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from leadledger.domain.statusmodel import ROLES
+from leadledger.services.app import App
+from leadledger.services.errors import Invalid, NotFound
+from leadledger.store import repository as repo
+from leadledger.store.tables import teams, users
+
+NAME_MAX = 100
+
+
+def _check_name(kind: str, name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > NAME_MAX or any(ch.isspace() for ch in name):
+        raise Invalid(f"{kind} name {name!r} must be 1-{NAME_MAX} characters without spaces")
+    return name
+
+
+def add_user(app: App, *, name: str, role: str, team: str | None = None, email: str | None = None) -> dict[str, Any]:
+    name = _check_name("user", name)
+    if role not in ROLES:
+        raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})")
+    with app.db.write() as conn:
+        if repo.user_row(conn, name) is not None:
+            raise Invalid(f"user {name!r} already exists")
+        if team is not None and repo.team_row(conn, team) is None:
+            raise Invalid(f"unknown team {team!r}: add it with `leadledger team add`")
+        conn.execute(
+            insert(users).values(name=name, role=role, team=team, email=email, active=True, created_at=app.clock.now())
+        )
+        row = repo.user_row(conn, name)
+    assert row is not None
+    return _user_view(row)
+
+
+def _user_view(row: Any) -> dict[str, Any]:
+    return {"name": row.name, "role": row.role, "team": row.team, "email": row.email, "active": row.active}
+
+
+def list_users(app: App) -> list[dict[str, Any]]:
+    with app.db.read() as conn:
+        return [_user_view(row) for row in repo.user_rows(conn)]
+
+
+def set_user_active(app: App, *, name: str, active: bool) -> dict[str, Any]:
+    with app.db.write() as conn:
+        if repo.user_row(conn, name) is None:
+            raise NotFound(f"unknown user {name!r}")
+        conn.execute(update(users).where(users.c.name == name).values(active=active))
+        row = repo.user_row(conn, name)
+    return _user_view(row)
+
+
+def add_team(app: App, *, name: str, calendar: str, manager: str | None = None) -> dict[str, Any]:
+    name = _check_name("team", name)
+    with app.db.write() as conn:
+        model = app.loaded_model(conn).model
+        if calendar not in model.calendars:
+            raise Invalid(f"unknown calendar {calendar!r} (the model has: {', '.join(model.calendars)})")
+        if repo.team_row(conn, name) is not None:
+            raise Invalid(f"team {name!r} already exists")
+        if manager is not None:
+            row = repo.user_row(conn, manager)
+            if row is None:
+                raise Invalid(f"unknown user {manager!r}")
+            if row.role not in ("manager", "ops"):
+                raise Invalid(f"{manager!r} is a {row.role}; a team manager must be a manager")
+        conn.execute(insert(teams).values(name=name, calendar=calendar, manager=manager, created_at=app.clock.now()))
+    return {"name": name, "calendar": calendar, "manager": manager}
+
+
+def list_teams(app: App) -> list[dict[str, Any]]:
+    with app.db.read() as conn:
+        return [{"name": r.name, "calendar": r.calendar, "manager": r.manager} for r in repo.team_rows(conn)]

@@ -1,0 +1,1 @@
+"""Storage adapter: SQLAlchemy Core tables, connections, repositories and Alembic migrations."""

@@ -1,0 +1,190 @@
+"""The database tables (SQLAlchemy Core). The ledger is append-only; `leads` is its projection.
+
+Times are stored as naive UTC and handed back as aware UTC, so SQLite and PostgreSQL behave alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT keys on PostgreSQL, but plain INTEGER on SQLite, where only INTEGER PRIMARY KEY is the rowid alias.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("refusing a naive datetime: times must carry their zone")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw SQL on SQLite can hand back text
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+
+teams = Table(
+    "teams",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("calendar", String(64), nullable=False),
+    Column("manager", String(100)),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("team", String(100)),
+    Column("email", String(320)),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("password_hash", String(255)),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("created_by", String(100), nullable=False),
+)
+
+leads = Table(
+    "leads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(300)),
+    Column("email", String(320)),
+    Column("phone", String(40)),
+    Column("company", String(300)),
+    Column("source", String(100)),
+    Column("campaign", String(200)),
+    Column("owner", String(100)),
+    Column("team", String(100)),
+    Column("status", String(40), nullable=False),
+    Column("stage", String(40), nullable=False),
+    Column("status_since", UTCDateTime(), nullable=False),
+    Column("stage_since", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("version", Integer, nullable=False),
+    # what set the current status: lets a manual change be recorded as an override of a rule
+    Column("status_entry_seq", Integer),
+    Column("status_source", String(16)),
+    Column("status_rule", String(100)),
+    Column("prev_status", String(40)),
+    Column("reason", String(64)),
+    Column("incomplete", Boolean, nullable=False, server_default=false()),
+    Column("fields", Json),
+    Index("ix_leads_status_stage", "status", "stage"),
+    Index("ix_leads_owner_status", "owner", "status"),
+    Index("ix_leads_source", "source"),
+)
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", String(64), ForeignKey("leads.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("actor_role", String(20), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("from_status", String(40)),
+    Column("to_status", String(40), nullable=False),
+    Column("from_stage", String(40)),
+    Column("to_stage", String(40), nullable=False),
+    Column("from_owner", String(100)),
+    Column("to_owner", String(100)),
+    Column("reason", String(64)),
+    Column("note", Text),
+    Column("data", Json),
+    Column("rule", String(100)),
+    Column("override_of_seq", Integer),  # seq of the automated entry on the same lead
+    Column("override_rule", String(100)),
+    Column("idempotency_key", String(200)),
+    Column("off_model", Boolean, nullable=False, server_default=false()),
+    UniqueConstraint("lead_id", "seq"),
+    Index(
+        "uq_ledger_idempotency_key",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+)
+
+activities = Table(
+    "activities",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("key", String(200)),
+    Column("lead_id", String(64), ForeignKey("leads.id"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("recorded_at", UTCDateTime(), nullable=False),
+    Column("actor", String(100)),
+    Column("source", String(16), nullable=False),
+    Column("data", Json),
+    Index("ix_activities_lead_id_at", "lead_id", "at"),
+    Index(
+        "uq_activities_key",
+        "key",
+        unique=True,
+        sqlite_where=text("key IS NOT NULL"),
+        postgresql_where=text("key IS NOT NULL"),
+    ),
+)
