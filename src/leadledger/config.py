@@ -16,3 +16,5 @@ class Settings:
     db: str = field(default_factory=lambda: _env("DB", "sqlite:///leadledger.db"))
     # who the command line acts as when --actor is not given
     actor: str = field(default_factory=lambda: _env("ACTOR", "admin"))
+    # smtp://[user:password@]host[:port][?starttls=1&from=leadledger@example.com]: e-mail notifications
+    smtp: str | None = field(default_factory=lambda: os.environ.get("LEADLEDGER_SMTP") or None)

@@ -7,7 +7,7 @@ import yaml
 
 from leadledger.model.guide import guide_html, guide_markdown
 from leadledger.model.lint import lint
-from leadledger.model.loader import ModelError, default_model_text, load_default, load_text
+from leadledger.model.loader import ModelError, default_model_text, load_default, load_text, read_yaml
 
 SEED_STATUS_LABELS = [
     "New / Uncontacted", "Assigned", "Attempting Contact", "Connected / Engaged", "Working", "Qualified",
@@ -20,7 +20,7 @@ STABLE_KEYS = {"new", "assigned", "attempting_contact", "connected", "working", 
 
 def edited(change) -> str:
     """The default model with one edit applied to its parsed form."""
-    data = yaml.safe_load(default_model_text())
+    data = read_yaml(default_model_text())
     change(data)
     return yaml.safe_dump(data, sort_keys=False)
 

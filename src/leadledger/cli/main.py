@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.bootstrap import build_app
+from leadledger.cli.automation import register as register_automation
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
 from leadledger.config import Settings
 from leadledger.domain.durations import parse_duration
@@ -40,6 +41,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(user_app, name="user")
 app.add_typer(team_app, name="team")
 app.add_typer(lead_app, name="lead")
+register_automation(app)
 
 
 class State:
@@ -368,12 +370,22 @@ def lead_add(
     sys.stdout.write(result.lead_id + "\n")
 
 
+PENDING_EXIT = 3  # the change was recorded as a request waiting for approval; the lead did not move
+
+
 def _apply_change(spec: ChangeSpec, actor: str | None, fmt: Format) -> None:
     try:
         result = lead_service.change_lead(State.app(), actor=_actor(actor), spec=spec)
     except ChangeRefused as exc:
         _show_refusal(exc, fmt)
         return
+    except lead_service.ApprovalPending as pending:
+        if fmt is Format.json:
+            print_json({"lead": spec.lead_id, "applied": False, "pending_approval": pending.pending.approval_id,
+                        "rule": pending.pending.rule, "approvers": list(pending.pending.approvers)})  # fmt: skip
+        else:
+            console.print(f"{spec.lead_id}: {pending}", markup=False)
+        raise SystemExit(PENDING_EXIT) from None
     change = result.change
     if fmt is Format.json:
         print_json(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from leadledger.domain.automation import Automation
 from leadledger.domain.calendar import BusinessCalendar
 
 SOURCES = ("manual", "automation", "time_rule", "integration", "import")
@@ -167,7 +168,8 @@ class StatusModel:
     forward_path: tuple[str, ...]
     calendars: dict[str, BusinessCalendar]
     default_calendar: str
-    sections: dict[str, Any] = field(default_factory=dict)  # later sections (rules, SLAs) kept as parsed
+    automation: Automation = field(default_factory=Automation)
+    sections: dict[str, Any] = field(default_factory=dict)  # time rules and SLAs, kept as parsed until read
     stage_by_key: dict[str, Stage] = field(init=False)
     children: dict[str, tuple[str, ...]] = field(init=False)
 

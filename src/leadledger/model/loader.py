@@ -6,6 +6,7 @@ Every error names the file, the line and the key path, so an ops person can fix 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -15,6 +16,26 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from leadledger.domain.automation import (
+    BUILTIN_EVENT_TYPES,
+    REQUIRED_EVENT_DATA,
+    STATUS_ENTERED,
+    Action,
+    ActionSpec,
+    ApprovalRule,
+    Automation,
+    EmailAction,
+    EventRule,
+    EventType,
+    NotifyAction,
+    Pool,
+    RouteAction,
+    RoutingRule,
+    TaskAction,
+    Template,
+    WebhookAction,
+)
+from leadledger.domain.conditions import ALWAYS, Condition, ConditionError, compile_condition
 from leadledger.domain.durations import parse_duration
 from leadledger.domain.statusmodel import (
     ActivityMatch,
@@ -35,7 +56,20 @@ from leadledger.model.fieldtypes import parser_for
 from leadledger.model.schema import ModelFile, StatusIn
 
 Path_ = tuple[str | int, ...]
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ten times faster
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ten times faster
+
+
+class _Loader(_Base):
+    """YAML 1.2 booleans: only true/false. Under YAML 1.1 a rule's `on:` key would read as True."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 # Fields every lead has as columns; a model may retype them but need not declare them.
 BUILTIN_FIELDS = ("name", "email", "phone", "company", "source", "campaign", "owner")
@@ -75,6 +109,11 @@ class LoadedModel:
 
     def line_of(self, *path: str | int) -> int | None:
         return _line_for(self.lines, path)
+
+
+def read_yaml(text: str) -> Any:
+    """Parse YAML the way model files are read (YAML 1.2 booleans, so `on:` stays a key)."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def default_model_text() -> str:
@@ -266,13 +305,8 @@ class _Compiler:
             forward_path=tuple(src.forward_path),
             calendars=calendars,
             default_calendar=src.default_calendar,
-            sections={
-                "rules": src.rules,
-                "time_rules": src.time_rules,
-                "slas": src.slas,
-                "routing": src.routing,
-                "event_types": src.event_types,
-            },
+            automation=self._automation(statuses, {s.key for s in stages}, reasons, fields, roles),
+            sections={"time_rules": src.time_rules, "slas": src.slas},
         )
 
     def _stages(self, roles: set[str]) -> list[Stage]:
@@ -439,6 +473,174 @@ class _Compiler:
             parent=parent.key if parent else None,
             rank=rank.get(spec.key),
         )
+
+    def _condition(self, data: Any, path: Path_) -> Condition:
+        try:
+            return compile_condition(data)
+        except ConditionError as exc:
+            self.error(path + exc.path, str(exc))
+            return ALWAYS
+
+    def _automation(
+        self,
+        statuses: dict[str, Status],
+        stage_keys: set[str],
+        reasons: dict[str, Reason],
+        fields: dict[str, FieldSpec],
+        roles: set[str],
+    ) -> Automation:
+        src = self.src
+        event_types: dict[str, EventType] = {
+            name: EventType(name, values, REQUIRED_EVENT_DATA.get(name, ()))
+            for name, values in BUILTIN_EVENT_TYPES.items()
+        }
+        for name, spec in src.event_types.items():
+            if name in event_types or name == STATUS_ENTERED:
+                self.error(("event_types", name), f"{name} is a built-in event type")
+                continue
+            values = {key: tuple(allowed or ()) for key, allowed in spec.data.items()}
+            event_types[name] = EventType(name, values, tuple(spec.required))
+        templates = {name: Template(t.subject, t.body) for name, t in src.templates.items()}
+
+        rules: list[EventRule] = []
+        seen: set[str] = set()
+        for i, rule in enumerate(src.rules):
+            path: Path_ = ("rules", i)
+            if rule.name in seen:
+                self.error((*path, "name"), f"rule {rule.name!r} is declared twice")
+            seen.add(rule.name)
+            on = [rule.on] if isinstance(rule.on, str) else list(rule.on)
+            for j, kind in enumerate(on):
+                if kind not in event_types and kind != STATUS_ENTERED:
+                    self.error(
+                        (*path, "on", j) if isinstance(rule.on, list) else (*path, "on"),
+                        f"unknown event type {kind!r} (declare it under event_types:)",
+                    )
+            if rule.set_status is not None and rule.set_status not in statuses:
+                self.error((*path, "set_status"), f"unknown status {rule.set_status!r}")
+            if rule.set_stage is not None and rule.set_stage not in stage_keys:
+                self.error((*path, "set_stage"), f"unknown stage {rule.set_stage!r}")
+            if rule.reason is not None and rule.reason not in reasons:
+                self.error((*path, "reason"), f"unknown reason {rule.reason!r}")
+            for name in rule.set:
+                if name not in fields:
+                    self.error((*path, "set", name), f"unknown field {name!r} (declare it under fields:)")
+            if rule.set_status is None and rule.set_stage is None and not rule.set:
+                self.error(path, "a rule must set a status, a stage or a field")
+            rules.append(
+                EventRule(
+                    name=rule.name,
+                    on=frozenset(on),
+                    when=self._condition(rule.when, (*path, "when")),
+                    set_status=rule.set_status,
+                    set_stage=rule.set_stage,
+                    reason=rule.reason,
+                    fields=tuple(rule.set.items()),
+                    description=rule.description,
+                )
+            )
+
+        pools: dict[str, Pool] = {}
+        for name, pool in src.routing.pools.items():
+            path = ("routing", "pools", name)
+            if pool.team is None and not pool.members:
+                self.error(path, "a pool needs a team or a list of members")
+            for user, weight in pool.weights.items():
+                if weight < 1:
+                    self.error((*path, "weights", user), "a weight is a whole number >= 1")
+            for role in pool.roles:
+                if role not in roles:
+                    self.error((*path, "roles"), f"unknown role {role!r}")
+            pools[name] = Pool(
+                name,
+                pool.team,
+                tuple(pool.members),
+                dict(pool.weights),
+                pool.strategy,
+                pool.capacity,
+                frozenset(pool.roles),
+            )
+        routing_rules = []
+        for i, routing_rule in enumerate(src.routing.rules):
+            path = ("routing", "rules", i)
+            if routing_rule.pool not in pools:
+                self.error((*path, "pool"), f"unknown pool {routing_rule.pool!r}")
+            routing_rules.append(RoutingRule(routing_rule.pool, self._condition(routing_rule.when, (*path, "when"))))
+
+        on_enter: dict[str, tuple[Action, ...]] = {}
+        for status_key, actions in src.on_enter.items():
+            if status_key not in statuses:
+                self.error(("on_enter", status_key), f"unknown status {status_key!r}")
+                continue
+            compiled = []
+            for i, action in enumerate(actions):
+                path = ("on_enter", status_key, i)
+                action_spec = self._action(action, path, pools, templates, roles)
+                if action_spec is not None:
+                    kind = type(action_spec).__name__.removesuffix("Action").lower()
+                    name = action.name or f"{status_key}:{kind}"
+                    compiled.append(Action(name, action_spec, self._condition(action.when, (*path, "when"))))
+            on_enter[status_key] = tuple(compiled)
+
+        approvals = []
+        for i, approval in enumerate(src.approvals):
+            path = ("approvals", i)
+            for j, key in enumerate(approval.to):
+                if key not in statuses:
+                    self.error((*path, "to", j), f"unknown status {key!r}")
+            for j, role in enumerate(approval.approvers):
+                if role not in roles:
+                    self.error((*path, "approvers", j), f"unknown role {role!r}")
+            approvals.append(
+                ApprovalRule(
+                    approval.name,
+                    frozenset(approval.to),
+                    self._condition(approval.when, (*path, "when")),
+                    frozenset(approval.approvers),
+                    approval.description,
+                )
+            )
+        return Automation(
+            rules=tuple(rules),
+            on_enter=on_enter,
+            approvals=tuple(approvals),
+            pools=pools,
+            routing_rules=tuple(routing_rules),
+            routing_seed=src.routing.seed,
+            templates=templates,
+            event_types=event_types,
+        )
+
+    def _action(
+        self, action: Any, path: Path_, pools: dict[str, Pool], templates: dict[str, Template], roles: set[str]
+    ) -> ActionSpec | None:
+        kinds = [k for k in ("task", "notify", "route", "webhook", "email") if getattr(action, k) is not None]
+        if len(kinds) != 1:
+            self.error(path, "an action is exactly one of: task, notify, route, webhook, email")
+            return None
+        kind = kinds[0]
+        spec = getattr(action, kind)
+        if kind == "task":
+            return TaskAction(spec.title, parse_duration(spec.due), spec.business_time, spec.assignee)
+        if kind == "notify":
+            to = (spec.to,) if isinstance(spec.to, str) else tuple(spec.to)
+            for recipient in to:
+                if recipient.startswith("role:") and recipient[5:] not in roles:
+                    self.error((*path, "notify", "to"), f"unknown role in {recipient!r}")
+            return NotifyAction(to, spec.message, spec.email)
+        if kind == "route":
+            if spec.pool is not None and spec.pool not in pools:
+                self.error((*path, "route", "pool"), f"unknown pool {spec.pool!r}")
+            if spec.pool is not None and spec.user is not None:
+                self.error((*path, "route"), "route to a pool or to a user, not both")
+            return RouteAction(spec.pool, spec.user, spec.exclude_previous_owners)
+        if kind == "webhook":
+            return WebhookAction(spec.endpoint, spec.event)
+        if spec.template not in templates:
+            self.error(
+                (*path, "email", "template"), f"unknown template {spec.template!r} (declare it under templates:)"
+            )
+        return EmailAction(spec.template, spec.to)
 
     def _transitions(
         self, status_keys: set[str], roles: set[str], statuses: dict[str, Status]

@@ -131,6 +131,103 @@ class TransitionIn(Strict):
     description: str = ""
 
 
+Condition = dict[str, Any] | None
+
+
+class EventRuleIn(Strict):
+    name: str = Field(pattern=KEY_PATTERN)
+    on: str | list[str]
+    when: Condition = None
+    set_status: str | None = None
+    set_stage: str | None = None
+    reason: str | None = None
+    set: dict[str, Any] = {}
+    description: str = ""
+
+
+class TaskIn(Strict):
+    title: str
+    due: str | int
+    business_time: bool = True
+    assignee: str = "owner"
+
+    @field_validator("due")
+    @classmethod
+    def _due_is_a_duration(cls, value: Any) -> Any:
+        return _check_duration(value)
+
+
+class NotifyIn(Strict):
+    to: str | list[str]
+    message: str
+    email: bool = True
+
+
+class RouteIn(Strict):
+    pool: str | None = None
+    user: str | None = None
+    exclude_previous_owners: bool = False
+
+
+class WebhookIn(Strict):
+    endpoint: str
+    event: str
+
+
+class EmailIn(Strict):
+    template: str
+    to: Literal["lead"] = "lead"
+
+
+class ActionIn(Strict):
+    name: str | None = None
+    when: Condition = None
+    task: TaskIn | None = None
+    notify: NotifyIn | None = None
+    route: RouteIn | None = None
+    webhook: WebhookIn | None = None
+    email: EmailIn | None = None
+
+
+class ApprovalIn(Strict):
+    name: str = Field(pattern=KEY_PATTERN)
+    to: list[str] = Field(min_length=1)
+    when: Condition = None
+    approvers: list[str] = Field(min_length=1)
+    description: str = ""
+
+
+class PoolIn(Strict):
+    team: str | None = None
+    members: list[str] = []
+    weights: dict[str, int] = {}
+    strategy: Literal["round_robin", "weighted", "least_loaded"] = "round_robin"
+    capacity: int | None = Field(default=None, ge=1)
+    roles: list[str] = ["rep"]
+
+
+class RoutingRuleIn(Strict):
+    when: Condition = None
+    pool: str
+
+
+class RoutingIn(Strict):
+    seed: int = 0
+    pools: dict[str, PoolIn] = {}
+    rules: list[RoutingRuleIn] = []
+
+
+class EventTypeIn(Strict):
+    description: str = ""
+    data: dict[str, list[str] | None] = {}
+    required: list[str] = []
+
+
+class TemplateIn(Strict):
+    subject: str
+    body: str
+
+
 class ModelFile(Strict):
     """The whole status model file."""
 
@@ -151,9 +248,13 @@ class ModelFile(Strict):
     reasons: dict[str, ReasonIn] = {}
     statuses: list[StatusIn] = Field(min_length=1)
     transitions: list[TransitionIn] = []
-    # Sections owned by the automation, SLA and routing features; kept as data until those features read them.
-    rules: list[dict[str, Any]] = []
+    # automation: events -> status rules, on-enter actions, approvals, routing
+    rules: list[EventRuleIn] = []
+    on_enter: dict[str, list[ActionIn]] = {}
+    approvals: list[ApprovalIn] = []
+    routing: RoutingIn = RoutingIn()
+    event_types: dict[str, EventTypeIn] = {}
+    templates: dict[str, TemplateIn] = {}
+    # time-driven sections, read by the SLA and time-rule features
     time_rules: list[dict[str, Any]] = []
     slas: list[dict[str, Any]] = []
-    routing: dict[str, Any] = {}
-    event_types: dict[str, Any] = {}

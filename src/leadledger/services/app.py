@@ -23,6 +23,7 @@ class NotInitialised(ServiceError):
 class App:
     db: Database
     clock: Clock = field(default_factory=SystemClock)
+    smtp_url: str | None = None  # smtp://user:password@host:port (e-mail notifications); None: in-app only
     _model: tuple[int, LoadedModel] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -47,6 +48,10 @@ class App:
         with self._lock:
             self._model = (latest, loaded)
         return loaded
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_url)
 
     @property
     def model(self) -> StatusModel:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -187,4 +188,95 @@ activities = Table(
         sqlite_where=text("key IS NOT NULL"),
         postgresql_where=text("key IS NOT NULL"),
     ),
+)
+
+# --- automation: what entering a status or an event produces ------------------------------------------
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", String(64), ForeignKey("leads.id"), nullable=False),
+    Column("title", String(500), nullable=False),
+    Column("assignee", String(100)),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # open | done | cancelled
+    Column("rule", String(100)),
+    Column("done_at", UTCDateTime()),
+    Column("done_by", String(100)),
+    Index("ix_tasks_assignee_status", "assignee", "status"),
+    Index("ix_tasks_lead_id", "lead_id"),
+)
+
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("recipient", String(100), nullable=False),
+    Column("lead_id", String(64)),
+    Column("kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("read_at", UTCDateTime()),
+    Column("rule", String(100)),
+    Index("ix_notifications_recipient_read_at", "recipient", "read_at"),
+)
+
+# Messages to other systems, written in the same transaction as the change that caused them and
+# delivered afterwards (at least once, each with a delivery id): nothing is lost if the process dies.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # webhook | email
+    Column("topic", String(100), nullable=False),
+    Column("target", String(320), nullable=False),  # endpoint name, or an e-mail address
+    Column("payload", Json, nullable=False),
+    Column("lead_id", String(64)),
+    Column("rule", String(100)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | dead
+    Column("last_error", Text),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("url", String(2000), nullable=False),
+    Column("secret", String(200), nullable=False),  # signs deliveries (HMAC-SHA256); must be readable to sign
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", String(64), ForeignKey("leads.id"), nullable=False),
+    Column("rule", String(100), nullable=False),
+    Column("request", Json, nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),  # pending | approved | denied | failed
+    Column("decided_by", String(100)),
+    Column("decided_at", UTCDateTime()),
+    Column("note", Text),
+    Index("ix_approvals_status", "status"),
+)
+
+routing_state = Table(
+    "routing_state",
+    metadata,
+    Column("pool", String(100), primary_key=True),
+    Column("member", String(100), primary_key=True),
+    Column("weight_state", Float, nullable=False),
+    Column("assigned", Integer, nullable=False),
 )

@@ -1,0 +1,123 @@
+"""Automation through the command line: events from a file and stdin, replays, approvals and overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def cli(tmp_path: Path, sqlite_template: Path):
+    db = tmp_path / "cli.db"
+    shutil.copy(sqlite_template, db)
+    env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
+    exe = shutil.which("leadledger", path=str(Path(sys.executable).parent)) or "leadledger"
+
+    def run(*args: str, code: int = 0, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [exe, *args], env=env, cwd=tmp_path, capture_output=True, text=True, input=stdin, timeout=120
+        )
+        assert done.returncode == code, done.stderr + done.stdout
+        assert "Traceback" not in done.stderr
+        return done
+
+    run("init")
+    run("user", "add", "maria", "--role", "manager")
+    run("team", "add", "sdr-east", "--calendar", "default", "--manager", "maria")
+    run("user", "add", "ana", "--role", "rep", "--team", "sdr-east")
+    return run
+
+
+def at(minutes_ago: int) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
+
+
+def test_events_from_a_file_and_stdin_are_applied_once(cli, tmp_path):
+    lead = cli("lead", "add", "--email", "kim@example.com", "--name", "Kim").stdout.splitlines()[-1]
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": "e1", "type": "email_sent", "lead": lead, "at": at(30)}),
+                "this is not json",
+                json.dumps(
+                    {
+                        "id": "e2",
+                        "type": "email_replied",
+                        "lead": lead,
+                        "at": at(20),
+                        "data": {"classification": "positive"},
+                    }
+                ),
+            ]
+        )
+        + "\n"
+    )
+    first = json.loads(cli("event", "apply", str(events), "--format", "json").stdout)
+    assert (first["applied"], first["rejected"], first["duplicates"]) == (2, 1, 0)
+    assert first["errors"][0]["line"] == 2
+    again = json.loads(cli("event", "apply", "-", "--format", "json", stdin=events.read_text()).stdout)
+    assert (again["applied"], again["duplicates"], again["status_changes"]) == (0, 2, 0)
+    shown = json.loads(cli("lead", "show", lead, "--format", "json").stdout)
+    assert [e["to_status"] for e in shown["entries"]] == ["new", "assigned", "attempting_contact", "connected"]
+
+
+def test_an_override_of_an_automated_change_is_logged_and_reported(cli):
+    lead = cli("lead", "add", "--email", "ooo@example.com", "--name", "Ooo").stdout.splitlines()[-1]
+    lines = [
+        json.dumps({"id": "a1", "type": "email_sent", "lead": lead, "at": at(30)}),
+        json.dumps(
+            {"id": "a2", "type": "email_replied", "lead": lead, "at": at(20), "data": {"classification": "neutral"}}
+        ),
+    ]
+    cli("event", "apply", "-", stdin="\n".join(lines))
+    out = cli(
+        "lead",
+        "status",
+        lead,
+        "attempting_contact",
+        "--log",
+        "email_sent",
+        "--note",
+        "it was an auto-reply",
+        "--actor",
+        "ana",
+        "--format",
+        "json",
+    )
+    assert json.loads(out.stdout)["override_of_seq"] == 4
+    shown = json.loads(cli("lead", "show", lead, "--format", "json").stdout)
+    assert shown["entries"][-1]["override_rule"] == "email_reply_connects"
+
+
+def test_a_high_value_disqualification_waits_for_approval_through_the_cli(cli):
+    lead = cli("lead", "add", "--email", "big@example.com", "--name", "Big", "--set", "estimated_value=120000").stdout
+    lead = lead.splitlines()[-1]
+    cli("lead", "status", lead, "attempting_contact", "--log", "email_sent", "--actor", "ana")
+    pending = cli(
+        "lead", "status", lead, "disqualified", "--reason", "budget", "--actor", "ana", "--format", "json", code=3
+    )
+    approval = json.loads(pending.stdout)["pending_approval"]
+    listed = json.loads(cli("approval", "list", "--format", "json").stdout)
+    assert [a["id"] for a in listed] == [approval]
+    cli("approval", "approve", str(approval), "--actor", "ana", code=1)  # a rep cannot approve
+    cli("approval", "approve", str(approval), "--actor", "maria", "--note", "confirmed")
+    shown = json.loads(cli("lead", "show", lead, "--format", "json").stdout)
+    assert shown["lead"]["status"] == "disqualified"
+    assert shown["entries"][-1]["data"]["approved_by"] == "maria"
+    assert json.loads(cli("approval", "list", "--format", "json").stdout) == []
+
+
+def test_tasks_and_inbox_show_what_automation_created(cli):
+    lead = cli("lead", "add", "--email", "t@example.com", "--name", "Tia").stdout.splitlines()[-1]
+    tasks = json.loads(cli("task", "list", "--assignee", "ana", "--format", "json").stdout)
+    assert [t["lead_id"] for t in tasks] == [lead]
+    cli("task", "done", str(tasks[0]["id"]), "--actor", "ana")
+    assert json.loads(cli("task", "list", "--assignee", "ana", "--format", "json").stdout) == []
