@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from leadledger.bootstrap import build_app
@@ -27,6 +28,10 @@ from leadledger.services import models, people
 from leadledger.services.app import App
 
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
+
+# Property tests check behaviour, not speed: a busy CI machine must not fail them on a timing deadline.
+settings.register_profile("leadledger", deadline=None)
+settings.load_profile("leadledger")
 
 
 def _required(kind: str) -> bool:

@@ -121,3 +121,14 @@ def test_tasks_and_inbox_show_what_automation_created(cli):
     assert [t["lead_id"] for t in tasks] == [lead]
     cli("task", "done", str(tasks[0]["id"]), "--actor", "ana")
     assert json.loads(cli("task", "list", "--assignee", "ana", "--format", "json").stdout) == []
+
+
+def test_sweep_from_the_command_line_is_idempotent_and_lists_sla_clocks(cli):
+    lead = cli("lead", "add", "--email", "slow@example.com", "--name", "Slow").stdout.splitlines()[-1]
+    later = (datetime.now(UTC) + timedelta(days=3)).isoformat()
+    first = json.loads(cli("sweep", "--now", later, "--format", "json").stdout)
+    assert first["fired"] >= 1 and first["rules"]["new_unrouted_24h"] == 1 and first["sla_breaches"] == 1
+    again = json.loads(cli("sweep", "--now", later, "--format", "json").stdout)
+    assert (again["fired"], again["sla_breaches"]) == (0, 0)
+    clocks = json.loads(cli("sla", "--format", "json").stdout)
+    assert [(c["lead_id"], c["sla"], c["status"]) for c in clocks] == [(lead, "first_contact", "breached")]

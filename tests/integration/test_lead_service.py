@@ -196,5 +196,7 @@ def test_timeline_lists_entries_and_activities_in_order(team_app):
     svc.log_activity(team_app, lead_id=lead_id, actor="ana", activity=ActivityIn("email_sent", key="e1"))
     assert not svc.log_activity(team_app, lead_id=lead_id, actor="ana", activity=ActivityIn("email_sent", key="e1"))
     data = svc.timeline(team_app, lead_id)
-    assert [e["seq"] for e in data["entries"]] == [1, 2]
+    # the logged e-mail is an event: the first-email rule moved the lead on (entry 3)
+    assert [(e["seq"], e["to_status"], e["rule"]) for e in data["entries"]] == [
+        (1, "new", None), (2, "assigned", None), (3, "attempting_contact", "first_email_sent")]
     assert [a["type"] for a in data["activities"]] == ["email_sent"]

@@ -53,7 +53,7 @@ def smtp() -> Iterator[tuple[str, _Mailbox]]:
 class Receiver:
     """A webhook receiver that verifies signatures and can be told to fail the next N requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received: list[dict[str, Any]] = []
         self.fail_next = 0
         receiver = self
@@ -81,9 +81,13 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @classmethod
+    def on_port(cls, port: int) -> Receiver:
+        return cls(port)
 
     def close(self) -> None:
         self.server.shutdown()

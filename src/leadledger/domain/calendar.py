@@ -232,6 +232,87 @@ class BusinessCalendar:
             table = self._extended_forward(table, instant_us, idle_guard)
         return _utc_from_us(table.starts[i])
 
+    def subtract_business_time(self, end: datetime, delta: timedelta) -> datetime:
+        """The latest instant (UTC) from which at least ``delta`` of business time has elapsed by ``end``.
+
+        A lead in a status since an instant at or before this has been there ``delta`` business time:
+        one comparison in SQL instead of a calendar computation per lead.
+        """
+        if delta < timedelta(0):
+            raise ValueError(f"delta must not be negative, got {delta}")
+        end_us = _instant_us(end)
+        if not delta:
+            return end.astimezone(UTC)
+        self._require_working_time()
+        delta_us = delta // _ONE_US
+        table = self._covering(end_us, end_us)
+        years = 1
+        while table.business_us_until(end_us) - delta_us < 0:
+            years *= 2
+            if years > 64:
+                raise ValueError(f"calendar {self._name!r}: not enough working time before {end}")
+            table = self._rebuilt(table.first_year - years, table.end_year)
+        target_us = table.business_us_until(end_us) - delta_us
+        i = bisect_right(table.cum_before, target_us) - 1
+        if target_us < table.cum_after[i] or i + 1 >= len(table.starts):
+            return _utc_from_us(table.starts[i] + (target_us - table.cum_before[i]))
+        # business time stands still between intervals: the latest instant is the next interval's start
+        return _utc_from_us(table.starts[i + 1])
+
+    def add_business_days(self, start: datetime, days: int) -> datetime:
+        """The same local time of day ``days`` business days later (from the next business instant).
+
+        A time outside that day's working hours is moved to its first start or last end. This is what
+        people mean by "within 5 business days": Monday 14:00 -> next Monday 14:00, one day later per holiday.
+        """
+        if days < 0:
+            raise ValueError(f"days must not be negative, got {days}")
+        local = self.next_business_instant(start).astimezone(self._tz)
+        day = local.date()
+        for _ in range(days):
+            day = self._next_business_day(day, +1)
+        return self._at_on(day, local.time())
+
+    def subtract_business_days(self, end: datetime, days: int) -> datetime:
+        """The same local time of day ``days`` business days earlier (from the last business instant)."""
+        if days < 0:
+            raise ValueError(f"days must not be negative, got {days}")
+        local = end.astimezone(self._tz)
+        day = local.date()
+        wall = local.time().replace(tzinfo=None)
+        if not self.is_business_day(day):
+            day = self._next_business_day(day, -1)
+            wall = _MIDNIGHT  # the end of that day's work
+            wall_is_end = True
+        else:
+            wall_is_end = False
+        for _ in range(days):
+            day = self._next_business_day(day, -1)
+        if wall_is_end:
+            return self._day_bounds(day)[1]
+        return self._at_on(day, wall)
+
+    def _next_business_day(self, day: date, step: int) -> date:
+        self._require_working_time()
+        for _ in range(3660):
+            day = day + timedelta(days=step)
+            if self.is_business_day(day):
+                return day
+        raise ValueError(f"calendar {self._name!r} has no business day within ten years of {day}")
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        slots = self._weekly[day.weekday()]
+        first = datetime.combine(day, slots[0].start, tzinfo=self._tz)
+        last_slot = slots[-1]
+        last_day = day + timedelta(days=1) if last_slot.ends_at_midnight else day
+        last = datetime.combine(last_day, last_slot.end, tzinfo=self._tz)
+        return first.astimezone(UTC), last.astimezone(UTC)
+
+    def _at_on(self, day: date, wall: time) -> datetime:
+        first, last = self._day_bounds(day)
+        moment = datetime.combine(day, wall.replace(tzinfo=None), tzinfo=self._tz).astimezone(UTC)
+        return min(max(moment, first), last)
+
     # --- cache ------------------------------------------------------------------------------------------
 
     def _require_working_time(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from leadledger.domain.automation import Automation
 from leadledger.domain.calendar import BusinessCalendar
+from leadledger.domain.timerules import SlaSpec, TimeRule
 
 SOURCES = ("manual", "automation", "time_rule", "integration", "import")
 AUTOMATED_SOURCES = frozenset({"automation", "time_rule", "integration"})
@@ -169,7 +170,8 @@ class StatusModel:
     calendars: dict[str, BusinessCalendar]
     default_calendar: str
     automation: Automation = field(default_factory=Automation)
-    sections: dict[str, Any] = field(default_factory=dict)  # time rules and SLAs, kept as parsed until read
+    slas: tuple[SlaSpec, ...] = ()
+    time_rules: tuple[TimeRule, ...] = ()
     stage_by_key: dict[str, Stage] = field(init=False)
     children: dict[str, tuple[str, ...]] = field(init=False)
 

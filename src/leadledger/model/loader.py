@@ -51,6 +51,7 @@ from leadledger.domain.statusmodel import (
     StatusModel,
     Transition,
 )
+from leadledger.domain.timerules import Duration, SlaSpec, TimeAction, TimeRule
 from leadledger.model.calendars import build_calendar
 from leadledger.model.fieldtypes import parser_for
 from leadledger.model.schema import ModelFile, StatusIn
@@ -306,7 +307,8 @@ class _Compiler:
             calendars=calendars,
             default_calendar=src.default_calendar,
             automation=self._automation(statuses, {s.key for s in stages}, reasons, fields, roles),
-            sections={"time_rules": src.time_rules, "slas": src.slas},
+            slas=self._slas(statuses),
+            time_rules=self._time_rules(statuses, reasons, fields, roles),
         )
 
     def _stages(self, roles: set[str]) -> list[Stage]:
@@ -473,6 +475,91 @@ class _Compiler:
             parent=parent.key if parent else None,
             rank=rank.get(spec.key),
         )
+
+    def _check_statuses(self, keys: list[str], statuses: dict[str, Status], path: Path_) -> frozenset[str]:
+        for j, key in enumerate(keys):
+            if key not in statuses:
+                self.error((*path, j), f"unknown status {key!r}")
+        return frozenset(keys)
+
+    def _slas(self, statuses: dict[str, Status]) -> tuple[SlaSpec, ...]:
+        specs = []
+        names: set[str] = set()
+        for i, sla in enumerate(self.src.slas):
+            path: Path_ = ("slas", i)
+            if sla.name in names:
+                self.error((*path, "name"), f"SLA {sla.name!r} is declared twice")
+            names.add(sla.name)
+            specs.append(
+                SlaSpec(
+                    name=sla.name,
+                    statuses=self._check_statuses(sla.statuses, statuses, (*path, "statuses")),
+                    target=Duration.parse(sla.target, sla.business_time),
+                    kind=sla.kind,
+                    met_on=self._check_statuses(sla.met_on, statuses, (*path, "met_on")),
+                    continues_in=self._check_statuses(sla.continues_in, statuses, (*path, "continues_in")),
+                    activity_types=frozenset(sla.activity_types),
+                    description=sla.description,
+                )
+            )
+        return tuple(specs)
+
+    def _time_rules(
+        self, statuses: dict[str, Status], reasons: dict[str, Reason], fields: dict[str, FieldSpec], roles: set[str]
+    ) -> tuple[TimeRule, ...]:
+        rules = []
+        names = {r.name for r in self.src.rules}
+        for i, rule in enumerate(self.src.time_rules):
+            path: Path_ = ("time_rules", i)
+            if rule.name in names:
+                self.error((*path, "name"), f"rule name {rule.name!r} is used twice")
+            names.add(rule.name)
+            kinds = [k for k in ("notify", "escalate", "task", "move") if getattr(rule.then, k) is not None]
+            if len(kinds) != 1:
+                self.error((*path, "then"), "then: is exactly one of notify, escalate, task, move")
+                continue
+            kind = kinds[0]
+            if kind in ("notify", "escalate"):
+                spec = getattr(rule.then, kind)
+                to = (spec.to,) if isinstance(spec.to, str) else tuple(spec.to)
+                action = TimeAction(kind, to=to, message=spec.message)
+            elif kind == "task":
+                task = rule.then.task
+                assert task is not None
+                action = TimeAction(kind, to=(task.assignee,), message=task.title, due=parse_duration(task.due))
+            else:
+                move = rule.then.move or {}
+                target = move.get("status")
+                if target not in statuses:
+                    self.error((*path, "then", "move", "status"), f"unknown status {target!r}")
+                if move.get("reason") is not None and move["reason"] not in reasons:
+                    self.error((*path, "then", "move", "reason"), f"unknown reason {move['reason']!r}")
+                unknown = set(move) - {"status", "reason"}
+                if unknown:
+                    self.error((*path, "then", "move"), f"unknown key(s): {', '.join(sorted(unknown))}")
+                action = TimeAction(kind, status=target, reason=move.get("reason"))
+            if rule.after is None and rule.min_attempts is None and rule.date_field is None and rule.group_by is None:
+                self.error(path, "a time rule needs after:, min_attempts:, date_field: or group_by:")
+            if rule.date_field is not None and (
+                rule.date_field not in fields or fields[rule.date_field].type != "date"
+            ):
+                self.error((*path, "date_field"), f"{rule.date_field!r} is not a date field of the model")
+            rules.append(
+                TimeRule(
+                    name=rule.name,
+                    statuses=self._check_statuses(rule.statuses, statuses, (*path, "statuses")),
+                    action=action,
+                    after=Duration.parse(rule.after, rule.business_time) if rule.after is not None else None,
+                    since=rule.since,
+                    min_attempts=rule.min_attempts,
+                    attempt_types=frozenset(rule.attempt_types),
+                    date_field=rule.date_field,
+                    group_by=rule.group_by,
+                    min_group=rule.min_group,
+                    description=rule.description,
+                )
+            )
+        return tuple(rules)
 
     def _condition(self, data: Any, path: Path_) -> Condition:
         try:

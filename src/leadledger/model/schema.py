@@ -228,6 +228,50 @@ class TemplateIn(Strict):
     body: str
 
 
+class SlaIn(Strict):
+    name: str = Field(pattern=KEY_PATTERN)
+    description: str = ""
+    statuses: list[str] = Field(min_length=1)
+    target: str | int
+    business_time: bool = False
+    kind: Literal["status", "activity"] = "status"
+    met_on: list[str] = []
+    continues_in: list[str] = []
+    activity_types: list[str] = []
+
+    @field_validator("target")
+    @classmethod
+    def _target_is_a_duration(cls, value: Any) -> Any:
+        return _check_duration(value)
+
+
+class TimeActionIn(Strict):
+    notify: NotifyIn | None = None
+    escalate: NotifyIn | None = None
+    task: TaskIn | None = None
+    move: dict[str, str] | None = None  # {status: ..., reason: ...}
+
+
+class TimeRuleIn(Strict):
+    name: str = Field(pattern=KEY_PATTERN)
+    description: str = ""
+    statuses: list[str] = Field(min_length=1)
+    after: str | int | None = None
+    business_time: bool = False
+    since: Literal["status", "created", "activity"] = "status"
+    min_attempts: int | None = Field(default=None, ge=1)
+    attempt_types: list[str] = []
+    date_field: str | None = None
+    group_by: Literal["company", "source", "campaign"] | None = None
+    min_group: int = Field(default=2, ge=2)
+    then: TimeActionIn
+
+    @field_validator("after")
+    @classmethod
+    def _after_is_a_duration(cls, value: Any) -> Any:
+        return _check_duration(value)
+
+
 class ModelFile(Strict):
     """The whole status model file."""
 
@@ -255,6 +299,6 @@ class ModelFile(Strict):
     routing: RoutingIn = RoutingIn()
     event_types: dict[str, EventTypeIn] = {}
     templates: dict[str, TemplateIn] = {}
-    # time-driven sections, read by the SLA and time-rule features
-    time_rules: list[dict[str, Any]] = []
-    slas: list[dict[str, Any]] = []
+    # time: SLA clocks per status and time rules, evaluated by the sweep
+    slas: list[SlaIn] = []
+    time_rules: list[TimeRuleIn] = []

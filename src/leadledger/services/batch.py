@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from leadledger.domain.automation import (
     STATUS_ENTERED,
@@ -43,8 +43,10 @@ from leadledger.domain.changes import (
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.domain.routing import choose_owner
 from leadledger.domain.statusmodel import AUTOMATED_SOURCES
+from leadledger.domain.timerules import SlaSpec
 from leadledger.services.app import App
 from leadledger.services.errors import ChangeRefused, Forbidden
+from leadledger.store import bulk
 from leadledger.store import repository as repo
 from leadledger.store.tables import (
     activities,
@@ -55,6 +57,7 @@ from leadledger.store.tables import (
     notifications,
     outbox,
     routing_state,
+    sla_clocks,
     tasks,
     teams,
     users,
@@ -152,6 +155,10 @@ class WriteBatch:
         self.endpoint_names: set[str] | None = None
         self.counts: Counter[str] = Counter()
         self.refusals: list[tuple[str, str, tuple[Violation, ...]]] = []  # rule-made changes the model refused
+        self._context_cache: dict[str, tuple[LeadState, dict[str, Any], dict[str, Any]]] = {}
+        self.clocks: dict[str, list[dict[str, Any]]] = {}
+        self.new_clocks: list[dict[str, Any]] = []
+        self.closed_clocks: list[dict[str, Any]] = []
 
     # --- loading -------------------------------------------------------------------------------------
 
@@ -210,6 +217,8 @@ class WriteBatch:
     ) -> Outcome:
         """Judge and record one change; run what entering the new status triggers."""
         who = actor or self.who
+        if who.role == "integration" and spec.source == "manual":
+            spec = replace(spec, source="integration")  # judged as automation is: `automatic` transitions only
         if spec.idempotency_key and spec.idempotency_key in self.keys:
             lead_id, seq = self.keys[spec.idempotency_key]
             return Applied(lead_id, seq, None, duplicate=True)
@@ -318,6 +327,11 @@ class WriteBatch:
         )
         if change.status_changed or change.owner_changed:
             self._track_load(change)
+        if change.source != "import":
+            if change.owner_changed:
+                self._clock_owner_change(lead_id, change.to_owner)
+            if change.status_changed:
+                self._clock_status_change(lead_id, change.from_status, change.to_status, change.at)
         return seq
 
     def create(
@@ -334,6 +348,8 @@ class WriteBatch:
     ) -> Applied | ChangeRefused:
         """A new lead, New (or Assigned with an owner), then whatever entering that status triggers."""
         who = actor or self.who
+        if who.role == "integration" and source == "manual":
+            source = "integration"  # the ledger says where the lead came from
         if idempotency_key and idempotency_key in self.keys:
             existing_id, seq = self.keys[idempotency_key]
             return Applied(existing_id, seq, None, duplicate=True)
@@ -381,6 +397,8 @@ class WriteBatch:
         if idempotency_key:
             self.keys[idempotency_key] = (lead_id, 1)
         self._track_load(result)
+        if source != "import":
+            self._clock_status_change(lead_id, None, result.to_status, at)
         if self.automation and source != "import":
             self._after_change(result, ())
         return Applied(lead_id, 1, result)
@@ -391,8 +409,8 @@ class WriteBatch:
         self, state: LeadState, change: StatusChange, spec: ChangeSpec, who: Actor
     ) -> PendingApproval | None:
         rule = self.auto.approval_for(change.to_status, self._context(state.id, change=change))
-        if rule is None or who.role in rule.approvers:
-            return None
+        if rule is None or (who.role in rule.approvers and spec.source == "manual"):
+            return None  # an approver deciding for themselves; automation never approves its own moves
         request = {
             "status": spec.status,
             "stage": spec.stage,
@@ -489,9 +507,9 @@ class WriteBatch:
         causation: tuple[str, ...],
     ) -> Outcome | None:
         state = self.states[lead_id]
-        if not rule.when(self._context(lead_id, event=event)):
-            return None
         context = self._context(lead_id, event=event)
+        if not rule.when(context):
+            return None
         fields = {name: field_value(raw, context, at) for name, raw in rule.fields}
         status = rule.set_status if rule.set_status != state.status else None
         stage = rule.set_stage if rule.set_stage != state.stage else None
@@ -519,6 +537,9 @@ class WriteBatch:
 
     def log_event(self, lead_id: str, activity: ActivityIn, at: datetime, actor: str | None, source: str) -> bool:
         """Store an event in the activity log; False when its key was seen before."""
+        owner = self.states[lead_id].owner
+        if self.who.role == "rep" and owner not in (None, self.who.name):  # as for log_activity: own leads only
+            raise Forbidden(f"{self.who.name} is a rep and does not own lead {lead_id}")
         if activity.key and activity.key in self.activity_keys:
             return False
         self._log_activity(lead_id, activity, at, actor, source)
@@ -540,6 +561,88 @@ class WriteBatch:
         if activity.key:
             self.activity_keys.add(activity.key)
         self._activities_for(lead_id).append(Activity(activity.type, at, activity.data))
+        if source != "import":
+            self._clock_activity(lead_id, activity.type, at)
+
+    # --- SLA clocks ----------------------------------------------------------------------------------
+
+    def _open_clocks(self, lead_id: str) -> list[dict[str, Any]]:
+        """Open SLA clocks of a lead (loaded once per batch for every loaded lead)."""
+        if lead_id not in self.clocks:
+            pending = [i for i in self.rows if i not in self.clocks and self.base_version.get(i) is not None]
+            for i in pending:
+                self.clocks[i] = []
+            for start in range(0, len(pending), 900):
+                query = select(sla_clocks).where(
+                    sla_clocks.c.closed_at.is_(None), sla_clocks.c.lead_id.in_(pending[start : start + 900])
+                )
+                for row in self.conn.execute(query):
+                    self.clocks[row.lead_id].append(row._asdict())
+            self.clocks.setdefault(lead_id, [])
+        return self.clocks[lead_id]
+
+    def _start_clock(self, lead_id: str, spec: SlaSpec, at: datetime) -> None:
+        owner = self.states[lead_id].owner
+        due = spec.target.after(self.model.calendar(self._calendar_of(owner)), at)
+        owner_row = self.user(owner)
+        clock = {"id": None, "lead_id": lead_id, "sla": spec.name, "started_at": at, "due_at": due,
+                 "responsible": owner, "team": owner_row.team if owner_row is not None else None,
+                 "status": "open", "closed_at": None, "breached_at": None}  # fmt: skip
+        self.clocks[lead_id].append(clock)
+        self.new_clocks.append(clock)
+
+    def _close_clock(self, clock: dict[str, Any], outcome: str, at: datetime) -> None:
+        late = at > clock["due_at"]
+        clock["status"] = "breached" if late else outcome
+        clock["closed_at"] = at
+        if late and clock["breached_at"] is None:
+            clock["breached_at"] = clock["due_at"]
+        self.clocks[clock["lead_id"]].remove(clock)
+        self._dirty(clock)
+
+    def _dirty(self, clock: dict[str, Any]) -> None:
+        if clock["id"] is not None and all(c is not clock for c in self.closed_clocks):
+            self.closed_clocks.append(clock)
+
+    def _clock_owner_change(self, lead_id: str, owner: str | None) -> None:
+        """An open clock is the current owner's responsibility (a routed lead's first-contact clock included)."""
+        if not self.model.slas:
+            return
+        owner_row = self.user(owner)
+        for clock in self._open_clocks(lead_id):
+            clock["responsible"], clock["team"] = owner, owner_row.team if owner_row is not None else None
+            self._dirty(clock)
+
+    def _clock_status_change(self, lead_id: str, from_status: str | None, to_status: str, at: datetime) -> None:
+        if not self.model.slas:
+            return
+        for clock in list(self._open_clocks(lead_id)):
+            spec = self._sla(clock["sla"])
+            outcome = spec.outcome_of_move(to_status) if spec is not None else "cancelled"
+            if outcome is not None:
+                self._close_clock(clock, outcome, at)
+        running = {c["sla"] for c in self.clocks[lead_id]}
+        for spec in self.model.slas:
+            if to_status in spec.statuses and from_status not in spec.statuses and spec.name not in running:
+                self._start_clock(lead_id, spec, at)
+
+    def _clock_activity(self, lead_id: str, activity_type: str, at: datetime) -> None:
+        if not any(spec.kind == "activity" for spec in self.model.slas):
+            return
+        status = self.states[lead_id].status
+        for clock in list(self._open_clocks(lead_id)):
+            spec = self._sla(clock["sla"])
+            if (
+                spec is not None
+                and spec.counts_activity(activity_type)
+                and status in spec.statuses
+                and at >= clock["started_at"]
+            ):
+                self._close_clock(clock, "met", at)
+                self._start_clock(lead_id, spec, at)
+
+    def _sla(self, name: str) -> SlaSpec | None:
+        return next((spec for spec in self.model.slas if spec.name == name), None)
 
     # --- what happens after a change -----------------------------------------------------------------
 
@@ -550,9 +653,10 @@ class WriteBatch:
         for action in self.auto.on_enter.get(change.to_status, ()):
             if self.states[change.lead_id].status != change.to_status:
                 break  # an earlier action (or a rule it set off) already moved the lead on
-            if action.name in causation or not action.when(self._context(change.lead_id, change=change)):
+            if action.name in causation or not action.when(context):
                 continue
             self._run_action(action, change, (*causation, action.name))
+            context = self._context(change.lead_id, change=change)  # an action may have moved the lead
         event = {
             "type": STATUS_ENTERED,
             "from_status": change.from_status,
@@ -743,13 +847,18 @@ class WriteBatch:
         self, lead_id: str, *, change: StatusChange | None = None, event: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         state = self.states[lead_id]
-        lead = {**state.fields, "id": lead_id, "status": state.status, "stage": state.stage, "owner": state.owner}
-        owner_row = self.user(state.owner)
-        owner = {
-            "name": state.owner,
-            "email": owner_row.email if owner_row is not None else None,
-            "team": owner_row.team if owner_row is not None else None,
-        }
+        cached = self._context_cache.get(lead_id)
+        if cached is not None and cached[0] is state:  # states are immutable: same object, same view
+            lead, owner = cached[1], cached[2]
+        else:
+            lead = {**state.fields, "id": lead_id, "status": state.status, "stage": state.stage, "owner": state.owner}
+            owner_row = self.user(state.owner)
+            owner = {
+                "name": state.owner,
+                "email": owner_row.email if owner_row is not None else None,
+                "team": owner_row.team if owner_row is not None else None,
+            }
+            self._context_cache[lead_id] = (state, lead, owner)
         context: dict[str, Any] = {"lead": lead, "owner": owner}
         if change is not None:
             context["change"] = {
@@ -872,23 +981,25 @@ class WriteBatch:
         conn = self.conn
         created = [row for lead_id, row in self.rows.items() if self.base_version.get(lead_id) is None]
         if created:
-            conn.execute(insert(leads), [{k: v for k, v in row.items()} for row in created])
-        if self.activity_rows:
-            conn.execute(insert(activities), self.activity_rows)
-        if self.entries:
-            conn.execute(insert(ledger), self.entries)
+            bulk.insert_many(conn, leads, [{c: row.get(c) for c in _CREATED} for row in created])
+        bulk.insert_many(conn, activities, self.activity_rows)
+        bulk.insert_many(conn, ledger, self.entries)
         updates = [
             {**{c: row[c] for c in _PROJECTED}, "b_id": lead_id, "b_version": self.base_version[lead_id]}
             for lead_id, row in self.rows.items()
             if self.base_version.get(lead_id) is not None and row["version"] != self.base_version[lead_id]
         ]
-        _write_projections(conn, updates)
-        if self.task_rows:
-            conn.execute(insert(tasks), self.task_rows)
-        if self.notification_rows:
-            conn.execute(insert(notifications), self.notification_rows)
-        if self.outbox_rows:
-            conn.execute(insert(outbox), self.outbox_rows)
+        changed = bulk.update_many(conn, leads, updates, set_columns=_PROJECTED,
+                                   where=[("id", "b_id"), ("version", "b_version")])  # fmt: skip
+        if changed != len(updates):
+            raise repo.VersionConflict("a lead changed during the batch")
+        bulk.insert_many(conn, tasks, self.task_rows)
+        bulk.insert_many(conn, notifications, self.notification_rows)
+        bulk.insert_many(conn, outbox, self.outbox_rows)
+        bulk.insert_many(conn, sla_clocks, [{k: v for k, v in c.items() if k != "id"} for c in self.new_clocks])
+        bulk.update_many(conn, sla_clocks, self.closed_clocks,
+                         set_columns=("status", "closed_at", "breached_at", "responsible", "team"),
+                         where=[("id", "id")])  # fmt: skip
         self._write_routing_state()
 
     def _write_routing_state(self) -> None:
@@ -933,6 +1044,9 @@ _PROJECTED = (
 )
 
 
+_CREATED = ("id", "created_at", "incomplete", *_PROJECTED)
+
+
 class _RowView:
     """Attribute access over the dict form of a lead row (what `projection_values` reads)."""
 
@@ -941,24 +1055,6 @@ class _RowView:
 
     def __getattr__(self, name: str) -> Any:
         return self._data[name]
-
-
-def _write_projections(conn: Connection, updates: list[dict[str, Any]]) -> None:
-    if not updates:
-        return
-    statement = (
-        update(leads)
-        .where(and_(leads.c.id == bindparam("b_id"), leads.c.version == bindparam("b_version")))
-        .values({column: bindparam(column) for column in _PROJECTED})
-    )
-    if conn.dialect.supports_sane_multi_rowcount:
-        result = conn.execute(statement, updates)
-        if result.rowcount != len(updates):
-            raise repo.VersionConflict("a lead changed during the batch")
-    else:
-        for values in updates:
-            if conn.execute(statement, values).rowcount != 1:
-                raise repo.VersionConflict(values["b_id"])
 
 
 def resolve_actor(conn: Connection, name: str) -> Actor:

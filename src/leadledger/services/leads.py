@@ -24,7 +24,6 @@ from leadledger.services.batch import (
     Outcome,
     PendingApproval,
     WriteBatch,
-    resolve_actor,
 )
 from leadledger.services.errors import ChangeRefused, Conflict, Forbidden, NotFound, ServiceError
 from leadledger.store import repository as repo
@@ -161,36 +160,30 @@ def change_leads(app: App, specs: Sequence[ChangeSpec], *, actor: str, batch_siz
 
 
 def log_activity(app: App, *, lead_id: str, actor: str, activity: ActivityIn, source: str = "manual") -> bool:
-    """Record an interaction on a lead (what entry rules such as Connected's require); False if its key was seen."""
-    now = app.clock.now()
-    with app.db.write() as conn:
-        who = resolve_actor(conn, actor)
-        row = repo.lead_row(conn, lead_id)
-        if row is None:
+    """Record an interaction on a lead, as an event: the model's rules react to it like to any other event.
+
+    Returns False when the activity's key was seen before (nothing happens twice).
+    """
+
+    def work(batch: WriteBatch) -> bool:
+        batch.load([lead_id])
+        state = batch.states.get(lead_id)
+        if state is None:
             raise NotFound(f"no lead {lead_id!r}")
-        if who.role == "rep" and row.owner not in (None, who.name):
-            raise Forbidden(f"{who.name} is a rep and does not own lead {lead_id}")
-        if activity.key and repo.activity_for_key(conn, activity.key) is not None:
-            return False
-        at = activity.at or now
-        if at > now + timedelta(minutes=5):
+        if batch.who.role == "rep" and state.owner not in (None, batch.who.name):
+            raise Forbidden(f"{batch.who.name} is a rep and does not own lead {lead_id}")
+        at = activity.at or batch.now
+        if at > batch.now + timedelta(minutes=5):
             raise ChangeRefused(lead_id, (Violation("at", "in_future", "an activity cannot be dated in the future"),))
-        repo.insert_activities(
-            conn,
-            [
-                {
-                    "key": activity.key,
-                    "lead_id": lead_id,
-                    "type": activity.type,
-                    "at": at,
-                    "recorded_at": now,
-                    "actor": who.name,
-                    "source": source,
-                    "data": dict(activity.data) or None,
-                }
-            ],
-        )
-    return True
+        if activity.key:
+            batch.load_keys([], [activity.key])
+        if not batch.log_event(lead_id, activity, at, batch.who.name, source):
+            return False
+        context = {"type": activity.type, "id": activity.key, "at": at.isoformat(), **activity.data}
+        batch.run_event_rules(lead_id, activity.type, context, at, activity.key)
+        return True
+
+    return in_batch(app, actor, work)
 
 
 # --- read -----------------------------------------------------------------------------------------

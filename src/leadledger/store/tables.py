@@ -280,3 +280,38 @@ routing_state = Table(
     Column("weight_state", Float, nullable=False),
     Column("assigned", Integer, nullable=False),
 )
+
+# --- time: SLA clocks and what the sweep has fired ---------------------------------------------------------
+
+sla_clocks = Table(
+    "sla_clocks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("lead_id", String(64), ForeignKey("leads.id"), nullable=False),
+    Column("sla", String(100), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("due_at", UTCDateTime(), nullable=False),
+    Column("responsible", String(100)),  # the owner when the clock started
+    Column("team", String(100)),
+    Column("status", String(16), nullable=False),  # open | met | breached | cancelled
+    Column("closed_at", UTCDateTime()),
+    Column("breached_at", UTCDateTime()),
+    Index("ix_sla_clocks_status_due_at", "status", "due_at"),
+    Index("ix_sla_clocks_lead_id", "lead_id"),
+)
+
+# One row per (rule, subject, stint): a time rule fires at most once per stay in a status.
+rule_firings = Table(
+    "rule_firings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("rule", String(100), nullable=False),
+    Column("subject", String(300), nullable=False),  # a lead id, or "company:<name>" for group rules
+    Column("stint_seq", Integer, nullable=False),
+    Column("sweep_id", String(64), nullable=False),
+    Column("fired_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("rule", "subject", "stint_seq"),
+    Index("ix_rule_firings_sweep_id", "sweep_id"),
+)
+
+Index("ix_leads_status_status_since", leads.c.status, leads.c.status_since)

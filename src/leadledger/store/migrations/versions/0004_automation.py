@@ -1,4 +1,4 @@
-"""automation: tasks, notifications, outbox, webhook endpoints, approvals, routing state
+"""automation: tasks, notifications, outbox, webhook endpoints, approvals, routing state, SLA clocks, rule firings
 
 Revision ID: 0004
 Revises: 0003
@@ -108,6 +108,40 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "sla_clocks",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("lead_id", sa.String(64), nullable=False),
+        sa.Column("sla", sa.String(100), nullable=False),
+        sa.Column("started_at", UTCDateTime(), nullable=False),
+        sa.Column("due_at", UTCDateTime(), nullable=False),
+        sa.Column("responsible", sa.String(100)),
+        sa.Column("team", sa.String(100)),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("closed_at", UTCDateTime()),
+        sa.Column("breached_at", UTCDateTime()),
+        sa.ForeignKeyConstraint(["lead_id"], ["leads.id"], name=op.f("fk_sla_clocks_lead_id_leads")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_clocks")),
+    )
+    op.create_index("ix_sla_clocks_status_due_at", "sla_clocks", ["status", "due_at"])
+    op.create_index("ix_sla_clocks_lead_id", "sla_clocks", ["lead_id"])
+    op.create_table(
+        "rule_firings",
+        sa.Column("id", Id, autoincrement=True, nullable=False),
+        sa.Column("rule", sa.String(100), nullable=False),
+        sa.Column("subject", sa.String(300), nullable=False),
+        sa.Column("stint_seq", sa.Integer(), nullable=False),
+        sa.Column("sweep_id", sa.String(64), nullable=False),
+        sa.Column("fired_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_rule_firings")),
+        sa.UniqueConstraint("rule", "subject", "stint_seq", name=op.f("uq_rule_firings_rule_subject_stint_seq")),
+    )
+    op.create_index("ix_rule_firings_sweep_id", "rule_firings", ["sweep_id"])
+    op.create_index("ix_leads_status_status_since", "leads", ["status", "status_since"])
+
+
 def downgrade() -> None:
-    for table in ("routing_state", "approvals", "endpoints", "outbox", "notifications", "tasks"):
+    op.drop_index("ix_leads_status_status_since", "leads")
+    for table in ("rule_firings", "sla_clocks", "routing_state", "approvals", "endpoints", "outbox", "notifications",
+                  "tasks"):
         op.drop_table(table)

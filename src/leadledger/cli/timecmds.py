@@ -1,0 +1,126 @@
+"""Command-line adapter for time: the sweep, SLA clocks and the background worker."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import UTC, datetime
+from typing import Annotated, Any, Optional
+
+import typer
+
+from leadledger.cli.output import Format, console, emit, fail, print_json, progress
+from leadledger.services.app import App
+
+sla_app = typer.Typer(
+    help="SLA clocks: due soon and breached (run without a subcommand), or rebuilt from history.",
+    invoke_without_command=True,
+)
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
+
+
+def _app() -> App:
+    from leadledger.cli.main import State
+
+    return State.app()
+
+
+def _parse_now(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--now: {text!r} is not an ISO 8601 time")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def sweep_command(
+    now: Annotated[
+        Optional[str], typer.Option("--now", help="evaluate as of this time (ISO 8601); default now")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Evaluate every SLA clock and time rule once; what already fired does not fire again."""
+    from leadledger.services.sweep import sweep
+
+    summary = sweep(_app(), now=_parse_now(now)).as_dict()
+    if fmt is Format.json:
+        print_json(summary)
+        return
+    rows = [{"rule": name, "fired": count} for name, count in summary["rules"].items()]
+    rows += [{"rule": f"sla:{name}", "fired": count} for name, count in summary["sla"].items()]
+    emit(rows, ["rule", "fired"], fmt, title=f"sweep at {summary['now']}")
+    console.print(
+        f"fired {summary['fired']}, SLA breaches {summary['sla_breaches']}, moved {summary['moved']}, "
+        f"waiting for approval {summary['pending_approvals']}, refused {len(summary['refused'])}",
+        markup=False,
+    )
+
+
+@sla_app.callback()
+def sla_list(
+    ctx: typer.Context,
+    within: Annotated[float, typer.Option("--within", help="hours ahead to look for clocks coming due")] = 24,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """SLA clocks due within the next hours, and breached clocks still running."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from leadledger.services.sweep import due_soon
+
+    rows = due_soon(_app(), within_hours=within)
+    emit(
+        rows,
+        ["lead_id", "name", "sla", "status", "started_at", "due_at", "responsible", "team"],
+        fmt,
+        title="SLA clocks due soon or breached",
+    )
+
+
+@sla_app.command("rebuild")
+def sla_rebuild(fmt: FormatOpt = Format.table) -> None:
+    """Recompute SLA clocks from the recorded history (after importing or generating history in bulk)."""
+    from leadledger.services.sla import rebuild
+
+    with progress("SLA clocks", None) as advance:
+        counts = rebuild(_app(), progress=advance)
+    if fmt is Format.json:
+        print_json(counts)
+    else:
+        console.print(
+            f"{counts['clocks']} SLA clocks for {counts['leads']} leads: {counts['breached']} breached, "
+            f"{counts['open']} open",
+            markup=False,
+        )
+
+
+def worker_command(
+    interval: Annotated[float, typer.Option("--interval", help="seconds between rounds")] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="one round, then exit")] = False,
+    deliver: Annotated[bool, typer.Option("--deliver/--no-deliver", help="deliver the outbox too")] = True,
+) -> None:
+    """Run sweeps on a schedule and deliver the outbox (webhooks and e-mail) until stopped (Ctrl-C, SIGTERM)."""
+    from leadledger.services.worker import run
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def report(result: dict[str, Any]) -> None:
+        swept = result.get("sweep")
+        delivery = result.get("delivery") or {}
+        fired = "skipped (another worker is sweeping)" if swept is None else f"fired {swept['fired']}"
+        console.print(
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} sweep {fired}; delivered {delivery.get('delivered', 0)}, "
+            f"failed {delivery.get('failed', 0)}, dead {delivery.get('dead', 0)}",
+            markup=False,
+        )
+
+    run(_app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep_command)
+    app.command("worker")(worker_command)
+    app.add_typer(sla_app, name="sla")

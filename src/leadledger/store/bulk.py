@@ -1,0 +1,95 @@
+"""Fast many-row writes with bound parameters, bypassing per-value SQLAlchemy processing.
+
+Values are converted once here the way the column types would store them (naive UTC times as text on
+SQLite, JSON as text), then handed to the driver's `executemany`: several times faster for batches of
+thousands of rows, with the same result in the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.types import JSON, DateTime
+
+from leadledger.store.tables import UTCDateTime
+
+
+def _converter(column: Any, sqlite: bool) -> Any:
+    """How a value is handed to the driver for this column (None: as it is)."""
+    kind = column.type
+    if isinstance(kind, (UTCDateTime, DateTime)):
+        if sqlite:  # the text form SQLAlchemy's SQLite DateTime writes and reads back
+            return lambda v: (
+                None if v is None else v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            )
+        return lambda v: None if v is None else v.astimezone(UTC).replace(tzinfo=None)
+    if isinstance(kind, JSON):
+        return lambda v: None if v is None else json.dumps(v, default=_default, separators=(",", ":"))
+    return None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT rows (dicts with the same keys) with one driver-level executemany."""
+    if not rows:
+        return
+    columns = list(rows[0].keys())
+    _execute_many(conn, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({{marks}})", table, columns, rows)
+
+
+def update_many(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    set_columns: Sequence[str],
+    where: Sequence[tuple[str, str]],
+) -> int:
+    """UPDATE table SET set_columns WHERE column = row[key] for each (column, key) in `where`; rows changed."""
+    if not rows:
+        return 0
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    sql = (
+        f"UPDATE {table.name} SET {', '.join(f'{c} = {mark}' for c in set_columns)} "
+        f"WHERE {' AND '.join(f'{column} = {mark}' for column, _key in where)}"
+    )
+    columns = [*set_columns, *(column for column, _key in where)]
+    keys = [*set_columns, *(key for _column, key in where)]
+    return _execute_many(conn, sql, table, columns, rows, keys=keys)
+
+
+def _execute_many(
+    conn: Connection,
+    sql: str,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    keys: Sequence[str] | None = None,
+) -> int:
+    sqlite = conn.dialect.name == "sqlite"
+    if "{marks}" in sql:
+        sql = sql.format(marks=", ".join("?" if sqlite else "%s" for _ in columns))
+    keys = keys or columns
+    converters = [_converter(table.c[column], sqlite) for column in columns]
+    params = [
+        tuple(conv(row[key]) if conv is not None else row[key] for key, conv in zip(keys, converters, strict=True))
+        for row in rows
+    ]
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, params)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
