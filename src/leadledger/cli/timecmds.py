@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -120,7 +121,80 @@ def worker_command(
     run(_app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report)
 
 
+rules_app = typer.Typer(
+    help="Automation rules: try a rule set on recorded history before switching it on.", no_args_is_help=True
+)
+
+
+def _parse_day(text: str | None, option: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"{option}: {text!r} is not a date or time (YYYY-MM-DD)")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    file: Annotated[Path, typer.Argument(help="a model file, or a file with only automation sections")],
+    start: Annotated[Optional[str], typer.Option("--from", help="replay leads created from this date")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="until this date (default: now)")] = None,
+    sweep_every: Annotated[str, typer.Option("--sweep-every", help="how often time rules are evaluated")] = "1d",
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Replay recorded history under a proposed rule set and report what it would have done; writes nothing."""
+    from leadledger.domain.durations import parse_duration
+    from leadledger.services.backtest import backtest
+
+    try:
+        every = parse_duration(sweep_every)
+    except ValueError as exc:
+        fail(f"--sweep-every: {exc}")
+    with progress("replaying", None) as advance:
+        report = backtest(
+            _app(),
+            file.read_text(encoding="utf-8"),
+            start=_parse_day(start, "--from"),
+            end=_parse_day(end, "--to"),
+            sweep_every=every,
+            file=str(file),
+            progress=advance,
+        )
+    if fmt is Format.json:
+        print_json(report)
+        return
+    rows = []
+    for rule in sorted(set(report["rules"]) | set(report["actual_rules"])):
+        proposed = report["rules"].get(rule, {})
+        actual = report["actual_rules"].get(rule, {})
+        rows.append(
+            {
+                "rule": rule,
+                **{
+                    k: f"{proposed.get(k, 0)} ({actual.get(k, 0)})"
+                    for k in ("moved", "reassigned", "alerted", "escalated", "tasks", "webhooks")
+                },
+                "samples": ", ".join(proposed.get("samples", [])[:3]),
+            }
+        )
+    emit(
+        rows,
+        ["rule", "moved", "reassigned", "alerted", "escalated", "tasks", "webhooks", "samples"],
+        fmt,
+        title=f"backtest over {report['leads']} leads: proposed (actual)",
+    )
+    sla_rows = [
+        {"sla": name, **counts, "actual breached": report["actual_sla"].get(name, {}).get("breached", 0)}
+        for name, counts in report["sla"].items()
+    ]
+    emit(sla_rows, ["sla", "met", "breached", "open", "cancelled", "actual breached"], fmt, title="SLA clocks")
+    emit(report["distribution"], ["status", "actual", "backtest", "difference"], fmt, title="status at the end")
+
+
 def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep_command)
     app.command("worker")(worker_command)
     app.add_typer(sla_app, name="sla")
+    app.add_typer(rules_app, name="rules")
