@@ -125,6 +125,7 @@ class BusinessCalendar:
         "_holidays",
         "_lock",
         "_name",
+        "_neighbours",
         "_table",
         "_timezone",
         "_tz",
@@ -153,6 +154,7 @@ class BusinessCalendar:
         self._table = _EMPTY_TABLE
         self._years: dict[int, list[tuple[int, int]]] = {}  # local year -> its working intervals
         self._lock = threading.Lock()
+        self._neighbours: dict[tuple[date, int], date] = {}  # business-day steps, cached like the interval table
 
     @property
     def name(self) -> str:
@@ -293,11 +295,18 @@ class BusinessCalendar:
         return self._at_on(day, wall)
 
     def _next_business_day(self, day: date, step: int) -> date:
+        cached = self._neighbours.get((day, step))
+        if cached is not None:
+            return cached
         self._require_working_time()
+        probe = day
         for _ in range(3660):
-            day = day + timedelta(days=step)
-            if self.is_business_day(day):
-                return day
+            probe = probe + timedelta(days=step)
+            if self.is_business_day(probe):
+                if len(self._neighbours) > 100_000:
+                    self._neighbours.clear()
+                self._neighbours[(day, step)] = probe
+                return probe
         raise ValueError(f"calendar {self._name!r} has no business day within ten years of {day}")
 
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:

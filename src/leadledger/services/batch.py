@@ -159,6 +159,7 @@ class WriteBatch:
         self.clocks: dict[str, list[dict[str, Any]]] = {}
         self.new_clocks: list[dict[str, Any]] = []
         self.closed_clocks: list[dict[str, Any]] = []
+        self._dirty_ids: set[int] = set()
 
     # --- loading -------------------------------------------------------------------------------------
 
@@ -601,7 +602,8 @@ class WriteBatch:
         self._dirty(clock)
 
     def _dirty(self, clock: dict[str, Any]) -> None:
-        if clock["id"] is not None and all(c is not clock for c in self.closed_clocks):
+        if clock["id"] is not None and clock["id"] not in self._dirty_ids:
+            self._dirty_ids.add(clock["id"])
             self.closed_clocks.append(clock)
 
     def _clock_owner_change(self, lead_id: str, owner: str | None) -> None:
