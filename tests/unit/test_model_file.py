@@ -146,3 +146,11 @@ def test_html_guide_escapes_text_from_the_model_file():
     text = default_model_text().replace("label: Rejected\n", 'label: "<script>alert(1)</script>"\n')
     html = guide_html(load_text(text).model)
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+
+
+def test_lint_refuses_a_time_rule_whose_move_no_automatic_transition_allows():
+    text = default_model_text().replace(
+        "      move: {status: stale_review, reason: no_response}", "      move: {status: qualified, reason: no_response}"
+    )
+    findings = [f for f in lint(load_text(text)) if f.check == "automation"]
+    assert [(f.level, f.subject) for f in findings] == [("error", "working_stale_30d")]

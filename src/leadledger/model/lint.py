@@ -151,6 +151,32 @@ def lint(loaded: LoadedModel) -> list[Finding]:
         if status_key in model.statuses and stage_key not in model.statuses[status_key].stages:
             add("error", "stage_status", status_key, f"pulls the stage to {stage_key}, where it is not valid")
 
+    # automation can only make automatic moves: a rule whose move no automatic transition allows never works
+    for rule in model.time_rules:
+        if rule.action.kind == "move" and rule.action.status in model.statuses:
+            for origin in sorted(rule.statuses):
+                allowed = model.transition(origin, rule.action.status)
+                if allowed is None or not allowed.automatic:
+                    add(
+                        "error",
+                        "automation",
+                        rule.name,
+                        f"moves {origin} -> {rule.action.status}, which no automatic transition allows",
+                        "time_rules",
+                    )
+    for event_rule in model.automation.rules:
+        target = event_rule.set_status
+        if target is not None and not any(
+            t.automatic for (_origin, to), t in model.transitions.items() if to == target
+        ):
+            add(
+                "warning",
+                "automation",
+                event_rule.name,
+                f"sets {target}, but no transition into it is automatic",
+                "rules",
+            )
+
     for (origin, target), transition in model.transitions.items():
         if not transition.roles and not transition.automatic:
             add("warning", "transition", f"{origin}->{target}", "no role may make it and it is not automatic")
