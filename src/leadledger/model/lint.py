@@ -152,28 +152,22 @@ def lint(loaded: LoadedModel) -> list[Finding]:
             add("error", "stage_status", status_key, f"pulls the stage to {stage_key}, where it is not valid")
 
     # automation can only make automatic moves: a rule whose move no automatic transition allows never works
-    for rule in model.time_rules:
-        if rule.action.kind == "move" and rule.action.status in model.statuses:
-            for origin in sorted(rule.statuses):
-                allowed = model.transition(origin, rule.action.status)
+    for time_rule in model.time_rules:
+        moves_to = time_rule.action.status
+        if time_rule.action.kind == "move" and moves_to in model.statuses:
+            for origin in sorted(time_rule.statuses):
+                allowed = model.transition(origin, moves_to)
                 if allowed is None or not allowed.automatic:
-                    add(
-                        "error",
-                        "automation",
-                        rule.name,
-                        f"moves {origin} -> {rule.action.status}, which no automatic transition allows",
-                        "time_rules",
-                    )
+                    message = f"moves {origin} -> {moves_to}, which no automatic transition allows"
+                    add("error", "automation", time_rule.name, message, "time_rules")
     for event_rule in model.automation.rules:
-        target = event_rule.set_status
-        if target is not None and not any(
-            t.automatic for (_origin, to), t in model.transitions.items() if to == target
-        ):
+        sets = event_rule.set_status
+        if sets is not None and not any(t.automatic for (_, to), t in model.transitions.items() if to == sets):
             add(
                 "warning",
                 "automation",
                 event_rule.name,
-                f"sets {target}, but no transition into it is automatic",
+                f"sets {sets}, but no transition into it is automatic",
                 "rules",
             )
 
