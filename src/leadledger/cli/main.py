@@ -15,6 +15,7 @@ import typer
 from leadledger.bootstrap import build_app
 from leadledger.cli.automation import register as register_automation
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
+from leadledger.cli.reports import report_app
 from leadledger.cli.timecmds import register as register_time
 from leadledger.config import Settings
 from leadledger.domain.durations import parse_duration
@@ -42,6 +43,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(user_app, name="user")
 app.add_typer(team_app, name="team")
 app.add_typer(lead_app, name="lead")
+app.add_typer(report_app, name="report")
 register_automation(app)
 register_time(app)
 

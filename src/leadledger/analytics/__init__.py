@@ -1,0 +1,85 @@
+"""Analytics and governance reports, read from the ledger through a DuckDB copy kept in step with it.
+
+The Python API the CLI and the web UI share: `report(app, name, ...)` returns the JSON-shaped dict of one
+report (docs/reports.md defines each); `sync(app)` brings the analytics store up to date on its own (every
+report does it first anyway).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from leadledger.analytics.context import GROUPINGS, Options, Query
+from leadledger.analytics.reports import REPORTS
+from leadledger.analytics.sla import Unavailable
+from leadledger.analytics.store import ProgressFn, SyncStats, open_store, store_path
+from leadledger.analytics.store import sync as _sync
+from leadledger.services.app import App
+from leadledger.services.errors import Invalid
+
+REPORT_NAMES = tuple(REPORTS)
+UNAVAILABLE: dict[str, str] = {}  # reports named but not computable here, with the reason
+
+__all__ = ["GROUPINGS", "REPORT_NAMES", "Options", "SyncStats", "report", "run_reports", "store_path", "sync"]
+
+
+def sync(app: App, progress: ProgressFn | None = None) -> SyncStats:
+    """Bring the analytics store up to date with the ledger (incremental; the first run copies everything)."""
+    with open_store(app) as conn:
+        return _sync(conn, app, progress)
+
+
+def report(
+    app: App,
+    name: str,
+    *,
+    as_of: datetime | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    by: str | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """One report as a JSON-shaped dict: `as_of`, `from`, `to`, `by` and the report's own keys."""
+    return run_reports(
+        app, [name], as_of=as_of, date_from=date_from, date_to=date_to, by=by, pairs=pairs, progress=progress
+    )[name]
+
+
+def run_reports(
+    app: App,
+    names: Sequence[str],
+    *,
+    as_of: datetime | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    by: str | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
+    progress: ProgressFn | None = None,
+    skip_unavailable: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """Several reports from one sync and one connection (what a dashboard wants).
+
+    With `skip_unavailable`, a report whose records the database lacks (sla without SLA records) comes back
+    as `{"report": name, "unavailable": why}` instead of failing the whole set."""
+    for name in names:
+        if name in UNAVAILABLE:
+            raise Invalid(UNAVAILABLE[name])
+        if name not in REPORTS:
+            raise Invalid(f"unknown report {name!r}; choose from {', '.join(REPORT_NAMES)}")
+    options = Options.make(now=app.clock.now(), as_of=as_of, date_from=date_from, date_to=date_to, by=by, pairs=pairs)
+    model = app.loaded_model().model
+    with open_store(app) as conn:
+        _sync(conn, app, progress)
+        query = Query(app, conn, model, options)
+        results: dict[str, dict[str, Any]] = {}
+        for name in names:
+            try:
+                results[name] = {"report": name, **options.describe(), **REPORTS[name](query)}
+            except Unavailable as missing:
+                if not skip_unavailable:
+                    raise
+                results[name] = {"report": name, **options.describe(), "unavailable": str(missing)}
+        return results
