@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/leadledger pipeline
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

@@ -175,6 +175,12 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An initialised database on the real PostgreSQL server only (for tests about PostgreSQL itself)."""
+    return fresh_database(request, "postgres", tmp_path)
+
+
+@pytest.fixture
 def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_database(request, "sqlite", tmp_path)
 

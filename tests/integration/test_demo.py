@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
+import shutil
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from leadledger.bootstrap import build_app
 from leadledger.domain.changes import Activity, Actor, ChangeRequest, StatusChange
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.services import demo
 from leadledger.services.errors import Invalid
-from leadledger.services.history import LeadHistory
+from leadledger.services.history import LeadHistory, write_histories
 from leadledger.store import repository as repo
-from leadledger.store.tables import activities, leads, ledger
+from leadledger.store.tables import activities, leads, ledger, users
 
 
 @pytest.fixture
@@ -103,3 +107,105 @@ def test_demo_is_deterministic_for_a_seed_and_refuses_to_repeat_it(demo_app):
     assert demo.generate(demo_app, leads=10, seed=5, if_empty=True)["skipped"]
     assert count > 0
     _ = LeadHistory
+
+
+def test_demo_projection_is_the_fold_of_its_ledger(demo_app):
+    """Each `leads` row equals what its ledger says: the state of the last entry, since when, set by what."""
+    with demo_app.db.read() as conn:
+        entries = list(conn.execute(select(ledger).order_by(ledger.c.lead_id, ledger.c.seq)))
+        rows = {r.id: r for r in conn.execute(select(leads))}
+        teams = {u.name: u.team for u in conn.execute(select(users))}
+    by_lead: dict[str, list] = {}
+    for entry in entries:
+        by_lead.setdefault(entry.lead_id, []).append(entry)
+    assert set(by_lead) == set(rows)
+    for lead_id, history in by_lead.items():
+        row, first, last = rows[lead_id], history[0], history[-1]
+        assert [e.seq for e in history] == list(range(1, len(history) + 1))
+        assert all(a.at < b.at for a, b in itertools.pairwise(history)), lead_id
+        status_entry = first
+        stage_since = first.at
+        for previous, entry in itertools.pairwise(history):
+            if entry.to_status != previous.to_status:
+                status_entry = entry
+            if entry.to_stage != previous.to_stage:
+                stage_since = entry.at
+        assert (row.status, row.stage, row.owner, row.version) == (last.to_status, last.to_stage, last.to_owner, last.seq)
+        assert (row.created_at, row.updated_at, row.stage_since) == (first.at, last.at, stage_since)
+        assert (row.status_since, row.status_entry_seq, row.status_source, row.status_rule, row.reason) == (
+            status_entry.at,
+            status_entry.seq,
+            status_entry.source,
+            status_entry.rule,
+            status_entry.reason,
+        )
+        assert row.prev_status == (status_entry.from_status if status_entry.seq > 1 else None)
+        assert row.team == teams.get(row.owner)
+        assert row.incomplete is False and row.fields["territory"] in demo.TERRITORIES
+
+
+def _dump(url: str) -> dict[str, list]:
+    app = build_app(db_url=url)
+    try:
+        with app.db.read() as conn:
+            return {t.name: [tuple(r) for r in conn.execute(select(t).order_by(*t.primary_key))]
+                    for t in (leads, ledger, activities)}  # fmt: skip
+    finally:
+        app.db.dispose()
+
+
+def test_demo_data_is_the_same_with_workers(sqlite_template, tmp_path, clock):
+    """Worker processes (SQLite images copied in) write exactly what the single-process path writes."""
+    urls = []
+    for name, workers in (("alone", 0), ("workers", 2)):
+        path = tmp_path / f"{name}.db"
+        shutil.copy(sqlite_template, path)
+        urls.append(f"sqlite:///{path}")
+        app = build_app(db_url=urls[-1], clock=clock)
+        summary = demo.generate(app, leads=2_500, seed=9, chunk=1_000, workers=workers)
+        app.db.dispose()
+        assert summary["leads"] == 2_500 and summary["entries"] > 2_500 * 4
+    alone, parallel = (_dump(url) for url in urls)
+    assert len(alone["leads"]) == 2_500
+    assert alone == parallel
+
+
+def test_write_histories_stores_nulls_booleans_json_and_the_folded_projection(app):
+    """The bulk writer the importer shares: NULL stays NULL, false stays false, dicts become JSON."""
+    at = app.clock.now() - timedelta(days=2)
+    history = LeadHistory(
+        lead={"id": "H1", "name": "Jo Doe", "email": "jo@example.com", "phone": None, "source": "web",
+              "fields": {"territory": "EMEA"}, "incomplete": False},
+        entries=[
+            {"at": at, "kind": "created", "actor": "system", "actor_role": "ops", "source": "import",
+             "to_status": "new", "to_stage": "lead"},
+            {"at": at + timedelta(hours=1), "actor": "ana", "actor_role": "rep", "source": "import",
+             "from_status": "new", "to_status": "attempting_contact", "from_stage": "lead", "to_stage": "lead",
+             "to_owner": "ana", "data": {"next_follow_up_at": "2026-11-30"}, "note": None},
+            {"at": at + timedelta(hours=2), "actor": "ana", "actor_role": "rep", "source": "import",
+             "from_status": "attempting_contact", "to_status": "attempting_contact", "from_stage": "lead",
+             "to_stage": "mql", "from_owner": "ana", "to_owner": "ana", "off_model": True},
+        ],
+        activities=[{"type": "call_logged", "at": at + timedelta(minutes=30), "actor": "ana",
+                     "data": {"outcome": "no_answer"}}],
+    )  # fmt: skip
+    with app.db.write() as conn:
+        counts = write_histories(conn, [history], recorded_at=app.clock.now(), owner_teams={"ana": "east"})
+    assert counts == (3, 1)
+    with app.db.read() as conn:
+        row = conn.execute(select(leads).where(leads.c.id == "H1")).one()
+        stored = list(conn.execute(select(ledger).where(ledger.c.lead_id == "H1").order_by(ledger.c.seq)))
+        logged = conn.execute(select(activities).where(activities.c.lead_id == "H1")).one()
+        nulls = conn.execute(
+            select(func.count()).select_from(ledger).where(ledger.c.lead_id == "H1", ledger.c.note.is_(None),
+                                                           ledger.c.idempotency_key.is_(None))
+        ).scalar()  # fmt: skip
+    assert (row.status, row.stage, row.owner, row.team, row.version) == ("attempting_contact", "mql", "ana", "east", 3)
+    assert (row.status_since, row.stage_since, row.created_at) == (stored[1].at, stored[2].at, at)
+    assert (row.prev_status, row.status_entry_seq, row.phone, row.incomplete) == ("new", 2, None, False)
+    assert row.fields == {"territory": "EMEA"}
+    assert [e.off_model for e in stored] == [False, False, True]
+    assert stored[0].from_status is None and stored[0].data is None and stored[0].kind == "created"
+    assert stored[1].data == {"next_follow_up_at": "2026-11-30"} and stored[1].kind == "change"
+    assert nulls == 3
+    assert (logged.type, logged.data, logged.key, logged.source) == ("call_logged", {"outcome": "no_answer"}, None, "manual")

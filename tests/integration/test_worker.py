@@ -42,12 +42,10 @@ def _qualified_leads(app: App, count: int) -> None:
 
 
 @pytest.mark.postgres
-def test_two_workers_on_postgresql_deliver_each_message_exactly_once(request, tmp_path, receiver):
-    from conftest import fresh_database
-
+def test_two_workers_on_postgresql_deliver_each_message_exactly_once(pg_url, receiver):
     from leadledger.bootstrap import build_app
 
-    url = fresh_database(request, "postgres", tmp_path)
+    url = pg_url
     app = build_app(db_url=url)
     outbox.add_endpoint(app, name="crm", url=receiver.url, secret=SECRET, actor="admin")
     _qualified_leads(app, 40)
