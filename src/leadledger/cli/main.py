@@ -14,6 +14,7 @@ import typer
 
 from leadledger.bootstrap import build_app
 from leadledger.cli.automation import register as register_automation
+from leadledger.cli.imports import import_app
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
 from leadledger.cli.reports import report_app
 from leadledger.cli.timecmds import register as register_time
@@ -44,6 +45,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(team_app, name="team")
 app.add_typer(lead_app, name="lead")
 app.add_typer(report_app, name="report")
+app.add_typer(import_app, name="import")
 register_automation(app)
 register_time(app)
 

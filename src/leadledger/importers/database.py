@@ -1,0 +1,230 @@
+"""The importer's reads and writes, on a connection the caller holds inside a transaction.
+
+The audit log goes through SQLAlchemy Core; the per-batch reads and the bulk writes use the driver's own
+cursor and `executemany` with bound parameters (as `services.history` does): every lead of a file passes
+through them, and that is the fastest honest path either driver offers. The ledger is
+only appended to; a lead's projection is rewritten under a version check, so a live change made between
+our read and our write is never lost (SQLite serialises writers anyway; PostgreSQL rows are locked).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from leadledger.importers.plan import (
+    FIELD_COLUMNS,
+    INSERT_COLUMNS,
+    LEDGER_COLUMNS,
+    PROJECTION_COLUMNS,
+    ExistingLead,
+    Item,
+    LeadPlan,
+)
+from leadledger.store.repository import LEAD_COLUMNS
+from leadledger.store.tables import ledger, users
+from leadledger.store.tables_import import import_runs
+
+CHUNK = 900
+
+
+class WriteConflict(Exception):
+    """The batch met the database moving under it: a key or lead id already there, or a lead changed since read."""  # ids per IN (...) list: below SQLite's default limit on bound parameters
+
+
+NAIVE_EPOCH = datetime(1970, 1, 1)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def stamp_for(conn: Connection) -> Callable[[int], Any]:
+    """Microseconds -> a time as the UTCDateTime column stores it: naive UTC; on SQLite the text SQLAlchemy writes.
+
+    Memoised: a lead's creation time is also its status_since, stage_since and often its updated_at.
+    """
+    if conn.dialect.name == "sqlite":
+
+        def as_text(micros: int) -> str:
+            return (NAIVE_EPOCH + timedelta(microseconds=micros)).isoformat(sep=" ", timespec="microseconds")
+
+        return lru_cache(maxsize=65_536)(as_text)
+    return lru_cache(maxsize=65_536)(lambda micros: NAIVE_EPOCH + timedelta(microseconds=micros))
+
+
+def _micros(value: Any) -> int:
+    """A time the driver hands back (text on SQLite, a naive datetime on PostgreSQL) -> microseconds."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return (value - NAIVE_EPOCH) // MICROSECOND
+
+
+def load_users(conn: Connection) -> dict[str, tuple[str, str | None]]:
+    return {row.name: (row.role, row.team) for row in conn.execute(select(users.c.name, users.c.role, users.c.team))}
+
+
+def load_existing(
+    conn: Connection, lead_ids: Sequence[str], *, lock: bool, fields: bool = True
+) -> dict[str, ExistingLead]:
+    """The leads among `lead_ids` that exist, each with its whole ledger (locked on PostgreSQL when writing);
+    their contact and custom fields only when asked (a file that brings fields).
+
+    Read with the driver's cursor: for a history import every lead of the file is read back here.
+    """
+    found: dict[str, ExistingLead] = {}
+    sqlite = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite else "%s"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    wanted = f"incomplete, fields, {', '.join(LEAD_COLUMNS)}" if fields else "incomplete"
+    try:
+        for start in range(0, len(lead_ids), CHUNK):
+            chunk = sorted(lead_ids[start : start + CHUNK])
+            marks = ", ".join(mark for _ in chunk)
+            query = f"SELECT id, version, created_at, {wanted} FROM leads WHERE id IN ({marks})"
+            if lock and not sqlite:
+                query += " ORDER BY id FOR UPDATE"
+            cursor.execute(query, chunk)
+            present = []
+            for lead_id, version, created_at, incomplete, *known in cursor.fetchall():
+                values: dict[str, Any] | None = None
+                if fields:
+                    extra, *contact = known
+                    values = (json.loads(extra) if isinstance(extra, str) else dict(extra)) if extra else {}
+                    for name, value in zip(LEAD_COLUMNS, contact, strict=True):
+                        if value is not None:
+                            values[name] = value
+                found[lead_id] = ExistingLead(
+                    lead_id, version, _micros(created_at), values, [], set(), bool(incomplete)
+                )
+                present.append(lead_id)
+            if not present:
+                continue
+            cursor.execute(
+                "SELECT lead_id, seq, at, kind, source, rule, reason, from_status, to_status, from_stage, to_stage, "
+                f"from_owner, to_owner, idempotency_key FROM ledger WHERE lead_id IN ({', '.join(mark for _ in present)})",
+                present,
+            )
+            for lead_id, seq, at, kind, source, rule, reason, *states, key in cursor:
+                lead = found[lead_id]
+                lead.items.append(Item(_micros(at), seq, kind, source, rule, reason, *states))
+                if key is not None:
+                    lead.keys.add(key)
+    finally:
+        cursor.close()
+    for lead in found.values():
+        lead.items.sort(key=lambda item: (item.at, item.seq))
+    return found
+
+
+def keys_taken(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
+    """Which of `keys` the ledger already holds, and on which lead."""
+    taken: dict[str, str] = {}
+    for start in range(0, len(keys), CHUNK):
+        query = select(ledger.c.idempotency_key, ledger.c.lead_id).where(
+            ledger.c.idempotency_key.in_(keys[start : start + CHUNK])
+        )
+        for row in conn.execute(query):
+            taken[row.idempotency_key] = row.lead_id
+    return taken
+
+
+def write_plans(conn: Connection, plans: Sequence[LeadPlan]) -> None:
+    """New leads, then every new ledger row, then the projections of the leads that existed."""
+    inserts = [plan.insert for plan in plans if plan.insert is not None]
+    entries = [entry for plan in plans for entry in plan.entries]
+    updates = [plan.update for plan in plans if plan.update is not None and not plan.update_fields]
+    full_updates = [plan.update for plan in plans if plan.update is not None and plan.update_fields]
+    sqlite = conn.dialect.name == "sqlite"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    mark = "?" if sqlite else "%s"
+    duplicate = conn.dialect.loaded_dbapi.IntegrityError
+    try:
+        if inserts:
+            cursor.executemany(_insert_sql("leads", INSERT_COLUMNS, mark), inserts)
+        if entries:
+            cursor.executemany(_insert_sql("ledger", LEDGER_COLUMNS, mark), entries)
+        for rows, columns in ((updates, PROJECTION_COLUMNS), (full_updates, PROJECTION_COLUMNS + FIELD_COLUMNS)):
+            if rows:
+                cursor.executemany(update_sql(columns, mark), rows)
+                if cursor.rowcount != len(rows):
+                    raise WriteConflict("a lead changed while the import was writing it")
+    except duplicate as exc:
+        raise WriteConflict(str(exc)) from exc
+    finally:
+        cursor.close()
+
+
+def update_sql(columns: Sequence[str], mark: str) -> str:
+    """The projection update, guarded by the version read: a live change in between fails it."""
+    assignments = ", ".join(f"{name} = {mark}" for name in columns)
+    return f"UPDATE leads SET {assignments} WHERE id = {mark} AND version = {mark}"
+
+
+def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"
+
+
+# --- the audit log of runs --------------------------------------------------------------------------
+
+
+def start_run(conn: Connection, *, kind: str, preset: str, file: str, mapping: str | None, actor: str,
+              now: datetime) -> int:  # fmt: skip
+    result = conn.execute(
+        insert(import_runs).values(
+            kind=kind,
+            preset=preset,
+            file=file,
+            mapping=mapping,
+            actor=actor,
+            started_at=now,
+            status="running",
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+    )
+    assert result.inserted_primary_key is not None
+    return int(result.inserted_primary_key[0])
+
+
+def finish_run(conn: Connection, run_id: int, *, status: str, summary: dict[str, Any], now: datetime) -> None:
+    conn.execute(
+        update(import_runs)
+        .where(import_runs.c.id == run_id)
+        .values(status=status, finished_at=now, summary=json.loads(json.dumps(summary, default=str)))
+    )
+
+
+def mark_interrupted(conn: Connection) -> int:
+    """Runs this host started whose process is gone (killed, crashed) are `interrupted`, not `running`."""
+    host = socket.gethostname()
+    rows = conn.execute(
+        select(import_runs.c.id, import_runs.c.pid).where(import_runs.c.status == "running", import_runs.c.host == host)
+    ).all()
+    gone = [row.id for row in rows if not _alive(row.pid)]
+    if gone:
+        conn.execute(update(import_runs).where(import_runs.c.id.in_(gone)).values(status="interrupted"))
+    return len(gone)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_runs(conn: Connection, limit: int) -> list[dict[str, Any]]:
+    query = select(import_runs).order_by(import_runs.c.id.desc()).limit(limit)
+    return [row._asdict() for row in conn.execute(query)]
