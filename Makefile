@@ -1,9 +1,11 @@
-# Two commands: `make run` (SQLite + demo data + the pipeline) and `make test` (everything the tests need, then the tests).
+# Two commands: `make run` (SQLite + demo data + the pipeline + the REST API) and `make test` (everything the tests need, then the tests).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_LEADS ?= 2000
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8000
 export LEADLEDGER_DB ?= sqlite:///leadledger.db
 
 .PHONY: run test lint unit bench clean
@@ -18,6 +20,8 @@ run: $(STAMP)
 	$(BIN)/leadledger init
 	$(BIN)/leadledger demo --leads $(DEMO_LEADS) --if-empty
 	$(BIN)/leadledger pipeline
+	$(BIN)/leadledger demo-logins --url http://$(API_HOST):$(API_PORT)
+	$(BIN)/leadledger serve --host $(API_HOST) --port $(API_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

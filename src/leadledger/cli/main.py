@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.bootstrap import build_app
+from leadledger.cli.api import register as register_api
 from leadledger.cli.automation import register as register_automation
 from leadledger.cli.imports import import_app
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
@@ -47,6 +48,7 @@ app.add_typer(lead_app, name="lead")
 app.add_typer(report_app, name="report")
 app.add_typer(import_app, name="import")
 register_automation(app)
+register_api(app)  # serve, token, hook, demo-logins
 register_time(app)
 
 
@@ -272,9 +274,16 @@ def user_add(
     role: Annotated[str, typer.Option("--role", help="rep, manager, ops or integration")],
     team: Annotated[Optional[str], typer.Option("--team")] = None,
     email: Annotated[Optional[str], typer.Option("--email")] = None,
+    password: Annotated[
+        bool, typer.Option("--password", help="set a password: asked twice, or the first line of standard input")
+    ] = False,
 ) -> None:
-    """Add a person who works leads."""
-    user = people.add_user(State.app(), name=name, role=role, team=team, email=email)
+    """Add a person who works leads (integration users authenticate with `leadledger token create`)."""
+    from leadledger.cli.api import read_new_password
+    from leadledger.services import auth
+
+    secret = read_new_password() if password else None
+    user = auth.add_user(State.app(), actor=None, name=name, role=role, team=team, email=email, password=secret)
     console.print(f"user {user['name']} ({user['role']}) added", markup=False)
 
 

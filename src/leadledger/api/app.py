@@ -1,0 +1,102 @@
+"""The FastAPI application: `create_app(app)` wires an `App` (database, clock, model) into the REST API.
+
+`leadledger serve` runs it under Uvicorn; tests call `create_app(test_app)` and talk to it in-process. The
+API is an adapter: every rule lives in the service layer, and this package only turns HTTP into service
+calls and service errors into HTTP answers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from leadledger import __name__ as package_name
+from leadledger.api import errors as error_handlers
+from leadledger.api.deps import known_query_only
+from leadledger.api.guard import DEFAULT_MAX_BODY, JSON_TYPES, BodyRule, Guard
+from leadledger.api.openapi import COMMON, errors
+from leadledger.api.routers import access, events, insights, leads, model, work
+from leadledger.bootstrap import build_app
+from leadledger.services.app import App
+from leadledger.services.writer import ChangeWriter
+
+API_PREFIX = "/api/v1"
+DESCRIPTION = """\
+Lead status management over HTTP: the same service layer, rules and ledger as the `leadledger` command line.
+
+Authenticate with `Authorization: Bearer <token>` (`leadledger token create USER`, or POST /api/v1/auth/token
+with a password). Every error is JSON: `{"detail": "...", "violations": [{"field", "code", "message"}]}`;
+a change the status model refuses is 409 with every violation, 403 when the caller may not make it at all.
+"""
+
+
+def create_app(app: App | None = None, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
+    """The ASGI application for `app` (default: built from LEADLEDGER_* settings, as the CLI builds it)."""
+    service_app = app or build_app()
+    writer = ChangeWriter(service_app)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service_app.loaded_model()  # fail at start-up, not on the first request, when `init` was not run
+        _refresh_planner_statistics(service_app)
+        yield
+        writer.close()
+
+    # FastAPI's native OpenTelemetry asks the tracing providers on every request when the library is
+    # installed; that costs about a tenth of a status change's time. Opt in where a collector listens.
+    telemetry = os.environ.get("LEADLEDGER_API_TELEMETRY", "") == "1"
+    api = FastAPI(
+        telemetry={"tracing": telemetry, "metrics": telemetry, "logs": telemetry},
+        title="LeadLedger",
+        version=_version(),
+        description=DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    api.state.leadledger = service_app
+    api.state.writer = writer
+    for router in (leads.router, events.router, model.router, work.router, access.router, insights.router):
+        # included one by one, not under a parent /api/v1 router: one level less to match on every request
+        api.include_router(
+            router, prefix=API_PREFIX, responses=errors(*COMMON), dependencies=[Depends(known_query_only)]
+        )
+
+    @api.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    error_handlers.install(api)
+    rules = (
+        BodyRule(f"{API_PREFIX}/model", (*JSON_TYPES, *model.YAML_TYPES), max_body),
+        BodyRule(f"{API_PREFIX}/events", JSON_TYPES, 8 * max_body),  # up to 1000 events in one request
+        BodyRule(f"{API_PREFIX}/hooks/", JSON_TYPES, 8 * max_body),
+        BodyRule(f"{API_PREFIX}/imports", insights.CSV_TYPES, insights.MAX_IMPORT_BYTES),
+    )
+    api.add_middleware(Guard, max_body=max_body, rules=rules)
+    return api
+
+
+def _refresh_planner_statistics(app: App) -> None:
+    """SQLite plans a filtered, id-ordered page well only with table statistics (without them it sorts every
+    lead in a status to return fifty); PostgreSQL keeps its own by autovacuum. A sampled ANALYZE takes a few
+    tens of milliseconds on 1 M leads, so it runs at every start."""
+    if not app.db.is_sqlite:
+        return
+    with app.db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package_name)
+    except PackageNotFoundError:
+        return "0"

@@ -1,0 +1,1 @@
+"""One router per concept: leads, events (and signed webhooks), the status model, work, access."""

@@ -1,0 +1,226 @@
+"""Command-line adapter for the REST API: `serve`, bearer tokens, inbound webhooks, passwords, demo logins.
+
+The command line acts as the local operator (it holds the database credentials), so it may create tokens
+for anyone; the rules themselves live in `leadledger.services.auth`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from leadledger.cli.output import Format, console, emit, err_console, fail
+from leadledger.domain.durations import parse_duration
+from leadledger.services import auth, people
+from leadledger.services.app import App
+
+token_app = typer.Typer(help="Bearer tokens for the REST API (stored hashed; shown once).", no_args_is_help=True)
+hook_app = typer.Typer(
+    help="Inbound webhooks: integrations post signed events to /api/v1/hooks/NAME.", no_args_is_help=True
+)
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
+
+# The people `make run` shows logins for: one per role (the demo creates maria and ana; these are added).
+DEMO_LOGINS = (("oscar", "ops"), ("maria", "manager"), ("ana", "rep"))
+DEMO_INTEGRATION = "webform"
+
+
+def _app() -> App:
+    from leadledger.cli.main import State
+
+    return State.app()
+
+
+def _db_url() -> str | None:
+    from leadledger.cli.main import State
+
+    return State.db
+
+
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="worker processes (SQLite: keep 1)")] = 1,
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="log every request")] = True,
+    log_level: Annotated[str, typer.Option("--log-level", help="critical, error, warning, info, debug")] = "info",
+) -> None:
+    """Run the REST API under Uvicorn: http://HOST:PORT/api/v1, OpenAPI at /openapi.json, docs at /docs."""
+    import uvicorn
+
+    if workers < 1:
+        fail("--workers must be at least 1")
+    app = _app()
+    app.loaded_model()  # one clear sentence now, instead of a traceback per worker, when `init` was not run
+    if app.db.is_sqlite and workers > 1:
+        err_console.print(
+            "note: several workers on SQLite queue for its single write lock; use PostgreSQL for more than one",
+            highlight=False,
+        )
+    if _db_url():
+        os.environ["LEADLEDGER_DB"] = _db_url() or ""  # the workers build their App from the environment
+    err_console.print(
+        f"LeadLedger API on http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    uvicorn.run(
+        "leadledger.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level=log_level,
+        server_header=False,
+        # a worker that takes more than Uvicorn's default 5 s to start or to answer its supervisor's ping is
+        # killed and restarted; on a busy machine importing the app alone can take that long
+        timeout_worker_healthcheck=60,
+    )
+
+
+@token_app.command("create")
+def token_create(
+    user: str,
+    name: Annotated[str, typer.Option("--name", help="what the token is for (e.g. zapier, dialer)")] = "api",
+    expires_in: Annotated[
+        Optional[str], typer.Option("--expires-in", help="lifetime, e.g. 90d or 12h; default: until revoked")
+    ] = None,
+) -> None:
+    """Create a bearer token for USER. The token is printed on the last line, once; only its hash is stored."""
+    try:
+        lifetime = parse_duration(expires_in) if expires_in else None
+    except ValueError as exc:
+        fail(f"--expires-in: {exc}")
+    issued = auth.issue_token(_app(), user=user, name=name, expires_in=lifetime)
+    expiry = issued["expires_at"].isoformat() if issued["expires_at"] else "never (revoke with `token revoke`)"
+    err_console.print(
+        f"token #{issued['id']} for {issued['user']} ({issued['name']}), expires: {expiry}. "
+        "Store it now: it cannot be shown again.",
+        markup=False,
+        highlight=False,
+    )
+    sys.stdout.write(issued["token"] + "\n")
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[Optional[str], typer.Option("--user", help="only this user's tokens")] = None,
+    revoked: Annotated[bool, typer.Option("--revoked", help="include revoked tokens")] = False,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Tokens (never the secret): id, owner, name, prefix, when created, when they expire."""
+    rows = auth.list_tokens(_app(), user=user, include_revoked=revoked)
+    emit(rows, ["id", "user", "name", "kind", "prefix", "created_at", "expires_at", "revoked_at"], fmt)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[int, typer.Argument(metavar="ID", help="the id `token list` shows")]) -> None:
+    """Revoke a token: it stops working at once in new server processes, within seconds in running ones."""
+    row = auth.revoke_token(_app(), token_id=token_id)
+    console.print(f"token #{row['id']} ({row['user']}, {row['name']}) revoked", markup=False)
+
+
+@hook_app.command("add")
+def hook_add(
+    name: str,
+    user: Annotated[str, typer.Option("--user", help="the integration user the events are applied as")],
+    secret: Annotated[
+        Optional[str], typer.Option("--secret", help="the shared secret (default: a random one, printed)")
+    ] = None,
+) -> None:
+    """Register a signed webhook: POST /api/v1/hooks/NAME with X-LeadLedger-Signature. Prints the secret last."""
+    hook = auth.add_hook(_app(), name=name, user=user, secret=secret)
+    err_console.print(
+        f"webhook {hook['name']} at {hook['path']} applies events as {hook['user']}; sign each body with "
+        f"{auth.SIGNATURE_HEADER}: t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'> using this secret:",
+        markup=False,
+        highlight=False,
+    )
+    sys.stdout.write(hook["secret"] + "\n")
+
+
+@hook_app.command("list")
+def hook_list(fmt: FormatOpt = Format.table) -> None:
+    emit(auth.list_hooks(_app()), ["name", "user", "active", "created_at", "created_by"], fmt)
+
+
+@hook_app.command("disable")
+def hook_disable(name: str) -> None:
+    """Stop accepting deliveries to a webhook (its secret stops verifying)."""
+    auth.set_hook_active(_app(), name=name, active=False)
+    console.print(f"webhook {name} disabled", markup=False)
+
+
+@hook_app.command("enable")
+def hook_enable(name: str) -> None:
+    auth.set_hook_active(_app(), name=name, active=True)
+    console.print(f"webhook {name} enabled", markup=False)
+
+
+def read_new_password(prompt: str = "password") -> str:
+    """Asked twice, hidden, on a terminal; otherwise the first line of standard input (for scripts)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"{prompt}: ")
+    if getpass.getpass(f"{prompt} again: ") != first:
+        fail("the two passwords differ")
+    return first
+
+
+def user_password(name: str) -> None:
+    """Set USER's password (asked twice on a terminal, or read from the first line of standard input)."""
+    auth.set_password(_app(), name=name, password=read_new_password())
+    console.print(f"password of {name} set", markup=False)
+
+
+def demo_logins(
+    url: Annotated[str, typer.Option("--url", help="where the API will listen")] = "http://127.0.0.1:8000",
+) -> None:
+    """Give one demo user per role a fresh random password, the integration a token and a webhook; print them.
+
+    For the demo database `make run` serves: the passwords change every time this runs.
+    """
+    app = _app()
+    existing = {u["name"]: u for u in people.list_users(app)}
+    rows = []
+    for name, role in DEMO_LOGINS:
+        if name not in existing:
+            people.add_user(app, name=name, role=role)
+        elif existing[name]["role"] != role or not existing[name]["active"]:
+            fail(f"{name} exists but is not an active {role}; demo logins are for the demo database")
+        password = secrets.token_urlsafe(9)
+        auth.set_password(app, name=name, password=password)
+        rows.append({"user": name, "role": role, "password or token": password})
+    if DEMO_INTEGRATION not in existing:
+        people.add_user(app, name=DEMO_INTEGRATION, role="integration")
+    for token in auth.list_tokens(app, user=DEMO_INTEGRATION):
+        if token["name"] == "demo":
+            auth.revoke_token(app, token_id=token["id"])
+    issued = auth.issue_token(app, user=DEMO_INTEGRATION, name="demo")
+    rows.append({"user": DEMO_INTEGRATION, "role": "integration", "password or token": issued["token"]})
+    console.print(f"LeadLedger API: {url}/api/v1  (interactive docs: {url}/docs)", markup=False)
+    emit(rows, ["user", "role", "password or token"], Format.table, title="demo logins (new on every run)")
+    console.print(
+        f"log in: curl -s -X POST {url}/api/v1/auth/token -H 'Content-Type: application/json' "
+        f'-d \'{{"username": "maria", "password": "{rows[1]["password or token"]}"}}\'',
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `serve`, `token`, `hook`, `demo-logins` and `user password` to the root command."""
+    app.command("serve")(serve)
+    app.command("demo-logins")(demo_logins)
+    app.add_typer(token_app, name="token")
+    app.add_typer(hook_app, name="hook")
+    user_group = next(group.typer_instance for group in app.registered_groups if group.name == "user")
+    assert user_group is not None, "the `user` command group is registered before this"
+    user_group.command("password")(user_password)
