@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/leadledger init
 	$(BIN)/leadledger demo --leads $(DEMO_LEADS) --if-empty
+	$(BIN)/leadledger sla rebuild
 	$(BIN)/leadledger pipeline
 	$(BIN)/leadledger demo-logins --url http://$(API_HOST):$(API_PORT)
 	$(BIN)/leadledger serve --host $(API_HOST) --port $(API_PORT)

@@ -99,7 +99,7 @@ def _seed_leads(app: App, count: int) -> list[str]:
                 lead={"id": lead_id, "name": "Jo Doe", "email": f"{lead_id.lower()}@example.com", "source": "web"},
                 entries=[
                     _entry(start, "created", "integration", None, "new", None, None),
-                    _entry(start + hour, "change", "automation", "new", "assigned", "ana", "route_new_lead"),
+                    _entry(start + hour, "change", "automation", "new", "assigned", "ana", "new:route"),
                     _entry(
                         start + 2 * hour,
                         "change",

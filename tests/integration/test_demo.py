@@ -98,6 +98,32 @@ def test_demo_rates_follow_the_seeds(demo_app):
     assert entered["stale_review"] > 0 and entered["recycled"] > 0 and entered["invalid"] > 0
 
 
+def test_demo_automation_is_the_default_models_own(demo_app):
+    """Every rule the demo's ledger names is one the model defines (so the overrides report and a backtest
+    speak of real rules), and every automated conversion follows the opportunity_created event it reacts to."""
+    auto = demo_app.model.automation
+    known = {r.name for r in auto.rules} | {r.name for r in demo_app.model.time_rules}
+    known |= {action.name for actions in auto.on_enter.values() for action in actions}
+    with demo_app.db.read() as conn:
+        named = {r for (r,) in conn.execute(select(ledger.c.rule).where(ledger.c.rule.is_not(None)).distinct())}
+        named |= {
+            r for (r,) in conn.execute(select(ledger.c.override_rule).where(ledger.c.override_rule.is_not(None)).distinct())
+        }
+        conversions = list(conn.execute(
+            select(ledger.c.lead_id, ledger.c.at, ledger.c.data).where(ledger.c.rule == "opportunity_created")
+        ))  # fmt: skip
+        opportunities = {
+            (a.lead_id, a.data["opportunity_id"]): a.at
+            for a in conn.execute(select(activities).where(activities.c.type == "opportunity_created"))
+        }
+    assert named and named <= known, named - known
+    assert {"new:route", "first_email_sent", "opportunity_created", "transfer_to_marketing"} <= named
+    assert conversions
+    for lead_id, at, data in conversions:
+        event_at = opportunities[(lead_id, data["opportunity_id"])]
+        assert timedelta(0) < at - event_at <= timedelta(seconds=5), lead_id
+
+
 def test_demo_is_deterministic_for_a_seed_and_refuses_to_repeat_it(demo_app):
     with demo_app.db.read() as conn:
         count = conn.execute(select(func.count()).select_from(ledger)).scalar()

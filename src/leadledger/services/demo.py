@@ -311,7 +311,7 @@ def _simulate(rng: random.Random, lead_id: str, created: float, now: float, sour
     wait = rng.uniform(0.05, 3.5) * HOUR if rng.random() < 0.93 else rng.uniform(6, 40) * HOUR
     if not before_now(wait):
         return sim
-    sim.move(wait, actor="system", role="ops", source="automation", status="assigned", owner=rep, rule="route_new_lead")
+    sim.move(wait, actor="system", role="ops", source="automation", status="assigned", owner=rep, rule="new:route")  # the model's on_enter route of New
 
     roll = rng.random()
     if roll < 0.015:  # data problems show up at first touch
@@ -503,17 +503,23 @@ def _simulate(rng: random.Random, lead_id: str, created: float, now: float, sour
     if rng.random() < 0.78:
         ae = _pick(rng, AES)[0]
         value = round(rng.lognormvariate(10, 0.6), 2)
-        sim.move(qualified, actor="system", role="ops", source="automation", status="converted", stage="opportunity",
-                 owner=ae,
-                 rule="opportunity_created", data=_json({
-                     "opportunity_id": f"OPP-{lead_id[-7:]}", "deal_value": value,
-                     "expected_close_date": _date(sim.t + 45 * DAY)}))  # fmt: skip
+        _opportunity(sim, qualified, ae, f"OPP-{lead_id[-7:]}", value, 45)
         won = rng.uniform(20, 90) * DAY
         if rng.random() < 0.3 and before_now(won):
             sim.move(won, actor=ae, role="rep", source="manual", stage="customer")
     else:
         _lose(sim, rep, now, qualified)
     return sim
+
+
+def _opportunity(sim: _Sim, dt: float, ae: str, opportunity_id: str, value: float, close_in_days: int) -> None:
+    """The CRM reports an opportunity (the event the default rule `opportunity_created` reacts to); the rule
+    converts the lead a second later with the data Converted requires, and the AE owns it from then on."""
+    close = _date(sim.t + dt + close_in_days * DAY)
+    sim.log(dt, "opportunity_created", ae, _json({"opportunity_id": opportunity_id, "amount": value, "close_date": close}))
+    sim.move(1, actor="system", role="ops", source="automation", status="converted", stage="opportunity", owner=ae,
+             rule="opportunity_created", data=_json({
+                 "opportunity_id": opportunity_id, "deal_value": value, "expected_close_date": close}))  # fmt: skip
 
 
 def _lose(sim: _Sim, rep: str, now: float, dt: float) -> None:
@@ -540,7 +546,7 @@ def _nurture(sim: _Sim, rep: str, reason: str, now: float, back_to_mql: bool = F
     stage = "mql" if back_to_mql or sim.stage in ("sal", "sql") else None
     sim.move(HOUR, actor=rep, role="rep", source="manual", status="nurture", stage=stage, reason=reason, data=data)
     # seed 000: Nurture -> ownership moves from the SDR to marketing
-    sim.move(60, actor="system", role="ops", source="automation", owner="marketing", rule="nurture_to_marketing")
+    sim.move(60, actor="system", role="ops", source="automation", owner="marketing", rule="transfer_to_marketing")
     # re-evaluation: some nurtured leads come back as Recycled, worked by a different rep (seed 000)
     if re_evaluate < now and rng.random() < 0.35:
         sim.t = re_evaluate
@@ -579,23 +585,7 @@ def _nurture(sim: _Sim, rep: str, reason: str, now: float, back_to_mql: bool = F
                 stage="sql",
                 data=_BANT_RECYCLED,
             )
-            sim.move(
-                2 * DAY,
-                actor="system",
-                role="ops",
-                source="automation",
-                status="converted",
-                stage="opportunity",
-                owner="ines",
-                rule="opportunity_created",
-                data=_json(
-                    {
-                        "opportunity_id": f"OPP-R-{sim.lead_id[-7:]}",
-                        "deal_value": 12000.0,
-                        "expected_close_date": _date(sim.t + 30 * DAY),
-                    }
-                ),
-            )
+            _opportunity(sim, 2 * DAY, "ines", f"OPP-R-{sim.lead_id[-7:]}", 12000.0, 30)
 
 
 def ensure_people(app: App) -> dict[str, str | None]:
