@@ -13,7 +13,8 @@ export LEADLEDGER_DB ?= sqlite:///leadledger.db
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
+	$(BIN)/python -m compileall -q src  # editable install: our own modules too (PYTHONDONTWRITEBYTECODE may be set)
 	touch $(STAMP)
 
 run: $(STAMP)
