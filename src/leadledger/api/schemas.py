@@ -12,7 +12,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints
 
 MAX_DEPTH = 8
 MAX_TEXT = 10_000
@@ -66,7 +66,7 @@ Short = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterVal
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 UserName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Finite = Annotated[float, AfterValidator(_finite)]
-Moment = Annotated[AwareDatetime, AfterValidator(_in_range)]
+Moment = Annotated[AwareDatetime, Strict(False), AfterValidator(_in_range)]  # JSON carries times as text
 FieldValue = (
     Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no_nul)] | bool | int | Finite | None
 )
@@ -76,7 +76,10 @@ Role = Literal["rep", "manager", "ops", "integration"]
 
 
 class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown keys refused, and no coercion between JSON types (`true` is not the number 1,
+    `1` is not `true`, `"5"` is not 5): a client's type error is answered 422, never silently reinterpreted."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # --- errors -------------------------------------------------------------------------------------------
