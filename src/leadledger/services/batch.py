@@ -168,8 +168,10 @@ class WriteBatch:
         wanted = [i for i in dict.fromkeys(lead_ids) if i not in self.rows]
         if not wanted:
             return
+        names: tuple[str, ...] | None = None
         for lead_id, row in repo.lead_rows(self.conn, wanted, lock=True).items():
-            self.rows[lead_id] = row._asdict()
+            names = names or row._fields  # Row._asdict() rebuilds the key view for every row
+            self.rows[lead_id] = dict(zip(names, row, strict=True))
             self.base_version[lead_id] = row.version
             self.states[lead_id] = repo.lead_state(row)
         self._load_users(r["owner"] for r in self.rows.values())
@@ -577,8 +579,10 @@ class WriteBatch:
                 query = select(sla_clocks).where(
                     sla_clocks.c.closed_at.is_(None), sla_clocks.c.lead_id.in_(pending[start : start + 900])
                 )
-                for row in self.conn.execute(query):
-                    self.clocks[row.lead_id].append(row._asdict())
+                result = self.conn.execute(query)
+                names = tuple(result.keys())
+                for row in result:
+                    self.clocks[row.lead_id].append(dict(zip(names, row, strict=True)))
             self.clocks.setdefault(lead_id, [])
         return self.clocks[lead_id]
 

@@ -18,18 +18,28 @@ from sqlalchemy.types import JSON, DateTime
 from leadledger.store.tables import UTCDateTime
 
 
-def _converter(column: Any, sqlite: bool) -> Any:
-    """How a value is handed to the driver for this column (None: as it is)."""
+def _converter(column: Any, sqlite: bool) -> tuple[Any, bool]:
+    """How a value is handed to the driver for this column (None: as it is), and whether to memoise it."""
     kind = column.type
     if isinstance(kind, (UTCDateTime, DateTime)):
-        if sqlite:  # the text form SQLAlchemy's SQLite DateTime writes and reads back
-            return lambda v: (
-                None if v is None else v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-            )
-        return lambda v: None if v is None else v.astimezone(UTC).replace(tzinfo=None)
+        # times repeat within a batch (the batch's `now`, a change's time): converted once per distinct value
+        return (_time_text if sqlite else _naive_utc), True
     if isinstance(kind, JSON):
-        return lambda v: None if v is None else json.dumps(v, default=_default, separators=(",", ":"))
-    return None
+        return _json_text, False
+    return None, False
+
+
+def _time_text(value: Any) -> Any:
+    """The text form SQLAlchemy's SQLite DateTime writes and reads back."""
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _naive_utc(value: Any) -> Any:
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _json_text(value: Any) -> Any:
+    return None if value is None else json.dumps(value, default=_default, separators=(",", ":"))
 
 
 def _default(value: Any) -> Any:
@@ -82,11 +92,18 @@ def _execute_many(
     if "{marks}" in sql:
         sql = sql.format(marks=", ".join("?" if sqlite else "%s" for _ in columns))
     keys = keys or columns
-    converters = [_converter(table.c[column], sqlite) for column in columns]
-    params = [
-        tuple(conv(row[key]) if conv is not None else row[key] for key, conv in zip(keys, converters, strict=True))
-        for row in rows
-    ]
+    values: list[list[Any]] = []  # column by column: one pass per column, no per-row generator
+    for column, key in zip(columns, keys, strict=True):
+        convert, memoise = _converter(table.c[column], sqlite)
+        raw = [row[key] for row in rows]
+        if convert is None:
+            values.append(raw)
+        elif memoise:
+            converted = {value: convert(value) for value in set(raw)}
+            values.append([converted[value] for value in raw])
+        else:
+            values.append([convert(value) for value in raw])
+    params = list(zip(*values, strict=True))
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(sql, params)
