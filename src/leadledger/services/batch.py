@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from leadledger.domain.automation import (
     STATUS_ENTERED,
@@ -51,7 +51,6 @@ from leadledger.store import repository as repo
 from leadledger.store.tables import (
     activities,
     approvals,
-    endpoints,
     leads,
     ledger,
     notifications,
@@ -65,6 +64,19 @@ from leadledger.store.tables import (
 
 SYSTEM = Actor("system", "ops")
 OPEN_CATEGORIES = ("open", "active", "qualified")
+
+# What every batch reads, built once (see repository.py: building a statement costs more than running it).
+_USERS = select(users).where(users.c.name.in_(bindparam("names", expanding=True)))
+_OPEN_CLOCKS = select(sla_clocks).where(
+    sla_clocks.c.closed_at.is_(None), sla_clocks.c.lead_id.in_(bindparam("ids", expanding=True))
+)
+_TEAMS = select(teams)
+_ACTIVE_ENDPOINTS = "SELECT name FROM endpoints WHERE active"  # boolean on PostgreSQL, 0/1 on SQLite
+_CHANGE_KEYS = select(ledger.c.idempotency_key, ledger.c.lead_id, ledger.c.seq).where(
+    ledger.c.idempotency_key.in_(bindparam("keys", expanding=True))
+)
+_ACTIVITY_KEYS = select(activities.c.key).where(activities.c.key.in_(bindparam("keys", expanding=True)))
+_PREVIOUS_OWNERS = select(ledger.c.to_owner).where(ledger.c.lead_id == bindparam("id")).distinct()
 
 
 @dataclass(frozen=True)
@@ -135,12 +147,12 @@ class WriteBatch:
         self.model = app.loaded_model(conn).model
         self.auto = self.model.automation
         self.automation = automation
-        self.who = resolve_actor(conn, actor)
+        self.users: dict[str, Any] = {}
+        self.who = resolve_actor(conn, actor, self.users)
         self.rows: dict[str, dict[str, Any]] = {}
         self.base_version: dict[str, int | None] = {}  # None: created in this batch
         self.states: dict[str, LeadState] = {}
         self.history: dict[str, list[Activity]] = {}
-        self.users: dict[str, Any] = {}
         self.team_rows: dict[str, Any] | None = None
         self.keys: dict[str, tuple[str, int]] = {}
         self.activity_keys: set[str] = set()
@@ -185,7 +197,7 @@ class WriteBatch:
         missing = {n for n in names if n and n not in self.users}
         if not missing:
             return
-        for row in self.conn.execute(select(users).where(users.c.name.in_(sorted(missing)))):
+        for row in self.conn.execute(_USERS, {"names": sorted(missing)}):
             self.users[row.name] = row
         for name in missing - set(self.users):
             self.users[name] = None
@@ -576,10 +588,7 @@ class WriteBatch:
             for i in pending:
                 self.clocks[i] = []
             for start in range(0, len(pending), 900):
-                query = select(sla_clocks).where(
-                    sla_clocks.c.closed_at.is_(None), sla_clocks.c.lead_id.in_(pending[start : start + 900])
-                )
-                result = self.conn.execute(query)
+                result = self.conn.execute(_OPEN_CLOCKS, {"ids": pending[start : start + 900]})
                 names = tuple(result.keys())
                 for row in result:
                     self.clocks[row.lead_id].append(dict(zip(names, row, strict=True)))
@@ -881,7 +890,7 @@ class WriteBatch:
 
     def _teams(self) -> dict[str, Any]:
         if self.team_rows is None:
-            self.team_rows = {row.name: row for row in self.conn.execute(select(teams))}
+            self.team_rows = {row.name: row for row in self.conn.execute(_TEAMS)}
         return self.team_rows
 
     def _manager_of(self, person: str | None) -> str | None:
@@ -964,9 +973,7 @@ class WriteBatch:
             self.loads[change.to_owner] = self.loads.get(change.to_owner, 0) + 1
 
     def _previous_owners(self, lead_id: str) -> set[str]:
-        owners = {
-            r[0] for r in self.conn.execute(select(ledger.c.to_owner).where(ledger.c.lead_id == lead_id).distinct())
-        }
+        owners = {r[0] for r in self.conn.execute(_PREVIOUS_OWNERS, {"id": lead_id})}
         owners |= {e["to_owner"] for e in self.entries if e["lead_id"] == lead_id}
         owners.add(self.states[lead_id].owner)
         owners.discard(None)
@@ -975,9 +982,7 @@ class WriteBatch:
 
     def _endpoints(self) -> set[str]:
         if self.endpoint_names is None:
-            self.endpoint_names = {
-                r.name for r in self.conn.execute(select(endpoints.c.name).where(endpoints.c.active.is_(True)))
-            }
+            self.endpoint_names = {name for (name,) in bulk.fetch_all(self.conn, _ACTIVE_ENDPOINTS)}
         return self.endpoint_names
 
     # --- writing ---------------------------------------------------------------------------------------
@@ -1063,8 +1068,11 @@ class _RowView:
         return self._data[name]
 
 
-def resolve_actor(conn: Connection, name: str) -> Actor:
+def resolve_actor(conn: Connection, name: str, seen: dict[str, Any] | None = None) -> Actor:
+    """The acting user, who must exist and be active (`seen` keeps the row for the batch's user lookups)."""
     row = repo.user_row(conn, name)
+    if seen is not None:
+        seen[name] = row
     if row is None:
         raise Forbidden(f"unknown user {name!r}: add it with `leadledger user add`")
     if not row.active:
@@ -1085,10 +1093,7 @@ def _owner_violation(owner: str | None, row: Any) -> Violation | None:
 def _existing_change_keys(conn: Connection, keys: list[str]) -> dict[str, tuple[str, int]]:
     found: dict[str, tuple[str, int]] = {}
     for start in range(0, len(keys), 900):
-        query = select(ledger.c.idempotency_key, ledger.c.lead_id, ledger.c.seq).where(
-            ledger.c.idempotency_key.in_(keys[start : start + 900])
-        )
-        for row in conn.execute(query):
+        for row in conn.execute(_CHANGE_KEYS, {"keys": keys[start : start + 900]}):
             found[row.idempotency_key] = (row.lead_id, row.seq)
     return found
 
@@ -1096,8 +1101,7 @@ def _existing_change_keys(conn: Connection, keys: list[str]) -> dict[str, tuple[
 def _existing_activity_keys(conn: Connection, keys: list[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), 900):
-        query = select(activities.c.key).where(activities.c.key.in_(keys[start : start + 900]))
-        found.update(row.key for row in conn.execute(query))
+        found.update(row.key for row in conn.execute(_ACTIVITY_KEYS, {"keys": keys[start : start + 900]}))
     return found
 
 

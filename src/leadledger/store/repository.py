@@ -10,10 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
 
 from leadledger.domain.changes import Activity, AutomatedChange, LeadState, StatusChange
 from leadledger.domain.statusmodel import AUTOMATED_SOURCES
+from leadledger.store import bulk
 from leadledger.store.tables import activities, leads, ledger, model_versions, teams, users
 
 # Lead fields kept as columns; every other field lives in the JSON `fields` column.
@@ -24,20 +25,29 @@ class VersionConflict(Exception):
     """Another writer changed the lead between our read and our write."""
 
 
+# Statements every write transaction runs, built once: building a select and computing its cache key costs
+# several times what executing the cached compiled form does.
+_LEAD = select(leads).where(leads.c.id == bindparam("id"))
+_LEAD_LOCKED = _LEAD.with_for_update()
+_LEADS = select(leads).where(leads.c.id.in_(bindparam("ids", expanding=True)))
+_LEADS_LOCKED = _LEADS.order_by(leads.c.id).with_for_update()
+_USER = select(users).where(users.c.name == bindparam("name"))
+_ACTIVITIES = select(activities.c.lead_id, activities.c.type, activities.c.at, activities.c.data).where(
+    activities.c.lead_id.in_(bindparam("ids", expanding=True))
+)
+_ACTIVITIES_SINCE = _ACTIVITIES.where(activities.c.at >= bindparam("since", type_=activities.c.at.type))
+
+
 def lead_row(conn: Connection, lead_id: str, *, lock: bool = False) -> Row[Any] | None:
-    query = select(leads).where(leads.c.id == lead_id)
-    if lock and conn.dialect.name != "sqlite":  # SQLite's BEGIN IMMEDIATE already serialises writers
-        query = query.with_for_update()
-    return conn.execute(query).first()
+    locked = lock and conn.dialect.name != "sqlite"  # SQLite's BEGIN IMMEDIATE already serialises writers
+    return conn.execute(_LEAD_LOCKED if locked else _LEAD, {"id": lead_id}).first()
 
 
 def lead_rows(conn: Connection, lead_ids: Sequence[str], *, lock: bool = False) -> dict[str, Row[Any]]:
     found: dict[str, Row[Any]] = {}
+    query = _LEADS_LOCKED if lock and conn.dialect.name != "sqlite" else _LEADS
     for start in range(0, len(lead_ids), 900):
-        query = select(leads).where(leads.c.id.in_(lead_ids[start : start + 900]))
-        if lock and conn.dialect.name != "sqlite":
-            query = query.order_by(leads.c.id).with_for_update()
-        for row in conn.execute(query):
+        for row in conn.execute(query, {"ids": list(lead_ids[start : start + 900])}):
             found[row.id] = row
     return found
 
@@ -176,13 +186,12 @@ def last_entry(conn: Connection, lead_id: str) -> Row[Any] | None:
 
 def activities_since(conn: Connection, lead_ids: Sequence[str], since: datetime | None) -> dict[str, list[Activity]]:
     out: dict[str, list[Activity]] = {}
+    query = _ACTIVITIES if since is None else _ACTIVITIES_SINCE
     for start in range(0, len(lead_ids), 900):
-        query = select(activities.c.lead_id, activities.c.type, activities.c.at, activities.c.data).where(
-            activities.c.lead_id.in_(lead_ids[start : start + 900])
-        )
+        params: dict[str, Any] = {"ids": list(lead_ids[start : start + 900])}
         if since is not None:
-            query = query.where(activities.c.at >= since)
-        for row in conn.execute(query):
+            params["since"] = since
+        for row in conn.execute(query, params):
             out.setdefault(row.lead_id, []).append(Activity(row.type, row.at, row.data or {}))
     return out
 
@@ -205,7 +214,7 @@ def activity_for_key(conn: Connection, key: str) -> Row[Any] | None:
 
 
 def user_row(conn: Connection, name: str) -> Row[Any] | None:
-    return conn.execute(select(users).where(users.c.name == name)).first()
+    return conn.execute(_USER, {"name": name}).first()
 
 
 def user_rows(conn: Connection) -> list[Row[Any]]:
@@ -224,7 +233,8 @@ def team_rows(conn: Connection) -> list[Row[Any]]:
 
 
 def latest_model_id(conn: Connection) -> int | None:
-    return conn.execute(select(func.max(model_versions.c.id))).scalar()
+    ((latest,),) = bulk.fetch_all(conn, "SELECT max(id) FROM model_versions")  # every write transaction asks
+    return None if latest is None else int(latest)
 
 
 def model_row(conn: Connection, model_id: int) -> Row[Any] | None:
