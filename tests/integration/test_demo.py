@@ -145,6 +145,7 @@ def test_demo_projection_is_the_fold_of_its_ledger(demo_app):
     for entry in entries:
         by_lead.setdefault(entry.lead_id, []).append(entry)
     assert set(by_lead) == set(rows)
+    nurtured = 0
     for lead_id, history in by_lead.items():
         row, first, last = rows[lead_id], history[0], history[-1]
         assert [e.seq for e in history] == list(range(1, len(history) + 1))
@@ -168,6 +169,12 @@ def test_demo_projection_is_the_fold_of_its_ledger(demo_app):
         assert row.prev_status == (status_entry.from_status if status_entry.seq > 1 else None)
         assert row.team == teams.get(row.owner)
         assert row.incomplete is False and row.fields["territory"] in demo.TERRITORIES
+        captured: dict = {}
+        for entry in history:
+            captured.update(entry.data or {})
+        assert {k: row.fields[k] for k in captured} == captured, lead_id  # the data changes captured are fields
+        nurtured += last.to_status == "nurture" and "re_evaluate_on" in row.fields
+    assert nurtured > 0  # the sweep's nurture re-evaluation has a date to read
 
 
 def _dump(url: str) -> dict[str, list]:

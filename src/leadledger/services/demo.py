@@ -99,12 +99,15 @@ class _Sim:
 
     Times are epoch seconds and always move forward. The first event past `now` has not happened yet:
     from there on the simulation goes on (it draws the same random numbers) but records nothing. The
-    `leads` row is folded as entries are recorded, as `history.history_rows` folds it from a history.
+    `leads` row is folded as entries are recorded, as `history.history_rows` folds it from a history; the
+    data each change captured (BANT, the nurture re-evaluation date…) becomes the lead's fields, as it does
+    when the service applies a change, so time rules that read a field (`re_evaluate_on`) see it.
     """
 
     __slots__ = (
         "activities",
         "created",
+        "data",
         "entries",
         "lead_id",
         "now",
@@ -134,6 +137,7 @@ class _Sim:
         self.over = created > now  # past `now`: nothing more is recorded
         self.entries: list[tuple[Any, ...]] = []
         self.activities: list[tuple[Any, ...]] = []
+        self.data: list[str] = []  # the JSON data of recorded changes, folded into the lead's fields
         self.status_since = self.stage_since = self.created = ""
         self.status_entry_seq = 0
         self.status_source = ""
@@ -189,6 +193,8 @@ class _Sim:
             return
         out = self.out
         null = out.null
+        if data is not None:
+            self.data.append(data)
         seq = self.seq = self.seq + 1
         at = _text(self.t)
         if seq == 1:
@@ -224,6 +230,11 @@ class _Sim:
         """The `leads` row (but its constants): the lead's columns, then its state after the last entry."""
         out = self.out
         null = out.null
+        if self.data:
+            merged = json.loads(fields)
+            for data in self.data:
+                merged.update(json.loads(data))
+            fields = _ENCODE(merged)
         entry = self.entries[-1]
         owner = entry[_TO_OWNER]
         team = out.owner_teams.get(owner) if owner is not null else None
