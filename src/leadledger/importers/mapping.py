@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from leadledger.domain.statusmodel import StatusModel
-from leadledger.model.loader import ModelIssue, _dotted, _index_lines, _line_for
+from leadledger.model.loader import ModelError, ModelIssue, _dotted, _line_for, read_yaml_with_lines
 from leadledger.services.errors import Invalid
 
 PRESETS = ("generic", "salesforce", "hubspot")
@@ -147,20 +147,10 @@ def fold(label: str) -> str:
 
 def read_mapping_text(text: str, file: str) -> tuple[MappingFile, dict[tuple[str | int, ...], int]]:
     """Parse and validate a mapping file; raises MappingError naming the line of every problem."""
-    lines: dict[tuple[str | int, ...], int] = {}
-    try:
-        node = yaml.compose(text, Loader=yaml.BaseLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise MappingError([ModelIssue(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
-    if node is None:
-        raise MappingError([ModelIssue(file, 1, "", "the mapping file is empty")])
-    duplicates: list[ModelIssue] = []
-    _index_lines(node, (), lines, duplicates, file)
-    if duplicates:
-        raise MappingError(duplicates)
-    data = yaml.load(text, Loader=yaml.BaseLoader)  # BaseLoader builds only str, list and dict: safe
+    try:  # BaseLoader builds only str, list and dict: safe
+        data, lines = read_yaml_with_lines(text, file, yaml.BaseLoader, empty="the mapping file is empty")
+    except ModelError as exc:
+        raise MappingError(exc.issues) from exc
     if not isinstance(data, dict):
         raise MappingError([ModelIssue(file, 1, "", "a mapping file is a set of sections (columns, statuses, ...)")])
     try:

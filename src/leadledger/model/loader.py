@@ -136,25 +136,36 @@ def load_file(path: str | Path) -> LoadedModel:
     return load_text(text, file)
 
 
-def load_text(text: str, file: str = "<model>", *, check_holidays: bool = True) -> LoadedModel:
-    """Parse, validate and compile a model; raises ModelError listing every problem with its line.
+def read_yaml_with_lines(
+    text: str, file: str, loader: Any, *, empty: str
+) -> tuple[Any, dict[Path_, int]]:
+    """Parse YAML text and index the line of every key path, so later errors can name file, line and key.
 
-    `check_holidays=False` defers loading holiday tables to first use (for a model validated when stored).
+    Raises ModelError for text that is not YAML, is empty (`empty` says so) or repeats a key. Shared by
+    the model file and the import mapping files.
     """
     lines: dict[Path_, int] = {}
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         raise ModelError([ModelIssue(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from exc
     if node is None:
-        raise ModelError([ModelIssue(file, 1, "", "the file is empty")])
+        raise ModelError([ModelIssue(file, 1, "", empty)])
     duplicates: list[ModelIssue] = []
     _index_lines(node, (), lines, duplicates, file)
     if duplicates:
         raise ModelError(duplicates)
-    data = yaml.load(text, Loader=_Loader)
+    return yaml.load(text, Loader=loader), lines
+
+
+def load_text(text: str, file: str = "<model>", *, check_holidays: bool = True) -> LoadedModel:
+    """Parse, validate and compile a model; raises ModelError listing every problem with its line.
+
+    `check_holidays=False` defers loading holiday tables to first use (for a model validated when stored).
+    """
+    data, lines = read_yaml_with_lines(text, file, _Loader, empty="the file is empty")
     if not isinstance(data, dict):
         raise ModelError(
             [ModelIssue(file, 1, "", "the model must be a mapping of sections (name, stages, statuses...)")]
