@@ -12,9 +12,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from sqlalchemy import select
 
 from leadledger.analytics.benchmarks import family_of
@@ -25,6 +24,9 @@ from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
 from leadledger.services.errors import Invalid
 from leadledger.store.tables import teams, users
+
+if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
+    import duckdb
 
 GROUPINGS = ("owner", "team", "source", "campaign")
 US_PER_HOUR = 3_600_000_000

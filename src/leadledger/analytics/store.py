@@ -42,9 +42,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
@@ -52,6 +51,9 @@ from leadledger.analytics import benchmarks as seed
 from leadledger.analytics.calendar_days import DayTable, build_day_table, day_number
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
+
+if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
+    import duckdb
 
 SCHEMA_VERSION = "5"  # the copied tables: a change resets the store (a full copy)
 DERIVED_VERSION = "5"  # the derived tables: a change recomputes them from the copy
@@ -165,6 +167,8 @@ def open_store(app: App, path: str | None = None) -> Iterator[duckdb.DuckDBPyCon
     Another process (the web server, a second CLI) may hold the file for a moment: opening waits for it
     instead of failing. In-memory stores live as long as the App object.
     """
+    import duckdb
+
     target = path or store_path(app)
     with _lock_for(target if target != ":memory:" else f":memory:{id(app)}"):
         if target == ":memory:":
