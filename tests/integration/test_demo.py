@@ -49,7 +49,7 @@ def test_every_demo_history_passes_the_transition_engine(demo_app):
         created = new_lead(model, lead_id=lead_id, fields=repo.lead_fields(row), actor=Actor(first.actor, first.actor_role),
                            at=first.at, now=now, source=first.source, stage=first.to_stage)  # fmt: skip
         assert isinstance(created, StatusChange), (lead_id, created)
-        state = repo.lead_state(row)
+        state = repo.lead_projection(row).state(lead_id)
         state = replace(state, status="new", stage=first.to_stage, owner=None, version=1, last_at=first.at,
                         last_automated=None)  # fmt: skip
         for entry in history[1:]:

@@ -200,3 +200,25 @@ def test_timeline_lists_entries_and_activities_in_order(team_app):
     assert [(e["seq"], e["to_status"], e["rule"]) for e in data["entries"]] == [
         (1, "new", None), (2, "assigned", None), (3, "attempting_contact", "first_email_sent")]
     assert [a["type"] for a in data["activities"]] == ["email_sent"]
+
+
+def test_a_status_entered_and_left_within_one_instant_never_held_even_across_transactions(team_app, clock):
+    """Two transactions at the same instant: the second folds the instant whole (domain.timeline), so the
+    status that was superseded leaves no stint behind, exactly as in a bulk-written or imported timeline."""
+    lead_id = add_lead(team_app)
+    clock.advance(timedelta(hours=1))
+    svc.change_lead(team_app, actor="maria", spec=ChangeSpec(lead_id, owner="ana"))
+    clock.advance(timedelta(hours=1))
+    entered = clock.now()
+    svc.change_lead(team_app, actor="ana", spec=ChangeSpec(lead_id, status="attempting_contact",
+                                                            log=ActivityIn("call_logged", data={"outcome": "no_answer"})))  # fmt: skip
+    before = projection(team_app, lead_id)
+    clock.advance(timedelta(hours=1))
+    svc.change_lead(team_app, actor="ana", spec=ChangeSpec(lead_id, status="connected",
+                                                            log=ActivityIn("call_logged", data={"outcome": "connected"})))  # fmt: skip
+    svc.change_lead(team_app, actor="ana", spec=ChangeSpec(lead_id, status="attempting_contact"))  # same instant
+    lead = projection(team_app, lead_id)
+    assert [r.to_status for r in ledger_rows(team_app, lead_id)][-2:] == ["connected", "attempting_contact"]
+    assert (lead.status, lead.status_since, lead.status_entry_seq, lead.prev_status) == (
+        "attempting_contact", entered, before.status_entry_seq, before.prev_status)  # fmt: skip
+    assert lead.version == before.version + 2 and lead.updated_at == clock.now()

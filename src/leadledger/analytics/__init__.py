@@ -20,7 +20,6 @@ from leadledger.services.app import App
 from leadledger.services.errors import Invalid
 
 REPORT_NAMES = tuple(REPORTS)
-UNAVAILABLE: dict[str, str] = {}  # reports named but not computable here, with the reason
 
 __all__ = ["GROUPINGS", "REPORT_NAMES", "Options", "SyncStats", "report", "run_reports", "store_path", "sync"]
 
@@ -65,8 +64,6 @@ def run_reports(
     With `skip_unavailable`, a report whose records the database lacks (sla without SLA records) comes back
     as `{"report": name, "unavailable": why}` instead of failing the whole set."""
     for name in names:
-        if name in UNAVAILABLE:
-            raise Invalid(UNAVAILABLE[name])
         if name not in REPORTS:
             raise Invalid(f"unknown report {name!r}; choose from {', '.join(REPORT_NAMES)}")
     options = Options.make(now=app.clock.now(), as_of=as_of, date_from=date_from, date_to=date_to, by=by, pairs=pairs)

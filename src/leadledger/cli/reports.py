@@ -117,7 +117,7 @@ def report(
     from leadledger.cli.main import State
 
     app = State.app()
-    if name not in NAMES and name not in analytics.UNAVAILABLE:
+    if name not in NAMES:
         fail(f"unknown report {name!r}; choose from {', '.join(NAMES)}")
     with progress("analytics store", None) as advance:
         done = {"n": 0}

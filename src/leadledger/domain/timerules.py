@@ -1,13 +1,11 @@
 """Time in the model: SLA clocks per status and time rules ("in STATUS for N (business) time -> action").
 
 Durations can be calendar time or business time on the responsible team's calendar; business days mean
-"the same time of day N business days later". `replay_slas` computes SLA instances from a lead's recorded
-timeline: the rebuild of SLA records and the rule backtest both use it, so they agree with each other.
+"the same time of day N business days later". How a clock runs along a lead's timeline is in `timeline`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -116,87 +114,3 @@ class TimeRule:
     group_by: str | None = None  # e.g. company: fires once per group whose leads are all in `statuses`
     min_group: int = 2
     description: str = ""
-
-
-@dataclass(frozen=True)
-class SlaInstance:
-    """One SLA clock: who was responsible, when it started and was due, and how it ended."""
-
-    sla: str
-    lead_id: str
-    started_at: datetime
-    due_at: datetime
-    responsible: str | None
-    status: str  # open | met | breached | cancelled
-    closed_at: datetime | None = None
-    breached: bool = False
-
-
-@dataclass(frozen=True)
-class TimelineStep:
-    """One moment of a lead's history, in time order: a status change or a logged activity."""
-
-    at: datetime
-    status: str | None = None  # the status after a change (None for an activity)
-    owner: str | None = None
-    activity: str | None = None
-
-
-def replay_slas(
-    specs: Sequence[SlaSpec],
-    lead_id: str,
-    steps: Iterable[TimelineStep],
-    calendar_for: Callable[[str | None], BusinessCalendar],
-    now: datetime,
-) -> list[SlaInstance]:
-    """Every SLA instance a lead's recorded timeline produces, judged at `now`."""
-    results: list[SlaInstance] = []
-    open_clocks: dict[str, tuple[datetime, datetime, str | None]] = {}
-    status: str | None = None
-    owner: str | None = None
-
-    def close(spec: SlaSpec, at: datetime, outcome: str) -> None:
-        started, due, responsible = open_clocks.pop(spec.name)
-        late = at > due
-        final = "breached" if outcome == "met" and late else outcome
-        if outcome == "cancelled" and late:
-            final = "breached"  # it ran out before the lead moved on
-        results.append(SlaInstance(spec.name, lead_id, started, due, responsible, final, at, late))
-
-    def start(spec: SlaSpec, at: datetime) -> None:
-        open_clocks[spec.name] = (at, spec.target.after(calendar_for(owner), at), owner)
-
-    for step in steps:
-        if step.activity is not None:
-            for spec in specs:
-                if spec.name in open_clocks and spec.counts_activity(step.activity) and status in spec.statuses:
-                    close(spec, step.at, "met")
-                    start(spec, step.at)
-            continue
-        if step.owner != owner:  # an open clock is whoever owns the lead now (a routed lead's first contact)
-            owner = step.owner
-            for name, (started, due, _responsible) in list(open_clocks.items()):
-                open_clocks[name] = (started, due, owner)
-        if step.status == status:
-            continue
-        previous, status = status, step.status
-        for spec in specs:
-            if spec.name in open_clocks:
-                outcome = spec.outcome_of_move(status or "")
-                if outcome is not None:
-                    close(spec, step.at, outcome)
-            if spec.name not in open_clocks and status in spec.statuses and previous not in spec.statuses:
-                start(spec, step.at)
-    for name, (started, due, responsible) in open_clocks.items():
-        breached = due <= now
-        results.append(SlaInstance(name, lead_id, started, due, responsible, "breached" if breached else "open", None,
-                                   breached))  # fmt: skip
-    return results
-
-
-def sla_specs_by_status(specs: Sequence[SlaSpec]) -> Mapping[str, list[SlaSpec]]:
-    index: dict[str, list[SlaSpec]] = {}
-    for spec in specs:
-        for status in spec.statuses:
-            index.setdefault(status, []).append(spec)
-    return index

@@ -19,17 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from leadledger.importers.plan import (
-    FIELD_COLUMNS,
-    INSERT_COLUMNS,
-    LEDGER_COLUMNS,
-    PROJECTION_COLUMNS,
-    ExistingLead,
-    Item,
-    LeadPlan,
-)
-from leadledger.store.repository import LEAD_COLUMNS
-from leadledger.store.tables import ledger, users
+from leadledger.importers.plan import FIELD_COLUMNS, ExistingLead, Item, LeadPlan
+from leadledger.store.tables import CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS, ledger, users
 from leadledger.store.tables_import import import_runs
 
 CHUNK = 900
@@ -82,7 +73,7 @@ def load_existing(
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    wanted = f"incomplete, fields, {', '.join(LEAD_COLUMNS)}" if fields else "incomplete"
+    wanted = f"incomplete, fields, {', '.join(CONTACT_COLUMNS)}" if fields else "incomplete"
     try:
         for start in range(0, len(lead_ids), CHUNK):
             chunk = sorted(lead_ids[start : start + CHUNK])
@@ -97,7 +88,7 @@ def load_existing(
                 if fields:
                     extra, *contact = known
                     values = (json.loads(extra) if isinstance(extra, str) else dict(extra)) if extra else {}
-                    for name, value in zip(LEAD_COLUMNS, contact, strict=True):
+                    for name, value in zip(CONTACT_COLUMNS, contact, strict=True):
                         if value is not None:
                             values[name] = value
                 found[lead_id] = ExistingLead(
@@ -147,7 +138,7 @@ def write_plans(conn: Connection, plans: Sequence[LeadPlan]) -> None:
     duplicate = conn.dialect.loaded_dbapi.IntegrityError
     try:
         if inserts:
-            cursor.executemany(_insert_sql("leads", INSERT_COLUMNS, mark), inserts)
+            cursor.executemany(_insert_sql("leads", LEAD_COLUMNS, mark), inserts)
         if entries:
             cursor.executemany(_insert_sql("ledger", LEDGER_COLUMNS, mark), entries)
         for rows, columns in ((updates, PROJECTION_COLUMNS), (full_updates, PROJECTION_COLUMNS + FIELD_COLUMNS)):

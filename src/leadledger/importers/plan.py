@@ -23,8 +23,9 @@ from typing import Any, NamedTuple
 from leadledger.domain.changes import Actor, ChangeRequest, LeadState, StatusChange
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.domain.statusmodel import StatusModel
+from leadledger.domain.timeline import fold
 from leadledger.importers.facts import CHANGE, CREATED, LEAD, OWNER_BY_ID, Fact, to_datetime
-from leadledger.store.repository import LEAD_COLUMNS
+from leadledger.store.tables import CONTACT_COLUMNS
 
 SOURCE = "import"
 # one encoder for every row: json.dumps(..., default=str) would build a new one per call
@@ -85,24 +86,10 @@ class LeadPlan:
     new_owners: list[str] = field(default_factory=list)  # owners set here who are not LeadLedger users
 
 
-# columns written for a new lead, and for an existing lead's projection (then id and the expected version)
-INSERT_COLUMNS = (
-    "id", *LEAD_COLUMNS, "owner", "team", "status", "stage", "status_since", "stage_since", "created_at",
-    "updated_at", "version", "status_entry_seq", "status_source", "status_rule", "prev_status", "reason",
-    "incomplete", "fields",
-)  # fmt: skip
-# an existing lead's update: the projection, and its fields too when the import changed them (a narrower
-# statement leaves the indexes on contact columns alone)
-PROJECTION_COLUMNS = (
-    "owner", "team", "status", "stage", "status_since", "stage_since", "updated_at", "version", "status_entry_seq",
-    "status_source", "status_rule", "prev_status", "reason",
-)  # fmt: skip
-FIELD_COLUMNS = (*LEAD_COLUMNS, "incomplete", "fields")
-LEDGER_COLUMNS = (
-    "lead_id", "seq", "at", "recorded_at", "kind", "actor", "actor_role", "source", "from_status", "to_status",
-    "from_stage", "to_stage", "from_owner", "to_owner", "reason", "note", "data", "rule", "override_of_seq",
-    "override_rule", "idempotency_key", "off_model",
-)  # fmt: skip
+# columns written for a new lead (LEAD_COLUMNS), and for an existing lead's projection (then id and the expected
+# version); its fields too when the import changed them (a narrower statement leaves the indexes on contact
+# columns alone)
+FIELD_COLUMNS = (*CONTACT_COLUMNS, "incomplete", "fields")
 
 
 class Planner:
@@ -464,37 +451,18 @@ class Planner:
     # --- the projection ----------------------------------------------------------------------------
 
     def _fold(self, items: list[Item]) -> tuple[Any, ...]:
-        """The projection of a timeline: the state of its last instant, and since when each part holds.
+        """The projection of a timeline (domain.timeline.fold), as the columns the rows below take.
 
         (owner, status, stage, status_since, stage_since, updated_at, version, status_entry_seq,
         status_source, status_rule, prev_status, reason)
         """
-        status = stage = prev_status = setter = None
-        status_since = stage_since = 0
-        index, count = 0, len(items)
-        last = items[0]
-        while index < count:
-            at = items[index].at
-            changer = None  # the last entry of the instant that changed the status
-            while index < count and items[index].at == at:
-                item = items[index]
-                if item.from_status != item.to_status:
-                    changer = item
-                index += 1
-            last = items[index - 1]
-            if last.to_status != status:
-                setter = changer or last
-                prev_status, status, status_since = status, last.to_status, at
-            if last.to_stage != stage:
-                stage, stage_since = last.to_stage, at
-        assert setter is not None
-        version = max(item.seq for item in items)
-        return (last.to_owner, status, stage, status_since, stage_since, last.at, version, setter.seq, setter.source,
-                setter.rule, prev_status, setter.reason)  # fmt: skip
+        p = fold(items)
+        return (p.owner, p.status, p.stage, p.status_since, p.stage_since, p.updated_at, p.version,
+                p.status_entry_seq, p.status_source, p.status_rule, p.prev_status, p.reason)  # fmt: skip
 
     def _split_fields(self, fields: dict[str, Any]) -> tuple[list[Any], str | None]:
-        columns = [fields.get(name) or None for name in LEAD_COLUMNS]
-        extra = {k: v for k, v in fields.items() if k not in LEAD_COLUMNS and v not in (None, "")}
+        columns = [fields.get(name) or None for name in CONTACT_COLUMNS]
+        extra = {k: v for k, v in fields.items() if k not in CONTACT_COLUMNS and v not in (None, "")}
         return columns, to_json(extra) if extra else None
 
     def _team(self, owner: str | None) -> str | None:

@@ -26,7 +26,7 @@ from leadledger.importers.mapping import (
     resolve_status,
 )
 from leadledger.importers.reading import Columns
-from leadledger.store.repository import LEAD_COLUMNS
+from leadledger.store.tables import CONTACT_COLUMNS
 
 TRUE_VALUES = frozenset({"true", "1", "yes", "y", "t", "x"})
 SALESFORCE_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
@@ -231,7 +231,7 @@ class LeadRows(RowReader):
         if target is not None and target.reason and reason is None:
             reason = target.reason
         fields: dict[str, Any] = {}
-        for name in LEAD_COLUMNS:
+        for name in CONTACT_COLUMNS:
             value = self.text(values, name)
             if value:
                 fields[name] = self.limited(name, value)

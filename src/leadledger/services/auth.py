@@ -307,11 +307,6 @@ def _forget_cached(app: App) -> None:
     _tokens.forget(app.db.url)
 
 
-def forget_cached_credentials(app: App) -> None:
-    """For adapters that disable users or change roles: this process stops trusting what it verified."""
-    _forget_cached(app)
-
-
 def cached_token_user(app: App, token: str) -> Actor | None:
     """The user of a token verified in the last TOKEN_CACHE_SECONDS, without touching the database; else None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:

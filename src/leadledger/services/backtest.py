@@ -36,8 +36,8 @@ from leadledger.services.leads import in_batch
 from leadledger.services.models import initialise
 from leadledger.services.sweep import sweep
 from leadledger.store.db import Database
-from leadledger.store.repository import LEAD_COLUMNS
 from leadledger.store.tables import (
+    CONTACT_COLUMNS,
     activities,
     approvals,
     endpoints,
@@ -206,7 +206,7 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
         changes.append(Input(row.at, 2, row.lead_id, "change", payload))
     inputs: list[Input] = []
     for row in created:
-        fields = {c: getattr(row, c) for c in LEAD_COLUMNS if getattr(row, c) is not None}
+        fields = {c: getattr(row, c) for c in CONTACT_COLUMNS if getattr(row, c) is not None}
         fields.update({k: v for k, v in (row.lead_fields or {}).items() if k not in later_keys[row.lead_id]})
         fields.update(row.data or {})
         inputs.append(

@@ -33,7 +33,6 @@ from leadledger.domain.automation import (
 from leadledger.domain.changes import (
     Activity,
     Actor,
-    AutomatedChange,
     ChangeRequest,
     LeadState,
     Refused,
@@ -42,13 +41,14 @@ from leadledger.domain.changes import (
 )
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.domain.routing import choose_owner
-from leadledger.domain.statusmodel import AUTOMATED_SOURCES
-from leadledger.domain.timerules import SlaSpec
+from leadledger.domain.timeline import Projection, SlaClock, clocks_on_activity, clocks_on_owner, clocks_on_status, fold
 from leadledger.services.app import App
 from leadledger.services.errors import ChangeRefused, Forbidden
 from leadledger.store import bulk
 from leadledger.store import repository as repo
 from leadledger.store.tables import (
+    CONTACT_COLUMNS,
+    PROJECTION_COLUMNS,
     activities,
     approvals,
     leads,
@@ -152,6 +152,7 @@ class WriteBatch:
         self.rows: dict[str, dict[str, Any]] = {}
         self.base_version: dict[str, int | None] = {}  # None: created in this batch
         self.states: dict[str, LeadState] = {}
+        self.projections: dict[str, Projection] = {}
         self.history: dict[str, list[Activity]] = {}
         self.team_rows: dict[str, Any] | None = None
         self.keys: dict[str, tuple[str, int]] = {}
@@ -168,10 +169,9 @@ class WriteBatch:
         self.counts: Counter[str] = Counter()
         self.refusals: list[tuple[str, str, tuple[Violation, ...]]] = []  # rule-made changes the model refused
         self._context_cache: dict[str, tuple[LeadState, dict[str, Any], dict[str, Any]]] = {}
-        self.clocks: dict[str, list[dict[str, Any]]] = {}
-        self.new_clocks: list[dict[str, Any]] = []
-        self.closed_clocks: list[dict[str, Any]] = []
-        self._dirty_ids: set[int] = set()
+        self.clocks: dict[str, list[SlaClock]] = {}  # open SLA clocks per lead
+        self.new_clocks: list[tuple[str, SlaClock]] = []
+        self.changed_clocks: dict[int, SlaClock] = {}  # stored clocks to rewrite, by row id
 
     # --- loading -------------------------------------------------------------------------------------
 
@@ -185,7 +185,8 @@ class WriteBatch:
             names = names or row._fields  # Row._asdict() rebuilds the key view for every row
             self.rows[lead_id] = dict(zip(names, row, strict=True))
             self.base_version[lead_id] = row.version
-            self.states[lead_id] = repo.lead_state(row)
+            projection = self.projections[lead_id] = repo.lead_projection(row)
+            self.states[lead_id] = projection.state(lead_id)
         self._load_users(r["owner"] for r in self.rows.values())
 
     def load_keys(self, change_keys: Sequence[str], activity_keys: Sequence[str] = ()) -> None:
@@ -304,10 +305,10 @@ class WriteBatch:
         )
 
     def _record(self, change: StatusChange, *, approved_by: str | None = None, causation: tuple[str, ...] = ()) -> int:
-        """Append the ledger entry and move the in-memory projection to the state it describes."""
+        """Append the ledger entry and fold it into the lead's projection."""
         lead_id = change.lead_id
-        state = self.states[lead_id]
-        seq = state.version + 1
+        projection = self.projections[lead_id]
+        seq = projection.version + 1
         entry = repo.entry_values(change, seq, self.now)
         extra = dict(entry["data"] or {})
         if approved_by:
@@ -315,31 +316,19 @@ class WriteBatch:
         if causation:
             extra["caused_by"] = list(causation)
         entry["data"] = extra or None
+        if projection.needs_refold(change.at):
+            projection = self._refold(lead_id)
         self.entries.append(entry)
-        owner_row = self.user(change.to_owner)
+        projection.add(change.at, seq, change.from_status, change.to_status, change.to_stage, change.to_owner,
+                       change.source, change.rule, change.reason)  # fmt: skip
+        projection.set_fields(change.fields)
         row = self.rows[lead_id]
-        row.update(
-            repo.projection_values(change, seq, _RowView(row), owner_row.team if owner_row is not None else None)
-        )
-        automated = state.last_automated
-        if change.status_changed:
-            automated = (
-                AutomatedChange(seq, change.rule, change.from_status, change.to_status)
-                if change.source in AUTOMATED_SOURCES
-                else None
-            )
-        fields = dict(state.fields)
-        fields.update(change.fields)
-        self.states[lead_id] = replace(
-            state,
-            status=change.to_status,
-            stage=change.to_stage,
-            owner=change.to_owner,
-            fields=fields,
-            version=seq,
-            last_at=change.at,
-            last_automated=automated,
-        )
+        team = row.get("team")
+        if change.owner_changed:
+            owner_row = self.user(change.to_owner)
+            team = owner_row.team if owner_row is not None else None
+        row.update(repo.projection_values(projection, team))
+        self.states[lead_id] = projection.state(lead_id)
         if change.status_changed or change.owner_changed:
             self._track_load(change)
         if change.source != "import":
@@ -348,6 +337,17 @@ class WriteBatch:
             if change.status_changed:
                 self._clock_status_change(lead_id, change.from_status, change.to_status, change.at)
         return seq
+
+    def _refold(self, lead_id: str) -> Projection:
+        """The projection folded from the stored ledger (and this batch's entries): an entry continues the
+        instant the stored projection ended with, and only the whole timeline says what held before it."""
+        projection = fold(repo.entries_for(self.conn, lead_id), self.projections[lead_id].fields)
+        for e in self.entries:
+            if e["lead_id"] == lead_id:
+                projection.add(e["at"], e["seq"], e["from_status"], e["to_status"], e["to_stage"], e["to_owner"],
+                               e["source"], e["rule"], e["reason"])  # fmt: skip
+        self.projections[lead_id] = projection
+        return projection
 
     def create(
         self,
@@ -392,22 +392,16 @@ class WriteBatch:
             return ChangeRefused(lead_id, tuple(problems))
         has_contact = bool(result.fields.get("email") or result.fields.get("phone"))
         owner_row = self.user(owner)
-        row = repo.projection_values(result, 1, None, owner_row.team if owner_row is not None else None)
+        projection = self.projections[lead_id] = Projection()
+        projection.add(at, 1, None, result.to_status, result.to_stage, result.to_owner, result.source, result.rule,
+                       result.reason)  # fmt: skip
+        projection.set_fields(result.fields)
+        row = repo.projection_values(projection, owner_row.team if owner_row is not None else None)
         row.update(id=lead_id, created_at=at, incomplete=not has_contact)
-        for column in repo.LEAD_COLUMNS:
-            row.setdefault(column, None)
         self.rows[lead_id] = row
         self.base_version[lead_id] = None
         self.history[lead_id] = []
-        self.states[lead_id] = LeadState(
-            id=lead_id,
-            status=result.to_status,
-            stage=result.to_stage,
-            owner=owner,
-            fields=dict(result.fields),
-            version=1,
-            last_at=at,
-        )
+        self.states[lead_id] = projection.state(lead_id)
         self.entries.append(repo.entry_values(result, 1, self.now))
         if idempotency_key:
             self.keys[idempotency_key] = (lead_id, 1)
@@ -581,83 +575,51 @@ class WriteBatch:
 
     # --- SLA clocks ----------------------------------------------------------------------------------
 
-    def _open_clocks(self, lead_id: str) -> list[dict[str, Any]]:
+    def _open_clocks(self, lead_id: str) -> list[SlaClock]:
         """Open SLA clocks of a lead (loaded once per batch for every loaded lead)."""
         if lead_id not in self.clocks:
             pending = [i for i in self.rows if i not in self.clocks and self.base_version.get(i) is not None]
             for i in pending:
                 self.clocks[i] = []
             for start in range(0, len(pending), 900):
-                result = self.conn.execute(_OPEN_CLOCKS, {"ids": pending[start : start + 900]})
-                names = tuple(result.keys())
-                for row in result:
-                    self.clocks[row.lead_id].append(dict(zip(names, row, strict=True)))
+                for row in self.conn.execute(_OPEN_CLOCKS, {"ids": pending[start : start + 900]}):
+                    self.clocks[row.lead_id].append(SlaClock(row.sla, row.started_at, row.due_at, row.responsible,
+                                                             row.status, row.closed_at, row.breached_at, row.id))  # fmt: skip
             self.clocks.setdefault(lead_id, [])
         return self.clocks[lead_id]
 
-    def _start_clock(self, lead_id: str, spec: SlaSpec, at: datetime) -> None:
-        owner = self.states[lead_id].owner
-        due = spec.target.after(self.model.calendar(self._calendar_of(owner)), at)
-        owner_row = self.user(owner)
-        clock = {"id": None, "lead_id": lead_id, "sla": spec.name, "started_at": at, "due_at": due,
-                 "responsible": owner, "team": owner_row.team if owner_row is not None else None,
-                 "status": "open", "closed_at": None, "breached_at": None}  # fmt: skip
-        self.clocks[lead_id].append(clock)
-        self.new_clocks.append(clock)
+    def _due_at(self, owner: str | None) -> Any:
+        calendar = self.model.calendar(self._calendar_of(owner))
+        return lambda spec, at: spec.target.after(calendar, at)
 
-    def _close_clock(self, clock: dict[str, Any], outcome: str, at: datetime) -> None:
-        late = at > clock["due_at"]
-        clock["status"] = "breached" if late else outcome
-        clock["closed_at"] = at
-        if late and clock["breached_at"] is None:
-            clock["breached_at"] = clock["due_at"]
-        self.clocks[clock["lead_id"]].remove(clock)
-        self._dirty(clock)
-
-    def _dirty(self, clock: dict[str, Any]) -> None:
-        if clock["id"] is not None and clock["id"] not in self._dirty_ids:
-            self._dirty_ids.add(clock["id"])
-            self.closed_clocks.append(clock)
+    def _clocks_moved(self, lead_id: str, closed: list[SlaClock], started: list[SlaClock]) -> None:
+        for clock in closed:
+            if clock.ref is not None:
+                self.changed_clocks[clock.ref] = clock
+        self.new_clocks.extend((lead_id, clock) for clock in started)
 
     def _clock_owner_change(self, lead_id: str, owner: str | None) -> None:
-        """An open clock is the current owner's responsibility (a routed lead's first-contact clock included)."""
         if not self.model.slas:
             return
-        owner_row = self.user(owner)
-        for clock in self._open_clocks(lead_id):
-            clock["responsible"], clock["team"] = owner, owner_row.team if owner_row is not None else None
-            self._dirty(clock)
+        for clock in clocks_on_owner(self._open_clocks(lead_id), owner):
+            if clock.ref is not None:
+                self.changed_clocks[clock.ref] = clock
 
     def _clock_status_change(self, lead_id: str, from_status: str | None, to_status: str, at: datetime) -> None:
         if not self.model.slas:
             return
-        for clock in list(self._open_clocks(lead_id)):
-            spec = self._sla(clock["sla"])
-            outcome = spec.outcome_of_move(to_status) if spec is not None else "cancelled"
-            if outcome is not None:
-                self._close_clock(clock, outcome, at)
-        running = {c["sla"] for c in self.clocks[lead_id]}
-        for spec in self.model.slas:
-            if to_status in spec.statuses and from_status not in spec.statuses and spec.name not in running:
-                self._start_clock(lead_id, spec, at)
+        owner = self.states[lead_id].owner
+        closed, started = clocks_on_status(self.model.slas, self._open_clocks(lead_id), from_status, to_status, at,
+                                           owner, self._due_at(owner))  # fmt: skip
+        self._clocks_moved(lead_id, closed, started)
 
     def _clock_activity(self, lead_id: str, activity_type: str, at: datetime) -> None:
         if not any(spec.kind == "activity" for spec in self.model.slas):
             return
-        status = self.states[lead_id].status
-        for clock in list(self._open_clocks(lead_id)):
-            spec = self._sla(clock["sla"])
-            if (
-                spec is not None
-                and spec.counts_activity(activity_type)
-                and status in spec.statuses
-                and at >= clock["started_at"]
-            ):
-                self._close_clock(clock, "met", at)
-                self._start_clock(lead_id, spec, at)
-
-    def _sla(self, name: str) -> SlaSpec | None:
-        return next((spec for spec in self.model.slas if spec.name == name), None)
+        state = self.states[lead_id]
+        closed, started = clocks_on_activity(self.model.slas, self._open_clocks(lead_id), state.status,
+                                             activity_type, at, state.owner, self._due_at(state.owner))  # fmt: skip
+        self._clocks_moved(lead_id, closed, started)
 
     # --- what happens after a change -----------------------------------------------------------------
 
@@ -1007,11 +969,22 @@ class WriteBatch:
         bulk.insert_many(conn, tasks, self.task_rows)
         bulk.insert_many(conn, notifications, self.notification_rows)
         bulk.insert_many(conn, outbox, self.outbox_rows)
-        bulk.insert_many(conn, sla_clocks, [{k: v for k, v in c.items() if k != "id"} for c in self.new_clocks])
-        bulk.update_many(conn, sla_clocks, self.closed_clocks,
+        bulk.insert_many(conn, sla_clocks, [self._clock_row(c, lead_id) for lead_id, c in self.new_clocks])
+        bulk.update_many(conn, sla_clocks, [self._clock_row(c) for c in self.changed_clocks.values()],
                          set_columns=("status", "closed_at", "breached_at", "responsible", "team"),
-                         where=[("id", "id")])  # fmt: skip
+                         where=[("id", "ref")])  # fmt: skip
         self._write_routing_state()
+
+    def _clock_row(self, clock: SlaClock, lead_id: str | None = None) -> dict[str, Any]:
+        owner_row = self.user(clock.responsible)
+        row = {"sla": clock.sla, "started_at": clock.started_at, "due_at": clock.due_at,
+               "responsible": clock.responsible, "team": owner_row.team if owner_row is not None else None,
+               "status": clock.status, "closed_at": clock.closed_at, "breached_at": clock.breached_at}  # fmt: skip
+        if lead_id is not None:
+            row["lead_id"] = lead_id
+        else:
+            row["ref"] = clock.ref
+        return row
 
     def _write_routing_state(self) -> None:
         for pool, members in self.routing.items():
@@ -1036,36 +1009,8 @@ class WriteBatch:
                     )
 
 
-_PROJECTED = (
-    "status",
-    "stage",
-    "owner",
-    "team",
-    "updated_at",
-    "version",
-    "status_since",
-    "stage_since",
-    "status_entry_seq",
-    "status_source",
-    "status_rule",
-    "prev_status",
-    "reason",
-    "fields",
-    *repo.LEAD_COLUMNS,
-)
-
-
+_PROJECTED = (*PROJECTION_COLUMNS, *CONTACT_COLUMNS, "fields")
 _CREATED = ("id", "created_at", "incomplete", *_PROJECTED)
-
-
-class _RowView:
-    """Attribute access over the dict form of a lead row (what `projection_values` reads)."""
-
-    def __init__(self, data: dict[str, Any]):
-        self._data = data
-
-    def __getattr__(self, name: str) -> Any:
-        return self._data[name]
 
 
 def resolve_actor(conn: Connection, name: str, seen: dict[str, Any] | None = None) -> Actor:

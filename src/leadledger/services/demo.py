@@ -32,11 +32,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
+from leadledger.domain.timeline import Projection
 from leadledger.services import people
 from leadledger.services.app import App
 from leadledger.services.errors import Invalid
 from leadledger.services.history import (
-    LEDGER_COLUMNS,
     SQLITE_NULL,
     HistoryRows,
     insert_image,
@@ -99,34 +99,13 @@ class _Sim:
 
     Times are epoch seconds and always move forward. The first event past `now` has not happened yet:
     from there on the simulation goes on (it draws the same random numbers) but records nothing. The
-    `leads` row is folded as entries are recorded, as `history.history_rows` folds it from a history; the
+    `leads` row is folded as entries are recorded (`domain.timeline.Projection`, as every writer folds); the
     data each change captured (BANT, the nurture re-evaluation date…) becomes the lead's fields, as it does
     when the service applies a change, so time rules that read a field (`re_evaluate_on`) see it.
     """
 
-    __slots__ = (
-        "activities",
-        "created",
-        "data",
-        "entries",
-        "lead_id",
-        "now",
-        "out",
-        "over",
-        "owner",
-        "prev_status",
-        "reason",
-        "rng",
-        "seq",
-        "stage",
-        "stage_since",
-        "status",
-        "status_entry_seq",
-        "status_rule",
-        "status_since",
-        "status_source",
-        "t",
-    )
+    __slots__ = ("activities", "data", "entries", "lead_id", "now", "out", "over", "owner", "projection", "rng",
+                 "seq", "stage", "status", "t")  # fmt: skip
 
     def __init__(self, rng: random.Random, lead_id: str, created: float, now: float, out: _Out) -> None:
         self.rng, self.lead_id, self.now, self.out = rng, lead_id, now, out
@@ -138,12 +117,7 @@ class _Sim:
         self.entries: list[tuple[Any, ...]] = []
         self.activities: list[tuple[Any, ...]] = []
         self.data: list[str] = []  # the JSON data of recorded changes, folded into the lead's fields
-        self.status_since = self.stage_since = self.created = ""
-        self.status_entry_seq = 0
-        self.status_source = ""
-        self.status_rule: str | None = None
-        self.prev_status: str | None = None
-        self.reason: str | None = None
+        self.projection = Projection()
 
     def start(self, *, stage: str, source: str) -> None:
         """The `created` entry: New, no owner."""
@@ -197,17 +171,7 @@ class _Sim:
             self.data.append(data)
         seq = self.seq = self.seq + 1
         at = _text(self.t)
-        if seq == 1:
-            self.created = self.status_since = self.stage_since = at
-            self.status_entry_seq, self.status_source, self.status_rule = 1, source, rule
-            self.reason = reason
-        else:
-            if to_status != from_status:
-                self.status_since, self.status_entry_seq = at, seq
-                self.status_source, self.status_rule = source, rule
-                self.prev_status, self.reason = from_status, reason
-            if to_stage != from_stage:
-                self.stage_since = at
+        self.projection.add(at, seq, from_status or None, to_status, to_stage, to_owner, source, rule, reason)
         self.entries.append((  # LEDGER_COLUMNS but the constants (see _rows)
             self.lead_id, seq, at, kind, actor, role, source, from_status or null, to_status,
             from_stage or null, to_stage, null if from_owner is None else from_owner,
@@ -235,23 +199,20 @@ class _Sim:
             for data in self.data:
                 merged.update(json.loads(data))
             fields = _ENCODE(merged)
-        entry = self.entries[-1]
-        owner = entry[_TO_OWNER]
-        team = out.owner_teams.get(owner) if owner is not null else None
+        p = self.projection
+        owner = p.owner
+        team = out.owner_teams.get(owner) if owner is not None else None
         return (
-            *lead, owner, null if team is None else team, entry[_TO_STATUS], entry[_TO_STAGE], self.status_since,
-            self.stage_since, self.created, entry[_AT], self.seq, self.status_entry_seq, self.status_source,
-            null if self.status_rule is None else self.status_rule,
-            null if self.prev_status is None else self.prev_status,
-            null if self.reason is None else self.reason, fields,
+            *lead, null if owner is None else owner, null if team is None else team, p.status, p.stage,
+            p.status_since, p.stage_since, p.created_at, p.updated_at, p.version, p.status_entry_seq,
+            p.status_source, null if p.status_rule is None else p.status_rule,
+            null if p.prev_status is None else p.prev_status, null if p.reason is None else p.reason, fields,
         )  # fmt: skip
 
 
 # columns that are the same in every demo row: written once per statement (HistoryRows.constants)
 _LEDGER_CONSTANTS = ("recorded_at", "note", "idempotency_key", "off_model")
 _ACTIVITY_CONSTANTS = ("key", "recorded_at", "source")
-_LEDGER_TUPLE = tuple(c for c in LEDGER_COLUMNS if c not in _LEDGER_CONSTANTS)
-_AT, _TO_STATUS, _TO_STAGE, _TO_OWNER = (_LEDGER_TUPLE.index(c) for c in ("at", "to_status", "to_stage", "to_owner"))
 
 
 @dataclass(frozen=True)
@@ -322,7 +283,9 @@ def _simulate(rng: random.Random, lead_id: str, created: float, now: float, sour
     wait = rng.uniform(0.05, 3.5) * HOUR if rng.random() < 0.93 else rng.uniform(6, 40) * HOUR
     if not before_now(wait):
         return sim
-    sim.move(wait, actor="system", role="ops", source="automation", status="assigned", owner=rep, rule="new:route")  # the model's on_enter route of New
+    sim.move(
+        wait, actor="system", role="ops", source="automation", status="assigned", owner=rep, rule="new:route"
+    )  # the model's on_enter route of New
 
     roll = rng.random()
     if roll < 0.015:  # data problems show up at first touch
@@ -527,7 +490,9 @@ def _opportunity(sim: _Sim, dt: float, ae: str, opportunity_id: str, value: floa
     """The CRM reports an opportunity (the event the default rule `opportunity_created` reacts to); the rule
     converts the lead a second later with the data Converted requires, and the AE owns it from then on."""
     close = _date(sim.t + dt + close_in_days * DAY)
-    sim.log(dt, "opportunity_created", ae, _json({"opportunity_id": opportunity_id, "amount": value, "close_date": close}))
+    sim.log(
+        dt, "opportunity_created", ae, _json({"opportunity_id": opportunity_id, "amount": value, "close_date": close})
+    )
     sim.move(1, actor="system", role="ops", source="automation", status="converted", stage="opportunity", owner=ae,
              rule="opportunity_created", data=_json({
                  "opportunity_id": opportunity_id, "deal_value": value, "expected_close_date": close}))  # fmt: skip

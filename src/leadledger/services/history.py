@@ -23,20 +23,12 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadledger.store.repository import LEAD_COLUMNS
+from leadledger.domain.timeline import Projection
+from leadledger.store.tables import ACTIVITY_COLUMNS, CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS
 
-LEDGER_COLUMNS = (
-    "lead_id", "seq", "at", "recorded_at", "kind", "actor", "actor_role", "source", "from_status", "to_status",
-    "from_stage", "to_stage", "from_owner", "to_owner", "reason", "note", "data", "rule", "override_of_seq",
-    "override_rule", "idempotency_key", "off_model",
-)  # fmt: skip
-LEAD_TABLE_COLUMNS = (
-    "id", *LEAD_COLUMNS, "owner", "team", "status", "stage", "status_since", "stage_since", "created_at",
-    "updated_at", "version", "status_entry_seq", "status_source", "status_rule", "prev_status", "reason",
-    "incomplete", "fields",
-)  # fmt: skip
-ACTIVITY_COLUMNS = ("key", "lead_id", "type", "at", "recorded_at", "actor", "source", "data")
-TABLES = (("leads", LEAD_TABLE_COLUMNS), ("ledger", LEDGER_COLUMNS), ("activities", ACTIVITY_COLUMNS))
+TABLES = (("leads", LEAD_COLUMNS), ("ledger", LEDGER_COLUMNS), ("activities", ACTIVITY_COLUMNS))
+_PROJECTED_TIMES = ("status_since", "stage_since", "updated_at")
+_PROJECTED_OTHERS = tuple(c for c in PROJECTION_COLUMNS if c not in (*_PROJECTED_TIMES, "owner", "team"))
 
 # Python's sqlite3 (3.11) binds None and bool through its slow adaptation path (~0.3-0.4 µs each), while a
 # float binds directly, and SQLite stores a NaN as NULL. So SQLite rows carry NaN for NULL and 0/1 for
@@ -114,24 +106,16 @@ def history_rows(
     for history in histories:
         lead = history.lead
         lead_id = lead["id"]
-        status_since = stage_since = created = None
-        status_entry_seq = status_source = status_rule = prev_status = reason = None
-        last: dict[str, Any] = {}
+        projection = Projection()
+        add = projection.add
+        ordered = enumerate(history.entries, start=1)  # a lead's timeline is in (at, seq) order, not seq order
+        for seq, entry in sorted(ordered, key=_at_seq) if _out_of_order(history.entries) else ordered:
+            g = entry.get
+            add(entry["at"], seq, g("from_status"), entry["to_status"], entry["to_stage"], g("to_owner"),
+                entry["source"], g("rule"), g("reason"))  # fmt: skip
         for seq, entry in enumerate(history.entries, start=1):
             g = entry.get
             at = entry["at"]
-            if seq == 1:
-                created = status_since = stage_since = at
-                status_entry_seq, status_source, status_rule = 1, entry["source"], g("rule")
-                reason = g("reason")
-            else:
-                if entry["to_status"] != last["to_status"]:
-                    status_since, status_entry_seq = at, seq
-                    status_source, status_rule = entry["source"], g("rule")
-                    prev_status, reason = last["to_status"], g("reason")
-                if entry["to_stage"] != last["to_stage"]:
-                    stage_since = at
-            last = entry
             # `null if (v := g(...)) is None else v`: NULL in the form the driver binds fastest (see SQLITE_NULL)
             add_entry((
                 lead_id, seq, _ts(at, sqlite), recorded, g("kind", "change"), entry["actor"],
@@ -143,14 +127,18 @@ def history_rows(
                 null if (v := g("override_of_seq")) is None else v, null if (v := g("override_rule")) is None else v,
                 null if (v := g("idempotency_key")) is None else v, yes if g("off_model") else no,
             ))  # fmt: skip
-        owner = last.get("to_owner")
+        owner = projection.owner
         team = owner_teams.get(owner) if owner else None
-        lead_rows.append(tuple(null if v is None else v for v in (
-            lead_id, *(lead.get(c) for c in LEAD_COLUMNS), owner, team,
-            last["to_status"], last["to_stage"], _ts(status_since, sqlite), _ts(stage_since, sqlite),
-            _ts(created, sqlite), _ts(last["at"], sqlite), len(history.entries), status_entry_seq, status_source,
-            status_rule, prev_status, reason, yes if lead.get("incomplete") else no, as_json(lead.get("fields")),
-        )))  # fmt: skip
+        values = {c: lead.get(c) for c in CONTACT_COLUMNS}
+        values.update(
+            id=lead_id, owner=owner, team=team, created_at=_ts(projection.created_at, sqlite),
+            incomplete=yes if lead.get("incomplete") else no, fields=as_json(lead.get("fields")),
+        )  # fmt: skip
+        for column in _PROJECTED_TIMES:
+            values[column] = _ts(getattr(projection, column), sqlite)
+        for column in _PROJECTED_OTHERS:
+            values[column] = getattr(projection, column)
+        lead_rows.append(tuple(null if (v := values[c]) is None else v for c in LEAD_COLUMNS))
         for activity in history.activities:
             g = activity.get
             add_activity((
@@ -158,6 +146,14 @@ def history_rows(
                 recorded, null if (v := g("actor")) is None else v, g("source", "manual"), as_json(g("data")),
             ))  # fmt: skip
     return HistoryRows(lead_rows, ledger_rows, activity_rows, sqlite)
+
+
+def _out_of_order(entries: Sequence[dict[str, Any]]) -> bool:
+    return any(later["at"] < earlier["at"] for earlier, later in itertools.pairwise(entries))
+
+
+def _at_seq(item: tuple[int, dict[str, Any]]) -> tuple[Any, int]:
+    return item[1]["at"], item[0]
 
 
 def write_histories(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from leadledger.domain.changes import Violation
@@ -246,13 +246,3 @@ def timeline(app: App, lead_id: str) -> dict[str, Any]:
         entries = [entry._asdict() for entry in repo.entries_for(conn, lead_id)]
         logged = [a._asdict() for a in repo.activities_for(conn, lead_id)]
     return {"lead": lead_view(row), "entries": entries, "activities": logged}
-
-
-def find_leads_by_prefix(app: App, prefix: str) -> list[str]:
-    with app.db.read() as conn:
-        return [
-            r.id
-            for r in conn.execute(
-                select(leads.c.id).where(or_(leads.c.id == prefix, leads.c.id.like(prefix + "%"))).limit(5)
-            )
-        ]

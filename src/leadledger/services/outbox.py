@@ -15,7 +15,7 @@ import smtplib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -233,13 +233,3 @@ def message(app: App, delivery_id: str) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no outbox message {delivery_id}")
     return row._asdict()
-
-
-def due_count(app: App, now: datetime | None = None) -> int:
-    with app.db.read() as conn:
-        rows = conn.execute(
-            select(outbox.c.id).where(
-                outbox.c.status == "pending", outbox.c.next_attempt_at <= (now or app.clock.now())
-            )
-        )
-        return len(rows.all())

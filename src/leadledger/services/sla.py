@@ -15,7 +15,8 @@ from sqlalchemy import Connection, delete, select
 
 from leadledger.domain.calendar import BusinessCalendar
 from leadledger.domain.statusmodel import StatusModel
-from leadledger.domain.timerules import SlaInstance, SlaSpec, TimelineStep, replay_slas
+from leadledger.domain.timeline import DueAt, SlaClock, TimelineStep, replay_slas
+from leadledger.domain.timerules import SlaSpec
 from leadledger.services.app import App
 from leadledger.store import bulk
 from leadledger.store.tables import activities, ledger, sla_clocks, teams, users
@@ -55,13 +56,25 @@ def lead_timelines(conn: Connection, lead_ids: list[str]) -> Iterator[tuple[str,
         yield lead_id, [step for _, _, step in ordered]
 
 
-def instances_for(
-    conn: Connection, model: StatusModel, specs: tuple[SlaSpec, ...], lead_ids: list[str], now: datetime
-) -> list[SlaInstance]:
+def due_at_for(conn: Connection, model: StatusModel) -> Callable[[str | None], DueAt]:
+    """owner -> when an SLA clock started while they own the lead is due (on their team's calendar)."""
     calendar_for = calendar_lookup(conn, model)
-    out: list[SlaInstance] = []
+
+    def due_for(owner: str | None) -> DueAt:
+        calendar = calendar_for(owner)
+        return lambda spec, at: spec.target.after(calendar, at)
+
+    return due_for
+
+
+def clocks_for(
+    conn: Connection, model: StatusModel, specs: tuple[SlaSpec, ...], lead_ids: list[str], now: datetime
+) -> list[tuple[str, SlaClock]]:
+    """(lead id, clock) for every SLA clock the leads' recorded timelines produce, judged at `now`."""
+    due_for = due_at_for(conn, model)
+    out: list[tuple[str, SlaClock]] = []
     for lead_id, steps in lead_timelines(conn, lead_ids):
-        out.extend(replay_slas(specs, lead_id, steps, calendar_for, now))
+        out.extend((lead_id, clock) for clock in replay_slas(specs, steps, due_for, now))
     return out
 
 
@@ -78,39 +91,27 @@ def rebuild(app: App, *, now: datetime | None = None, progress: Callable[[int], 
     for start in range(0, len(lead_ids), CHUNK):
         chunk = lead_ids[start : start + CHUNK]
         with app.db.write() as conn:
-            found = instances_for(conn, model, model.slas, chunk, now)
+            found = clocks_for(conn, model, model.slas, chunk, now)
             conn.execute(delete(sla_clocks).where(sla_clocks.c.lead_id.in_(chunk)))
-            bulk.insert_many(conn, sla_clocks, [_row(i, owner_teams) for i in found])
+            bulk.insert_many(conn, sla_clocks, [_row(lead_id, c, owner_teams) for lead_id, c in found])
         counts["leads"] += len(chunk)
         counts["clocks"] += len(found)
-        counts["breached"] += sum(1 for i in found if i.breached)
-        counts["open"] += sum(1 for i in found if i.status == "open")
+        counts["breached"] += sum(1 for _, c in found if c.breached_at is not None)
+        counts["open"] += sum(1 for _, c in found if c.status == "open")
         if progress:
             progress(len(chunk))
     return counts
 
 
-def _row(instance: SlaInstance, owner_teams: dict[str, str | None]) -> dict[str, Any]:
+def _row(lead_id: str, clock: SlaClock, owner_teams: dict[str, str | None]) -> dict[str, Any]:
     return {
-        "lead_id": instance.lead_id,
-        "sla": instance.sla,
-        "started_at": instance.started_at,
-        "due_at": instance.due_at,
-        "responsible": instance.responsible,
-        "team": owner_teams.get(instance.responsible or ""),
-        "status": instance.status,
-        "closed_at": instance.closed_at,
-        "breached_at": instance.due_at if instance.breached else None,
+        "lead_id": lead_id,
+        "sla": clock.sla,
+        "started_at": clock.started_at,
+        "due_at": clock.due_at,
+        "responsible": clock.responsible,
+        "team": owner_teams.get(clock.responsible or ""),
+        "status": clock.status,
+        "closed_at": clock.closed_at,
+        "breached_at": clock.breached_at,
     }
-
-
-def list_clocks(
-    app: App, *, lead_id: str | None = None, status: str | None = None, limit: int = 500
-) -> list[dict[str, Any]]:
-    with app.db.read() as conn:
-        query = select(sla_clocks).order_by(sla_clocks.c.due_at).limit(limit)
-        if lead_id:
-            query = query.where(sla_clocks.c.lead_id == lead_id)
-        if status:
-            query = query.where(sla_clocks.c.status == status)
-        return [row._asdict() for row in conn.execute(query)]

@@ -92,10 +92,3 @@ def migrate(db: Database, revision: str = "head") -> None:
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
-
-
-def current_revision(db: Database) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()

@@ -1,24 +1,30 @@
-"""Reads and writes the services need, on a connection the caller holds inside a transaction.
+"""Reads the services need, and the shapes rows take, on a connection the caller holds inside a transaction.
 
-There is an append for the ledger and no update or delete: the projection in `leads` is rewritten from
-each appended entry, guarded by the lead's version.
+The ledger is only appended to; a lead's row holds its projection (`domain.timeline.Projection`) and its
+fields, rewritten under a version check when entries are appended.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, select
 
-from leadledger.domain.changes import Activity, AutomatedChange, LeadState, StatusChange
-from leadledger.domain.statusmodel import AUTOMATED_SOURCES
+from leadledger.domain.changes import Activity, StatusChange
+from leadledger.domain.timeline import Projection
 from leadledger.store import bulk
-from leadledger.store.tables import activities, leads, ledger, model_versions, teams, users
-
-# Lead fields kept as columns; every other field lives in the JSON `fields` column.
-LEAD_COLUMNS = ("name", "email", "phone", "company", "source", "campaign")
+from leadledger.store.tables import (
+    CONTACT_COLUMNS,
+    PROJECTION_COLUMNS,
+    activities,
+    leads,
+    ledger,
+    model_versions,
+    teams,
+    users,
+)
 
 
 class VersionConflict(Exception):
@@ -52,29 +58,52 @@ def lead_rows(conn: Connection, lead_ids: Sequence[str], *, lock: bool = False) 
     return found
 
 
-def lead_fields(row: Row[Any]) -> dict[str, Any]:
+def lead_fields(row: Any) -> dict[str, Any]:
+    """A lead's fields: its contact columns and the JSON `fields` column, as one mapping."""
     data = dict(row.fields or {})
-    for column in LEAD_COLUMNS:
+    for column in CONTACT_COLUMNS:
         value = getattr(row, column)
         if value is not None:
             data[column] = value
     return data
 
 
-def lead_state(row: Row[Any]) -> LeadState:
-    automated = None
-    if row.status_source in AUTOMATED_SOURCES and row.status_entry_seq is not None:
-        automated = AutomatedChange(row.status_entry_seq, row.status_rule, row.prev_status, row.status)
-    return LeadState(
-        id=row.id,
+def lead_projection(row: Any) -> Projection:
+    """A stored lead's projection and fields, ready to take the entries that follow."""
+    return Projection.resume(
         status=row.status,
         stage=row.stage,
         owner=row.owner,
-        fields=lead_fields(row),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
         version=row.version,
-        last_at=row.updated_at,
-        last_automated=automated,
+        status_since=row.status_since,
+        stage_since=row.stage_since,
+        status_entry_seq=row.status_entry_seq,
+        status_source=row.status_source,
+        status_rule=row.status_rule,
+        prev_status=row.prev_status,
+        reason=row.reason,
+        fields=lead_fields(row),
     )
+
+
+def projection_values(projection: Projection, team: str | None) -> dict[str, Any]:
+    """The `leads` columns a projection (and its fields) fills: the projection's, contact columns, `fields`."""
+    values = {column: getattr(projection, column) for column in PROJECTION_COLUMNS if column != "team"}
+    values["team"] = team
+    fields = projection.fields
+    extra: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key not in _CONTACT:
+            extra[key] = value.isoformat() if hasattr(value, "isoformat") else value
+    for column in CONTACT_COLUMNS:
+        values[column] = fields.get(column)
+    values["fields"] = extra or None
+    return values
+
+
+_CONTACT = frozenset(CONTACT_COLUMNS)
 
 
 def entry_values(change: StatusChange, seq: int, recorded_at: datetime) -> dict[str, Any]:
@@ -111,77 +140,8 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def append_entries(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-    """Append ledger rows; (lead_id, seq) is unique, so a concurrent writer's duplicate fails here."""
-    if rows:
-        conn.execute(insert(ledger), list(rows))
-
-
-def projection_values(change: StatusChange, seq: int, row: Any | None, team: str | None) -> dict[str, Any]:
-    """The lead's columns after `change`: always the state its last ledger entry describes."""
-    values: dict[str, Any] = {
-        "status": change.to_status,
-        "stage": change.to_stage,
-        "owner": change.to_owner,
-        "updated_at": change.at,
-        "version": seq,
-    }
-    if row is None or change.status_changed:
-        values.update(
-            status_since=change.at,
-            status_entry_seq=seq,
-            status_source=change.source,
-            status_rule=change.rule,
-            prev_status=change.from_status,
-            reason=change.reason,
-        )
-    if row is None or change.stage_changed:
-        values["stage_since"] = change.at
-    if row is None or change.owner_changed:
-        values["team"] = team
-    extra = dict(row.fields or {}) if row is not None else {}
-    extra_changed = row is None
-    for key, value in _jsonable(change.fields).items():
-        if key in LEAD_COLUMNS:
-            values[key] = value
-        elif value is None:
-            extra_changed |= extra.pop(key, None) is not None
-        else:
-            extra[key] = value
-            extra_changed = True
-    if extra_changed:
-        values["fields"] = extra or None
-    return values
-
-
-def insert_lead(conn: Connection, change: StatusChange, *, team: str | None, incomplete: bool) -> None:
-    values = projection_values(change, 1, None, team)
-    values.update(id=change.lead_id, created_at=change.at, incomplete=incomplete)
-    for column in LEAD_COLUMNS:
-        values.setdefault(column, None)
-    conn.execute(insert(leads), values)
-
-
-def update_projection(conn: Connection, lead_id: str, expected_version: int, values: dict[str, Any]) -> None:
-    result = conn.execute(
-        update(leads).where(and_(leads.c.id == lead_id, leads.c.version == expected_version)).values(**values)
-    )
-    if result.rowcount != 1:
-        raise VersionConflict(lead_id)
-
-
-def entry_for_key(conn: Connection, key: str) -> Row[Any] | None:
-    return conn.execute(select(ledger).where(ledger.c.idempotency_key == key)).first()
-
-
 def entries_for(conn: Connection, lead_id: str) -> list[Row[Any]]:
     return list(conn.execute(select(ledger).where(ledger.c.lead_id == lead_id).order_by(ledger.c.seq)))
-
-
-def last_entry(conn: Connection, lead_id: str) -> Row[Any] | None:
-    return conn.execute(
-        select(ledger).where(ledger.c.lead_id == lead_id).order_by(ledger.c.seq.desc()).limit(1)
-    ).first()
 
 
 def activities_since(conn: Connection, lead_ids: Sequence[str], since: datetime | None) -> dict[str, list[Activity]]:
@@ -198,16 +158,6 @@ def activities_since(conn: Connection, lead_ids: Sequence[str], since: datetime 
 
 def activities_for(conn: Connection, lead_id: str) -> list[Row[Any]]:
     return list(conn.execute(select(activities).where(activities.c.lead_id == lead_id).order_by(activities.c.at)))
-
-
-def insert_activities(conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-    batch = list(rows)
-    if batch:
-        conn.execute(insert(activities), batch)
-
-
-def activity_for_key(conn: Connection, key: str) -> Row[Any] | None:
-    return conn.execute(select(activities).where(activities.c.key == key)).first()
 
 
 # --- people and teams ---------------------------------------------------------------------------

@@ -100,31 +100,36 @@ model_versions = Table(
     Column("created_by", String(100), nullable=False),
 )
 
+# Lead fields kept as columns (`CONTACT`); every other field lives in the JSON `fields` column. The
+# projection (`PROJECTED`) is the state the lead's last ledger instant describes (domain.timeline.Projection).
+CONTACT = {"contact": True}
+PROJECTED = {"projection": True}
+
 leads = Table(
     "leads",
     metadata,
     Column("id", String(64), primary_key=True),
-    Column("name", String(300)),
-    Column("email", String(320)),
-    Column("phone", String(40)),
-    Column("company", String(300)),
-    Column("source", String(100)),
-    Column("campaign", String(200)),
-    Column("owner", String(100)),
-    Column("team", String(100)),
-    Column("status", String(40), nullable=False),
-    Column("stage", String(40), nullable=False),
-    Column("status_since", UTCDateTime(), nullable=False),
-    Column("stage_since", UTCDateTime(), nullable=False),
+    Column("name", String(300), info=CONTACT),
+    Column("email", String(320), info=CONTACT),
+    Column("phone", String(40), info=CONTACT),
+    Column("company", String(300), info=CONTACT),
+    Column("source", String(100), info=CONTACT),
+    Column("campaign", String(200), info=CONTACT),
+    Column("owner", String(100), info=PROJECTED),
+    Column("team", String(100), info=PROJECTED),
+    Column("status", String(40), nullable=False, info=PROJECTED),
+    Column("stage", String(40), nullable=False, info=PROJECTED),
+    Column("status_since", UTCDateTime(), nullable=False, info=PROJECTED),
+    Column("stage_since", UTCDateTime(), nullable=False, info=PROJECTED),
     Column("created_at", UTCDateTime(), nullable=False),
-    Column("updated_at", UTCDateTime(), nullable=False),
-    Column("version", Integer, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False, info=PROJECTED),
+    Column("version", Integer, nullable=False, info=PROJECTED),
     # what set the current status: lets a manual change be recorded as an override of a rule
-    Column("status_entry_seq", Integer),
-    Column("status_source", String(16)),
-    Column("status_rule", String(100)),
-    Column("prev_status", String(40)),
-    Column("reason", String(64)),
+    Column("status_entry_seq", Integer, info=PROJECTED),
+    Column("status_source", String(16), info=PROJECTED),
+    Column("status_rule", String(100), info=PROJECTED),
+    Column("prev_status", String(40), info=PROJECTED),
+    Column("reason", String(64), info=PROJECTED),
     Column("incomplete", Boolean, nullable=False, server_default=false()),
     Column("fields", Json),
     Index("ix_leads_status_stage", "status", "stage"),
@@ -315,3 +320,18 @@ rule_firings = Table(
 )
 
 Index("ix_leads_status_status_since", leads.c.status, leads.c.status_since)
+
+
+# --- column lists: every writer takes its columns from here -----------------------------------------------
+
+
+def written_columns(table: Table) -> tuple[str, ...]:
+    """The columns a writer supplies, in table order: all but a generated integer key."""
+    return tuple(c.name for c in table.columns if not (c.primary_key and c.autoincrement is True))
+
+
+LEAD_COLUMNS = written_columns(leads)
+CONTACT_COLUMNS = tuple(c.name for c in leads.columns if c.info.get("contact"))
+PROJECTION_COLUMNS = tuple(c.name for c in leads.columns if c.info.get("projection"))
+LEDGER_COLUMNS = written_columns(ledger)
+ACTIVITY_COLUMNS = written_columns(activities)
