@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from leadledger.services import changes, people
 from leadledger.services import leads as svc
-from leadledger.services import people
 from leadledger.services.app import App
-from leadledger.services.batch import Applied, WriteBatch
 from leadledger.services.errors import ChangeRefused, Forbidden
-from leadledger.services.leads import ActivityIn, ChangeSpec
+from leadledger.services.leads import ActivityIn, Applied, ChangeSpec
+from leadledger.services.unit_of_work import UnitOfWork
 from leadledger.services.writer import ChangeJob, ChangeWriter, CreateJob
 
 
@@ -24,15 +24,15 @@ def test_jobs_submitted_together_commit_together_and_each_gets_its_outcome(app: 
     leads = [new_lead(app, n) for n in range(6)]
     writer = ChangeWriter(app)
     entered, gate = threading.Event(), threading.Event()
-    original = WriteBatch.load
+    original = UnitOfWork.load
 
-    def held_load(self: WriteBatch, lead_ids: Any) -> None:  # the first round waits, so the rest queue up
+    def held_load(self: UnitOfWork, lead_ids: Any) -> None:  # the first round waits, so the rest queue up
         entered.set()
         gate.wait(10)
         original(self, lead_ids)
 
     try:
-        WriteBatch.load = held_load  # type: ignore[method-assign]
+        UnitOfWork.load = held_load  # type: ignore[method-assign]
         first = writer.submit(ChangeJob("admin", ChangeSpec(leads[0], status="attempting_contact",
                                                             log=ActivityIn("email_sent"))))  # fmt: skip
         assert entered.wait(10)
@@ -45,7 +45,7 @@ def test_jobs_submitted_together_commit_together_and_each_gets_its_outcome(app: 
         gate.set()
         outcomes = [f.result(30).outcome for f in [first, *rest]]
     finally:
-        WriteBatch.load = original  # type: ignore[method-assign]
+        UnitOfWork.load = original  # type: ignore[method-assign]
         writer.close()
     assert [type(o).__name__ for o in outcomes] == ["Applied"] * 5 + ["ChangeRefused"]
     assert writer.jobs == 6 and writer.rounds == 2  # the first alone, the five that waited in one transaction
@@ -76,14 +76,14 @@ def test_a_job_whose_actor_cannot_act_fails_alone(app: App) -> None:
 def test_a_round_that_breaks_is_retried_job_by_job(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """An unexpected error in one job must not fail the others that shared its transaction."""
     leads = [new_lead(app, n) for n in range(3)]
-    original = WriteBatch.apply
+    original = changes.apply
 
-    def exploding(self: WriteBatch, spec: ChangeSpec, **kwargs: Any) -> Any:
+    def exploding(uow: UnitOfWork, spec: ChangeSpec, **kwargs: Any) -> Any:
         if spec.note == "boom":
             raise RuntimeError("boom")
-        return original(self, spec, **kwargs)
+        return original(uow, spec, **kwargs)
 
-    monkeypatch.setattr(WriteBatch, "apply", exploding)
+    monkeypatch.setattr(changes, "apply", exploding)
     writer = ChangeWriter(app)
     try:
         answers = writer_round(writer, [

@@ -18,6 +18,7 @@ from leadledger.services import demo
 from leadledger.services.errors import Invalid
 from leadledger.services.history import LeadHistory, write_histories
 from leadledger.store import repository as repo
+from leadledger.store.session import SqlWriteSession
 from leadledger.store.tables import activities, leads, ledger, users
 
 
@@ -36,6 +37,7 @@ def test_every_demo_history_passes_the_transition_engine(demo_app):
         entries = list(conn.execute(select(ledger).order_by(ledger.c.lead_id, ledger.c.seq)))
         logged = list(conn.execute(select(activities)))
         rows = {r.id: r for r in conn.execute(select(leads))}
+        stored = SqlWriteSession(conn).leads(list(rows))
     by_lead: dict[str, list] = {}
     for entry in entries:
         by_lead.setdefault(entry.lead_id, []).append(entry)
@@ -49,7 +51,7 @@ def test_every_demo_history_passes_the_transition_engine(demo_app):
         created = new_lead(model, lead_id=lead_id, fields=repo.lead_fields(row), actor=Actor(first.actor, first.actor_role),
                            at=first.at, now=now, source=first.source, stage=first.to_stage)  # fmt: skip
         assert isinstance(created, StatusChange), (lead_id, created)
-        state = repo.lead_projection(row).state(lead_id)
+        state = stored[lead_id].projection.state(lead_id)
         state = replace(state, status="new", stage=first.to_stage, owner=None, version=1, last_at=first.at,
                         last_automated=None)  # fmt: skip
         for entry in history[1:]:

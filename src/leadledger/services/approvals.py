@@ -6,84 +6,124 @@ entry, a denial as `approval_denied`, an approval as the change itself carrying 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select, update
-
-from leadledger.domain.changes import Actor
+from leadledger.domain.changes import Actor, LeadState, StatusChange
+from leadledger.services import changes
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, Applied, ChangeSpec, PendingApproval, WriteBatch
 from leadledger.services.errors import ChangeRefused, Forbidden, Invalid, NotFound
-from leadledger.services.leads import in_batch
-from leadledger.store.tables import approvals, users
+from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
+from leadledger.store import repository as repo
 
 DEFAULT_APPROVERS = frozenset({"manager", "ops"})
 
 
+def request_if_needed(
+    uow: UnitOfWork, state: LeadState, change: StatusChange, spec: changes.ChangeSpec, who: Actor
+) -> changes.PendingApproval | None:
+    """When an approval rule holds the change: record the request (the state does not move), tell the approvers."""
+    rule = uow.auto.approval_for(change.to_status, uow.context(state.id, change=change))
+    if rule is None or (who.role in rule.approvers and spec.source == "manual"):
+        return None  # an approver deciding for themselves; automation never approves its own moves
+    request = {
+        "status": spec.status,
+        "stage": spec.stage,
+        "owner": spec.owner,
+        "reason": spec.reason,
+        "note": spec.note,
+        "fields": {k: _jsonable(v) for k, v in spec.fields.items()},
+        "at": (spec.at or uow.now).isoformat(),
+        "source": spec.source,
+        "rule": spec.rule,
+        "log": ({"type": spec.log.type, "data": dict(spec.log.data)} if spec.log else None),
+    }
+    approval_id = uow.session.add_approval(
+        {
+            "lead_id": state.id,
+            "rule": rule.name,
+            "request": request,
+            "requested_by": who.name,
+            "requested_at": uow.now,
+            "status": "pending",
+        }
+    )
+    marker = replace(
+        change,
+        to_status=state.status,
+        to_stage=state.stage,
+        to_owner=state.owner,
+        kind="approval_request",
+        fields={"approval_id": approval_id, "requested_status": change.to_status, "approval_rule": rule.name},
+        override_of_seq=None,
+        override_rule=None,
+        idempotency_key=spec.idempotency_key,
+    )
+    changes.record(uow, marker)
+    for approver in uow.people_with_roles(rule.approvers, near=state.owner):
+        uow.notify(approver, state.id, "approval",
+                   f"{who.name} asks to move {state.id} to {change.to_status} ({rule.name})", rule.name)  # fmt: skip
+    uow.counts["approvals_requested"] += 1
+    return changes.PendingApproval(state.id, approval_id, rule.name, tuple(sorted(rule.approvers)))
+
+
 def list_approvals(app: App, *, status: str | None = "pending", lead_id: str | None = None) -> list[dict[str, Any]]:
     with app.db.read() as conn:
-        query = select(approvals).order_by(approvals.c.id)
-        if status:
-            query = query.where(approvals.c.status == status)
-        if lead_id:
-            query = query.where(approvals.c.lead_id == lead_id)
-        return [row._asdict() for row in conn.execute(query)]
+        return [row._asdict() for row in repo.approval_rows(conn, status=status, lead_id=lead_id)]
 
 
 def decide(app: App, *, approval_id: int, actor: str, approve: bool, note: str | None = None) -> dict[str, Any]:
     """Approve (the change is applied now, re-checked against the lead as it is) or deny a pending request."""
 
-    def work(batch: WriteBatch) -> dict[str, Any]:
-        query = select(approvals).where(approvals.c.id == approval_id)
-        if batch.conn.dialect.name != "sqlite":
-            query = query.with_for_update()
-        row = batch.conn.execute(query).first()
+    def work(uow: UnitOfWork) -> dict[str, Any]:
+        row = uow.session.approval(approval_id)
         if row is None:
             raise NotFound(f"no approval #{approval_id}")
-        if row.status != "pending":
-            raise Invalid(f"approval #{approval_id} is already {row.status}")
-        rule = next((r for r in batch.auto.approvals if r.name == row.rule), None)
+        if row["status"] != "pending":
+            raise Invalid(f"approval #{approval_id} is already {row['status']}")
+        rule = next((r for r in uow.auto.approvals if r.name == row["rule"]), None)
         approvers = rule.approvers if rule is not None else DEFAULT_APPROVERS
-        if batch.who.role not in approvers:
+        if uow.who.role not in approvers:
             raise Forbidden(
-                f"{batch.who.name} is a {batch.who.role}; approval #{approval_id} needs one of: "
+                f"{uow.who.name} is a {uow.who.role}; approval #{approval_id} needs one of: "
                 f"{', '.join(sorted(approvers))}"
             )
-        batch.load([row.lead_id])
+        lead_id = row["lead_id"]
+        uow.load([lead_id])
         if not approve:
-            batch.record_decision(row.lead_id, approval_id, "denied", note)
-            _close(batch, approval_id, "denied", note)
-            return {"approval": approval_id, "lead": row.lead_id, "decision": "denied"}
-        request = row.request
-        requester = batch.conn.execute(select(users.c.role).where(users.c.name == row.requested_by)).first()
+            changes.record_decision(uow, lead_id, approval_id, "denied", note)
+            _close(uow, approval_id, "denied", note)
+            return {"approval": approval_id, "lead": lead_id, "decision": "denied"}
+        request = row["request"]
+        requester = uow.user(row["requested_by"])
         role = requester.role if requester is not None else "rep"
-        spec = ChangeSpec(
-            lead_id=row.lead_id,
+        spec = changes.ChangeSpec(
+            lead_id=lead_id,
             status=request.get("status"),
             stage=request.get("stage"),
             owner=request.get("owner"),
             reason=request.get("reason"),
             note=note or request.get("note"),
             fields=request.get("fields") or {},
-            at=max(batch.now, batch.states[row.lead_id].last_at),
+            at=max(uow.now, uow.states[lead_id].last_at),
             source=request.get("source") or "manual",
             rule=request.get("rule"),
-            log=ActivityIn(request["log"]["type"], data=request["log"]["data"]) if request.get("log") else None,
+            log=changes.ActivityIn(request["log"]["type"], data=request["log"]["data"]) if request.get("log") else None,
         )
-        outcome = batch.apply(spec, actor=Actor(row.requested_by, role), approved_by=batch.who.name)
+        outcome = changes.apply(uow, spec, actor=Actor(row["requested_by"], role), approved_by=uow.who.name)
         if isinstance(outcome, ChangeRefused):
-            raise ChangeRefused(row.lead_id, outcome.violations)  # the lead moved on; deny it or try again later
-        assert not isinstance(outcome, PendingApproval)
-        _close(batch, approval_id, "approved", note)
-        seq = outcome.seq if isinstance(outcome, Applied) else None
-        return {"approval": approval_id, "lead": row.lead_id, "decision": "approved", "seq": seq}
+            raise ChangeRefused(lead_id, outcome.violations)  # the lead moved on; deny it or try again later
+        assert not isinstance(outcome, changes.PendingApproval)
+        _close(uow, approval_id, "approved", note)
+        return {"approval": approval_id, "lead": lead_id, "decision": "approved", "seq": outcome.seq}
 
-    return in_batch(app, actor, work)
+    return in_unit_of_work(app, actor, work)
 
 
-def _close(batch: WriteBatch, approval_id: int, status: str, note: str | None) -> None:
-    batch.conn.execute(
-        update(approvals)
-        .where(approvals.c.id == approval_id)
-        .values(status=status, decided_by=batch.who.name, decided_at=batch.now, note=note)
-    )
+def _close(uow: UnitOfWork, approval_id: int, status: str, note: str | None) -> None:
+    uow.session.close_approval(approval_id, {"status": status, "decided_by": uow.who.name, "decided_at": uow.now,
+                                             "note": note})  # fmt: skip
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value

@@ -28,8 +28,8 @@ from sqlalchemy import Connection, insert, select, update
 from leadledger.domain.changes import Actor
 from leadledger.services import people
 from leadledger.services.app import App
-from leadledger.services.batch import SYSTEM, resolve_actor
 from leadledger.services.errors import Forbidden, Invalid, NotFound, ServiceError
+from leadledger.services.people import SYSTEM, resolve_actor
 from leadledger.store import repository as repo
 from leadledger.store.tables import users
 from leadledger.store.tables_api import api_tokens, inbound_hooks

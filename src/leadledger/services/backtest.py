@@ -29,12 +29,13 @@ from leadledger.domain.changes import Actor
 from leadledger.domain.clock import FixedClock
 from leadledger.model.lint import lint
 from leadledger.model.loader import LoadedModel, load_text, read_yaml
+from leadledger.services import automation, changes
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, ChangeSpec, WriteBatch
+from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.errors import Invalid
-from leadledger.services.leads import in_batch
 from leadledger.services.models import initialise
 from leadledger.services.sweep import sweep
+from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 from leadledger.store.db import Database
 from leadledger.store.tables import (
     CONTACT_COLUMNS,
@@ -291,7 +292,7 @@ def _replay(
         for offset in range(0, len(batch_inputs), CHUNK):
             chunk = batch_inputs[offset : offset + CHUNK]
             clock.at = max(clock.at, chunk[-1].at)
-            in_batch(app, "system", partial(_apply_inputs, chunk=chunk))
+            in_unit_of_work(app, "system", partial(_apply_inputs, chunk=chunk))
             if progress:
                 progress(len(chunk))
         clock.at = max(clock.at, window_end)
@@ -301,13 +302,14 @@ def _replay(
         boundary += every
 
 
-def _apply_inputs(batch: WriteBatch, *, chunk: list[Input]) -> None:
-    batch.load({i.lead_id for i in chunk if i.kind != "create"})
-    batch.load_keys([], [i.payload["key"] for i in chunk if i.kind == "event"])
+def _apply_inputs(uow: UnitOfWork, *, chunk: list[Input]) -> None:
+    uow.load({i.lead_id for i in chunk if i.kind != "create"})
+    uow.load_keys([], [i.payload["key"] for i in chunk if i.kind == "event"])
     for item in chunk:
         payload = item.payload
         if item.kind == "create":
-            batch.create(
+            changes.create(
+                uow,
                 lead_id=item.lead_id,
                 fields=payload["fields"],
                 owner=payload["owner"],
@@ -317,15 +319,15 @@ def _apply_inputs(batch: WriteBatch, *, chunk: list[Input]) -> None:
                 idempotency_key=None,
                 actor=Actor(payload["actor"], payload["role"]),
             )
-        elif item.lead_id not in batch.states:
+        elif item.lead_id not in uow.states:
             continue  # its creation was refused under the proposed model
         elif item.kind == "event":
             activity = ActivityIn(payload["type"], item.at, payload["data"], key=payload["key"])
-            if batch.log_event(item.lead_id, activity, item.at, payload["actor"], payload["source"]):
+            if changes.log_event(uow, item.lead_id, activity, item.at, payload["actor"], payload["source"]):
                 context = {"type": payload["type"], "id": payload["key"], "at": item.at.isoformat(), **payload["data"]}
-                batch.run_event_rules(item.lead_id, payload["type"], context, item.at, payload["key"])
+                automation.run_event_rules(uow, item.lead_id, payload["type"], context, item.at, payload["key"])
         else:
-            state = batch.states[item.lead_id]
+            state = uow.states[item.lead_id]
             spec = ChangeSpec(
                 lead_id=item.lead_id,
                 status=payload["status"],
@@ -340,10 +342,10 @@ def _apply_inputs(batch: WriteBatch, *, chunk: list[Input]) -> None:
             )
             if spec.status is None and spec.stage is None and spec.owner is None and not spec.fields:
                 continue
-            outcome = batch.apply(
-                spec, actor=Actor(payload["actor"], payload["role"]), approved_by=payload["approved_by"]
+            outcome = changes.apply(
+                uow, spec, actor=Actor(payload["actor"], payload["role"]), approved_by=payload["approved_by"]
             )
-            batch.counts["manual_" + type(outcome).__name__.lower()] += 1
+            uow.counts["manual_" + type(outcome).__name__.lower()] += 1
 
 
 # --- the report --------------------------------------------------------------------------------------------

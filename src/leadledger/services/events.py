@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from leadledger.domain.automation import Automation
+from leadledger.services import automation, changes
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, PendingApproval, WriteBatch
+from leadledger.services.changes import ActivityIn, PendingApproval
 from leadledger.services.errors import ChangeRefused
-from leadledger.services.leads import in_batch, new_lead_id
-from leadledger.store.tables import leads
+from leadledger.services.leads import new_lead_id
+from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 
 CHUNK = 2000
 MAX_KEY = 200
@@ -154,25 +153,25 @@ def _apply_chunk(
             summary.rejected += 1
             summary.errors.append({"line": number, "error": str(exc)})
 
-    def work(batch: WriteBatch) -> EventSummary:
+    def work(uow: UnitOfWork) -> EventSummary:
         local = EventSummary()
-        batch.load(e.lead for e in events if e.lead)
-        batch.load_keys([], [e.id for e in events])
+        uow.load(e.lead for e in events if e.lead)
+        uow.load_keys([], [e.id for e in events])
         for event in events:
-            lead_id = event.lead or _lead_for_form(batch, event, local)
+            lead_id = event.lead or _lead_for_form(uow, event, local)
             if lead_id is None:
                 continue
-            if lead_id not in batch.states:
+            if lead_id not in uow.states:
                 local.rejected += 1
                 local.errors.append({"line": event.line, "error": f"lead: no lead {lead_id!r}"})
                 continue
             activity = ActivityIn(event.type, event.at, event.data, key=event.id)
-            if not batch.log_event(lead_id, activity, event.at, event.data.get("actor"), "integration"):
+            if not changes.log_event(uow, lead_id, activity, event.at, event.data.get("actor"), "integration"):
                 local.duplicates += 1
                 continue
             local.applied += 1
             context = {"type": event.type, "id": event.id, "at": event.at.isoformat(), **event.data}
-            for rule, outcome in batch.run_event_rules(lead_id, event.type, context, event.at, event.id):
+            for rule, outcome in automation.run_event_rules(uow, lead_id, event.type, context, event.at, event.id):
                 if isinstance(outcome, ChangeRefused):
                     local.refused.append(
                         {
@@ -186,10 +185,10 @@ def _apply_chunk(
                     local.approvals.append(
                         {"line": event.line, "lead": lead_id, "rule": rule, "approval": outcome.approval_id}
                     )
-        local.counts.update(batch.counts)
+        local.counts.update(uow.counts)
         return local
 
-    result = in_batch(app, actor, work)
+    result = in_unit_of_work(app, actor, work)
     summary.applied += result.applied
     summary.duplicates += result.duplicates
     summary.rejected += result.rejected
@@ -200,21 +199,20 @@ def _apply_chunk(
     summary.errors.sort(key=lambda e: e["line"])
 
 
-def _lead_for_form(batch: WriteBatch, event: Event, local: EventSummary) -> str | None:
+def _lead_for_form(uow: UnitOfWork, event: Event, local: EventSummary) -> str | None:
     """A form from an unknown visitor creates the lead (New, then routed); a known e-mail finds its lead."""
     email = str(event.data.get("email", "")).strip()
-    for lead_id, state in batch.states.items():
+    for lead_id, state in uow.states.items():
         if str(state.fields.get("email", "")).lower() == email.lower():
             return lead_id
-    found = batch.conn.execute(
-        select(leads.c.id).where(leads.c.email == email).order_by(leads.c.created_at.desc()).limit(1)
-    ).first()
+    found = uow.session.lead_by_email(email)
     if found is not None:
-        batch.load([found.id])
-        return str(found.id)
+        uow.load([found])
+        return found
     fields = {key: event.data.get(key) for key in LEAD_FIELDS_FROM_FORMS if event.data.get(key) not in (None, "")}
     lead_id = new_lead_id(event.at)
-    created = batch.create(
+    created = changes.create(
+        uow,
         lead_id=lead_id,
         fields=fields,
         owner=None,

@@ -18,12 +18,13 @@ import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from leadledger.domain.timeline import Projection
+from leadledger.store.bulk import stored_time
 from leadledger.store.tables import ACTIVITY_COLUMNS, CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS
 
 TABLES = (("leads", LEAD_COLUMNS), ("ledger", LEDGER_COLUMNS), ("activities", ACTIVITY_COLUMNS))
@@ -68,14 +69,6 @@ class HistoryRows:
             fixed = self.constants.get(table, {})
             out.append((table, tuple(c for c in columns if c not in fixed), rows, fixed))
         return out
-
-
-def stored_time(value: datetime | None, sqlite: bool) -> Any:
-    """Times as the UTCDateTime column stores them: naive UTC (text on SQLite, as SQLAlchemy writes it)."""
-    if value is None:
-        return None
-    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    return naive.isoformat(sep=" ", timespec="microseconds") if sqlite else naive
 
 
 def history_rows(

@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import select, update
 
 from leadledger.services.app import App
-from leadledger.services.batch import resolve_actor
 from leadledger.services.errors import Forbidden, Invalid, NotFound
+from leadledger.services.people import resolve_actor
 from leadledger.store.tables import notifications, tasks
 
 

@@ -1,33 +1,25 @@
 """Lead commands and queries: create a lead, change its status/stage/owner, log an activity, read it back.
 
-Every write path (CLI, API, UI, import, automation) calls these functions; each runs a `WriteBatch` (one
-transaction: engine check, ledger + projection, automation) and retries when another writer got there first.
+Adapters (CLI, API) call these; each write runs in a unit of work (`services.unit_of_work`: one transaction,
+retried when another writer got there first) through change handling (`services.changes`), which every
+other writer — events, the sweep, approvals, the backtest, the API's change writer — goes through too.
 """
 
 from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
-
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from typing import Any
 
 from leadledger.domain.changes import Violation
+from leadledger.services import automation, changes
 from leadledger.services.app import App
-from leadledger.services.batch import (
-    ActivityIn,
-    Applied,
-    ChangeSpec,
-    Outcome,
-    PendingApproval,
-    WriteBatch,
-)
-from leadledger.services.errors import ChangeRefused, Conflict, Forbidden, NotFound, ServiceError
+from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, Outcome, PendingApproval
+from leadledger.services.errors import ChangeRefused, Forbidden, NotFound, ServiceError
+from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 from leadledger.store import repository as repo
-from leadledger.store.tables import leads
 
 __all__ = [
     "ActivityIn",
@@ -39,15 +31,13 @@ __all__ = [
     "change_leads",
     "create_lead",
     "get_lead",
-    "in_batch",
     "list_leads",
     "log_activity",
     "timeline",
 ]
 
-MAX_ATTEMPTS = 8
 BATCH_SIZE = 2000
-T = TypeVar("T")
+FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class ApprovalPending(ServiceError):
@@ -65,23 +55,6 @@ def new_lead_id(now: datetime) -> str:
     """`L` + 16 base32 characters: creation time in milliseconds then randomness, so ids sort by age."""
     raw = int(now.timestamp() * 1000).to_bytes(6, "big") + secrets.token_bytes(4)
     return "L" + base64.b32encode(raw).decode().rstrip("=")
-
-
-def in_batch(app: App, actor: str, work: Callable[[WriteBatch], T], *, automation: bool = True) -> T:
-    """Run `work` in one write transaction and flush it; retried when another writer got there first."""
-    for attempt in range(MAX_ATTEMPTS):
-        try:
-            with app.db.write() as conn:
-                batch = WriteBatch(app, conn, actor, automation=automation)
-                result = work(batch)
-                batch.flush()
-                return result
-        except (repo.VersionConflict, IntegrityError) as exc:
-            if attempt == MAX_ATTEMPTS - 1:
-                raise Conflict(
-                    f"the lead kept changing under this write; try again ({exc.__class__.__name__})"
-                ) from exc
-    raise AssertionError("unreachable")
 
 
 # --- create -------------------------------------------------------------------------------------
@@ -105,20 +78,13 @@ def create_lead(
     """
     new_id = lead_id or new_lead_id(app.clock.now())
 
-    def work(batch: WriteBatch) -> Applied | ChangeRefused:
+    def work(uow: UnitOfWork) -> Applied | ChangeRefused:
         if idempotency_key:
-            batch.load_keys([idempotency_key])
-        return batch.create(
-            lead_id=new_id,
-            fields=fields,
-            owner=owner,
-            stage=stage,
-            at=at or batch.now,
-            source=source,
-            idempotency_key=idempotency_key,
-        )
+            uow.load_keys([idempotency_key])
+        return changes.create(uow, lead_id=new_id, fields=fields, owner=owner, stage=stage, at=at or uow.now,
+                              source=source, idempotency_key=idempotency_key)  # fmt: skip
 
-    result = in_batch(app, actor, work)
+    result = in_unit_of_work(app, actor, work)
     if isinstance(result, ChangeRefused):
         raise result
     return result
@@ -150,12 +116,12 @@ def change_leads(app: App, specs: Sequence[ChangeSpec], *, actor: str, batch_siz
     for start in range(0, len(specs), batch_size):
         chunk = specs[start : start + batch_size]
 
-        def work(batch: WriteBatch, chunk: Sequence[ChangeSpec] = chunk) -> list[Outcome]:
-            batch.load(spec.lead_id for spec in chunk)
-            batch.load_keys([spec.idempotency_key for spec in chunk if spec.idempotency_key])
-            return [batch.apply(spec) for spec in chunk]
+        def work(uow: UnitOfWork, chunk: Sequence[ChangeSpec] = chunk) -> list[Outcome]:
+            uow.load(spec.lead_id for spec in chunk)
+            uow.load_keys([spec.idempotency_key for spec in chunk if spec.idempotency_key])
+            return [changes.apply(uow, spec) for spec in chunk]
 
-        results.extend(in_batch(app, actor, work))
+        results.extend(in_unit_of_work(app, actor, work))
     return results
 
 
@@ -165,25 +131,25 @@ def log_activity(app: App, *, lead_id: str, actor: str, activity: ActivityIn, so
     Returns False when the activity's key was seen before (nothing happens twice).
     """
 
-    def work(batch: WriteBatch) -> bool:
-        batch.load([lead_id])
-        state = batch.states.get(lead_id)
+    def work(uow: UnitOfWork) -> bool:
+        uow.load([lead_id])
+        state = uow.states.get(lead_id)
         if state is None:
             raise NotFound(f"no lead {lead_id!r}")
-        if batch.who.role == "rep" and state.owner not in (None, batch.who.name):
-            raise Forbidden(f"{batch.who.name} is a rep and does not own lead {lead_id}")
-        at = activity.at or batch.now
-        if at > batch.now + timedelta(minutes=5):
+        if uow.who.role == "rep" and state.owner not in (None, uow.who.name):
+            raise Forbidden(f"{uow.who.name} is a rep and does not own lead {lead_id}")
+        at = activity.at or uow.now
+        if at > uow.now + FUTURE_TOLERANCE:
             raise ChangeRefused(lead_id, (Violation("at", "in_future", "an activity cannot be dated in the future"),))
         if activity.key:
-            batch.load_keys([], [activity.key])
-        if not batch.log_event(lead_id, activity, at, batch.who.name, source):
+            uow.load_keys([], [activity.key])
+        if not changes.log_event(uow, lead_id, activity, at, uow.who.name, source):
             return False
         context = {"type": activity.type, "id": activity.key, "at": at.isoformat(), **activity.data}
-        batch.run_event_rules(lead_id, activity.type, context, at, activity.key)
+        automation.run_event_rules(uow, lead_id, activity.type, context, at, activity.key)
         return True
 
-    return in_batch(app, actor, work)
+    return in_unit_of_work(app, actor, work)
 
 
 # --- read -----------------------------------------------------------------------------------------
@@ -220,21 +186,19 @@ def list_leads(
     """
     with app.db.read() as conn:
         model = app.loaded_model(conn).model
-        query = select(leads).order_by(leads.c.id).limit(max(1, min(limit, 10_000)))
-        if status:
-            keys = [status, *model.children.get(status, ())]
-            query = query.where(leads.c.status.in_(keys))
-        if stage:
-            query = query.where(leads.c.stage == stage)
-        if owner:
-            query = query.where(leads.c.owner == owner)
-        if source:
-            query = query.where(leads.c.source == source)
-        if in_status_longer_than is not None:
-            query = query.where(leads.c.status_since <= app.clock.now() - in_status_longer_than)
-        if after:
-            query = query.where(leads.c.id > after)
-        return [lead_view(row) for row in conn.execute(query)]
+        rows = repo.find_leads(
+            conn,
+            statuses=[status, *model.children.get(status, ())] if status else None,
+            stage=stage,
+            owner=owner,
+            source=source,
+            status_since_before=(
+                app.clock.now() - in_status_longer_than if in_status_longer_than is not None else None
+            ),
+            after=after,
+            limit=max(1, min(limit, 10_000)),
+        )
+        return [lead_view(row) for row in rows]
 
 
 def timeline(app: App, lead_id: str) -> dict[str, Any]:

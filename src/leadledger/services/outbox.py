@@ -24,8 +24,8 @@ import httpx
 from sqlalchemy import and_, insert, select, update
 
 from leadledger.services.app import App
-from leadledger.services.batch import resolve_actor
 from leadledger.services.errors import Forbidden, Invalid, NotFound
+from leadledger.services.people import resolve_actor
 from leadledger.store.tables import endpoints, outbox
 
 MAX_ATTEMPTS = 8

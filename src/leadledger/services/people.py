@@ -6,13 +6,29 @@ from typing import Any
 
 from sqlalchemy import insert, update
 
+from leadledger.domain.changes import Actor
 from leadledger.domain.statusmodel import ROLES
 from leadledger.services.app import App
-from leadledger.services.errors import Invalid, NotFound
+from leadledger.services.errors import Forbidden, Invalid, NotFound
 from leadledger.store import repository as repo
 from leadledger.store.tables import teams, users
 
 NAME_MAX = 100
+SYSTEM = Actor("system", "ops")  # who automation acts as (the ledger names the rule, and the caller behind it)
+
+
+def check_actor(name: str, user: Any) -> Actor:
+    """The acting user (a stored user, or None), who must exist and be active."""
+    if user is None:
+        raise Forbidden(f"unknown user {name!r}: add it with `leadledger user add`")
+    if not user.active:
+        raise Forbidden(f"user {name!r} is disabled")
+    return Actor(user.name, user.role)
+
+
+def resolve_actor(conn: Any, name: str) -> Actor:
+    """The acting user, read in the caller's transaction."""
+    return check_actor(name, repo.user_row(conn, name))
 
 
 def _check_name(kind: str, name: str) -> str:

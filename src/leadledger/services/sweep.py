@@ -3,8 +3,9 @@
 Each time rule is one SELECT over the projection (indexed by status and time in status); business-time
 thresholds become one cutoff instant per calendar, computed before the query. What fires is recorded in
 `rule_firings` (unique per rule, lead and stint), so running the sweep twice at the same time fires nothing
-twice. Alerts and tasks are INSERT ... SELECT in the same transaction; moves go through the write batch, in
-chunks, each chunk recording its firings in the same transaction as its changes.
+twice. Alerts and tasks are INSERT ... SELECT in the same transaction; moves go through change handling
+(`changes.apply` in a unit of work), in chunks, each chunk recording its firings in the same transaction as
+its changes.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from sqlalchemy.sql import ColumnElement
 
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timerules import Duration, TimeRule
+from leadledger.services import changes
 from leadledger.services.app import App
-from leadledger.services.batch import SYSTEM, ChangeSpec, PendingApproval, WriteBatch
+from leadledger.services.changes import ChangeSpec, PendingApproval
 from leadledger.services.errors import ChangeRefused
-from leadledger.services.leads import in_batch
+from leadledger.services.people import SYSTEM
+from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 from leadledger.store.tables import activities, leads, notifications, rule_firings, sla_clocks, tasks, teams, users
 
 MOVE_CHUNK = 1000
@@ -286,7 +289,7 @@ def _fire_group(conn: Connection, rule: TimeRule, now: datetime, sweep_id: str) 
 
 
 def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, summary: SweepSummary) -> None:
-    """Select the leads set-based, then move them through the write batch (the model still judges each move)."""
+    """Select the leads set-based, then move them through change handling (the model still judges each move)."""
     with app.db.read() as conn:
         lead_ids = [
             row.id
@@ -298,20 +301,20 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
     for start in range(0, len(lead_ids), MOVE_CHUNK):
         chunk = lead_ids[start : start + MOVE_CHUNK]
 
-        def work(batch: WriteBatch, chunk: list[str] = chunk) -> tuple[int, int, list[dict[str, Any]], int]:
-            batch.load(chunk)
+        def work(uow: UnitOfWork, chunk: list[str] = chunk) -> tuple[int, int, list[dict[str, Any]], int]:
+            uow.load(chunk)
             moved = fired = pending = 0
             refused: list[dict[str, Any]] = []
             firings = []
             for lead_id in chunk:
-                state = batch.states.get(lead_id)
+                state = uow.states.get(lead_id)
                 if state is None or state.status not in rule.statuses:
                     continue  # moved on since the selection
                 firings.append(
                     {
                         "rule": rule.name,
                         "subject": lead_id,
-                        "stint_seq": _stint_of(batch, lead_id, rule),
+                        "stint_seq": _stint_of(uow, lead_id, rule),
                         "sweep_id": summary.sweep_id,
                         "fired_at": now,
                     }
@@ -326,7 +329,7 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
                     rule=rule.name,
                     idempotency_key=f"{rule.name}:{lead_id}:{firings[-1]['stint_seq']}",
                 )
-                outcome = batch.apply(spec, actor=SYSTEM)
+                outcome = changes.apply(uow, spec, actor=SYSTEM)
                 if isinstance(outcome, ChangeRefused):
                     refused.append(
                         {"lead": lead_id, "rule": rule.name, "violations": [v.as_dict() for v in outcome.violations]}
@@ -335,11 +338,10 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
                     pending += 1
                 else:
                     moved += 1
-            if firings:
-                batch.conn.execute(insert(rule_firings), firings)
+            uow.writes.firings.extend(firings)
             return fired, moved, refused, pending
 
-        fired, moved, refused, pending = in_batch(app, SYSTEM.name, work)
+        fired, moved, refused, pending = in_unit_of_work(app, SYSTEM.name, work)
         summary.rules[rule.name] += fired
         summary.moved += moved
         summary.refused.extend(refused)
@@ -348,10 +350,10 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
         summary.rules[rule.name] += 0
 
 
-def _stint_of(batch: WriteBatch, lead_id: str, rule: TimeRule) -> int:
+def _stint_of(uow: UnitOfWork, lead_id: str, rule: TimeRule) -> int:
     if rule.since == "created":
         return 0
-    return int(batch.rows[lead_id].get("status_entry_seq") or 0)
+    return int(uow.leads[lead_id].projection.status_entry_seq or 0)
 
 
 def due_soon(app: App, *, within_hours: float = 24, now: datetime | None = None) -> list[dict[str, Any]]:

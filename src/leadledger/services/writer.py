@@ -4,7 +4,7 @@ A server takes requests concurrently, but a lead change alone costs a transactio
 its reads, automation and commit) and SQLite has one writer at a time, whose waiters sleep in its busy
 handler: one change per transaction tops out near a hundred changes a second with a poor tail latency.
 The `ChangeWriter` is one thread per process that takes every request waiting, applies them in one
-`WriteBatch` in arrival order — each judged against the state the previous one left, exactly as
+unit of work in arrival order — each judged against the state the previous one left, exactly as
 `change_leads` does — commits once, and answers every caller. A request's outcome is what it would have
 been alone: a refused change writes nothing, changes to one lead apply in order, and when the shared
 transaction fails, each request in it is run again in a transaction of its own, so one bad request cannot
@@ -23,17 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
-
 from leadledger.domain.changes import Actor
+from leadledger.services import changes
 from leadledger.services.app import App
-from leadledger.services.batch import Applied, ChangeSpec, Outcome, WriteBatch, resolve_actor
+from leadledger.services.changes import Applied, ChangeSpec, Outcome
 from leadledger.services.errors import ServiceError
-from leadledger.services.leads import in_batch, new_lead_id
-from leadledger.store.tables import leads
+from leadledger.services.leads import new_lead_id
+from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
+from leadledger.store.session import deadlocked
 
 MAX_BATCH = 256  # requests per transaction: bounds how long the last one in a round waits
-RETRYABLE_SQLSTATES = ("40P01", "40001")  # PostgreSQL deadlock / serialization failure: try the round again
 _STOP = object()
 
 
@@ -164,9 +163,9 @@ class ChangeWriter:
     def _commit(self, round_: list[_Pending]) -> list[Done | ServiceError]:
         for attempt in range(3):
             try:
-                return in_batch(self.app, round_[0].job.actor, lambda batch: _work(batch, round_))
-            except OperationalError as exc:
-                if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES or attempt == 2:
+                return in_unit_of_work(self.app, round_[0].job.actor, lambda uow: _work(uow, round_))
+            except Exception as exc:
+                if not deadlocked(exc) or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
@@ -197,18 +196,18 @@ def _settle(waiters: list[tuple[asyncio.Future[Done], Answer]]) -> None:
             waiter.set_result(answer)
 
 
-def _work(batch: WriteBatch, round_: list[_Pending]) -> list[Done | ServiceError]:
-    """Apply each job of the round in order inside `batch`; a job's own error is its answer, not the round's."""
-    batch.load(p.job.spec.lead_id for p in round_ if isinstance(p.job, ChangeJob))
+def _work(uow: UnitOfWork, round_: list[_Pending]) -> list[Done | ServiceError]:
+    """Apply each job of the round in order inside `uow`; a job's own error is its answer, not the round's."""
+    uow.load(p.job.spec.lead_id for p in round_ if isinstance(p.job, ChangeJob))
     keys = [p.job.spec.idempotency_key if isinstance(p.job, ChangeJob) else p.job.idempotency_key for p in round_]
-    batch.load_keys([k for k in keys if k])
-    actors: dict[str, Actor | ServiceError] = {batch.who.name: batch.who}  # the batch resolved its own actor
+    uow.load_keys([k for k in keys if k])
+    actors: dict[str, Actor | ServiceError] = {uow.who.name: uow.who}  # the unit of work resolved its own actor
     results: list[Done | ServiceError] = []
     for pending in round_:
         job = pending.job
         if job.actor not in actors:
             try:
-                actors[job.actor] = resolve_actor(batch.conn, job.actor)
+                actors[job.actor] = uow.actor(job.actor)
             except ServiceError as exc:
                 actors[job.actor] = exc
         who = actors[job.actor]
@@ -217,28 +216,28 @@ def _work(batch: WriteBatch, round_: list[_Pending]) -> list[Done | ServiceError
             continue
         outcome: Outcome
         if isinstance(job, ChangeJob):
-            outcome = batch.apply(job.spec, actor=who)
+            outcome = changes.apply(uow, job.spec, actor=who)
         else:
-            created = batch.create(
-                lead_id=job.lead_id or new_lead_id(batch.now),
+            created = changes.create(
+                uow,
+                lead_id=job.lead_id or new_lead_id(uow.now),
                 fields=job.fields,
                 owner=job.owner,
                 stage=job.stage,
-                at=job.at or batch.now,
+                at=job.at or uow.now,
                 source=job.source,
                 idempotency_key=job.idempotency_key,
                 actor=who,
             )
             outcome = created
-        lead = _snapshot(batch, outcome.lead_id) if isinstance(outcome, Applied) else None
+        lead = _snapshot(uow, outcome.lead_id) if isinstance(outcome, Applied) else None
         results.append(Done(outcome, lead))
     return results
 
 
-def _snapshot(batch: WriteBatch, lead_id: str | None) -> dict[str, Any] | None:
-    row = batch.rows.get(lead_id or "")
-    if row is None:
+def _snapshot(uow: UnitOfWork, lead_id: str | None) -> dict[str, Any] | None:
+    if lead_id not in uow.leads:
         return None  # an idempotent replay: the lead was not loaded; the caller reads it
-    data = {column.name: row.get(column.name) for column in leads.columns}
-    data["fields"] = dict(row.get("fields") or {})
+    data = uow.lead_row(lead_id)
+    data["fields"] = dict(data.get("fields") or {})
     return data

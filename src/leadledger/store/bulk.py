@@ -29,13 +29,20 @@ def _converter(column: Any, sqlite: bool) -> tuple[Any, bool]:
     return None, False
 
 
+def stored_time(value: datetime | None, sqlite: bool) -> Any:
+    """A time as the UTCDateTime column stores it: naive UTC (on SQLite the text SQLAlchemy writes and reads)."""
+    if value is None:
+        return None
+    naive = value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return naive.isoformat(sep=" ", timespec="microseconds") if sqlite else naive
+
+
 def _time_text(value: Any) -> Any:
-    """The text form SQLAlchemy's SQLite DateTime writes and reads back."""
-    return None if value is None else value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return stored_time(value, True)
 
 
 def _naive_utc(value: Any) -> Any:
-    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
+    return stored_time(value, False)
 
 
 def _json_text(value: Any) -> Any:
@@ -50,11 +57,13 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def insert_many(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT rows (dicts with the same keys) with one driver-level executemany."""
+def insert_many(
+    conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, columns: Sequence[str] | None = None
+) -> None:
+    """INSERT rows (dicts with the same keys; `columns` of them when given) with one driver-level executemany."""
     if not rows:
         return
-    columns = list(rows[0].keys())
+    columns = list(columns or rows[0].keys())
     _execute_many(conn, f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({{marks}})", table, columns, rows)
 
 

@@ -6,19 +6,17 @@ fields, rewritten under a version check when entries are appended.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, select
 
-from leadledger.domain.changes import Activity, StatusChange
-from leadledger.domain.timeline import Projection
 from leadledger.store import bulk
 from leadledger.store.tables import (
     CONTACT_COLUMNS,
-    PROJECTION_COLUMNS,
     activities,
+    approvals,
     leads,
     ledger,
     model_versions,
@@ -49,6 +47,34 @@ def lead_row(conn: Connection, lead_id: str, *, lock: bool = False) -> Row[Any] 
     return conn.execute(_LEAD_LOCKED if locked else _LEAD, {"id": lead_id}).first()
 
 
+def find_leads(
+    conn: Connection,
+    *,
+    statuses: Sequence[str] | None,
+    stage: str | None,
+    owner: str | None,
+    source: str | None,
+    status_since_before: datetime | None,
+    after: str | None,
+    limit: int,
+) -> list[Row[Any]]:
+    """Leads matching every filter given, by id."""
+    query = select(leads).order_by(leads.c.id).limit(limit)
+    if statuses:
+        query = query.where(leads.c.status.in_(list(statuses)))
+    if stage:
+        query = query.where(leads.c.stage == stage)
+    if owner:
+        query = query.where(leads.c.owner == owner)
+    if source:
+        query = query.where(leads.c.source == source)
+    if status_since_before is not None:
+        query = query.where(leads.c.status_since <= status_since_before)
+    if after:
+        query = query.where(leads.c.id > after)
+    return list(conn.execute(query))
+
+
 def lead_rows(conn: Connection, lead_ids: Sequence[str], *, lock: bool = False) -> dict[str, Row[Any]]:
     found: dict[str, Row[Any]] = {}
     query = _LEADS_LOCKED if lock and conn.dialect.name != "sqlite" else _LEADS
@@ -68,96 +94,21 @@ def lead_fields(row: Any) -> dict[str, Any]:
     return data
 
 
-def lead_projection(row: Any) -> Projection:
-    """A stored lead's projection and fields, ready to take the entries that follow."""
-    return Projection.resume(
-        status=row.status,
-        stage=row.stage,
-        owner=row.owner,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        version=row.version,
-        status_since=row.status_since,
-        stage_since=row.stage_since,
-        status_entry_seq=row.status_entry_seq,
-        status_source=row.status_source,
-        status_rule=row.status_rule,
-        prev_status=row.prev_status,
-        reason=row.reason,
-        fields=lead_fields(row),
-    )
-
-
-def projection_values(projection: Projection, team: str | None) -> dict[str, Any]:
-    """The `leads` columns a projection (and its fields) fills: the projection's, contact columns, `fields`."""
-    values = {column: getattr(projection, column) for column in PROJECTION_COLUMNS if column != "team"}
-    values["team"] = team
-    fields = projection.fields
-    extra: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key not in _CONTACT:
-            extra[key] = value.isoformat() if hasattr(value, "isoformat") else value
-    for column in CONTACT_COLUMNS:
-        values[column] = fields.get(column)
-    values["fields"] = extra or None
-    return values
-
-
-_CONTACT = frozenset(CONTACT_COLUMNS)
-
-
-def entry_values(change: StatusChange, seq: int, recorded_at: datetime) -> dict[str, Any]:
-    return {
-        "lead_id": change.lead_id,
-        "seq": seq,
-        "at": change.at,
-        "recorded_at": recorded_at,
-        "kind": change.kind,
-        "actor": change.actor,
-        "actor_role": change.actor_role,
-        "source": change.source,
-        "from_status": change.from_status,
-        "to_status": change.to_status,
-        "from_stage": change.from_stage,
-        "to_stage": change.to_stage,
-        "from_owner": change.from_owner,
-        "to_owner": change.to_owner,
-        "reason": change.reason,
-        "note": change.note,
-        "data": _jsonable(change.fields) or None,
-        "rule": change.rule,
-        "override_of_seq": change.override_of_seq,
-        "override_rule": change.override_rule,
-        "idempotency_key": change.idempotency_key,
-        "off_model": change.off_model,
-    }
-
-
-def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        out[key] = value.isoformat() if hasattr(value, "isoformat") else value
-    return out
-
-
 def entries_for(conn: Connection, lead_id: str) -> list[Row[Any]]:
     return list(conn.execute(select(ledger).where(ledger.c.lead_id == lead_id).order_by(ledger.c.seq)))
 
 
-def activities_since(conn: Connection, lead_ids: Sequence[str], since: datetime | None) -> dict[str, list[Activity]]:
-    out: dict[str, list[Activity]] = {}
-    query = _ACTIVITIES if since is None else _ACTIVITIES_SINCE
-    for start in range(0, len(lead_ids), 900):
-        params: dict[str, Any] = {"ids": list(lead_ids[start : start + 900])}
-        if since is not None:
-            params["since"] = since
-        for row in conn.execute(query, params):
-            out.setdefault(row.lead_id, []).append(Activity(row.type, row.at, row.data or {}))
-    return out
-
-
 def activities_for(conn: Connection, lead_id: str) -> list[Row[Any]]:
     return list(conn.execute(select(activities).where(activities.c.lead_id == lead_id).order_by(activities.c.at)))
+
+
+def approval_rows(conn: Connection, *, status: str | None, lead_id: str | None) -> list[Row[Any]]:
+    query = select(approvals).order_by(approvals.c.id)
+    if status:
+        query = query.where(approvals.c.status == status)
+    if lead_id:
+        query = query.where(approvals.c.lead_id == lead_id)
+    return list(conn.execute(query))
 
 
 # --- people and teams ---------------------------------------------------------------------------

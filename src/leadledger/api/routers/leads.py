@@ -1,6 +1,6 @@
 """Leads: create, read, list with filters and a cursor, update fields, change status/stage/owner, log, timeline.
 
-Writes go through the process's `ChangeWriter`, which applies them with the same `WriteBatch` as the CLI's
+Writes go through the process's `ChangeWriter`, which applies them through the same change handling as the CLI's
 `change_leads` and answers after the commit; reads run in the thread pool. The service layer decides who may
 do what: a refused change comes back with every violation (see `api.errors` for 403/404/409).
 """
@@ -41,7 +41,7 @@ from leadledger.api.schemas import (
 from leadledger.domain.durations import parse_duration
 from leadledger.services import leads as lead_service
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, Applied, ChangeSpec, PendingApproval
+from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, PendingApproval
 from leadledger.services.errors import ChangeRefused, Invalid
 from leadledger.services.writer import ChangeJob, ChangeWriter, CreateJob, Done
 from leadledger.store.tables import CONTACT_COLUMNS

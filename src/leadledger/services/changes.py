@@ -1,0 +1,271 @@
+"""Change handling: a requested change judged against the model and the lead's state, then recorded.
+
+`apply` is the one way a status, stage, owner or field change gets into the ledger, whoever asks (a person
+through the CLI or API, an integration, a rule, a time rule, an approval): the domain engine judges it against
+the state the previous change left, an approval rule may hold it, and what is recorded sets off automation
+(`automation.after_change`). `create` does the same for a lead's first entry. Both work inside a
+`UnitOfWork`; nothing is written until it flushes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from leadledger.domain.changes import Activity, Actor, ChangeRequest, LeadState, Refused, StatusChange, Violation
+from leadledger.domain.engine import change_status, new_lead
+from leadledger.services import approvals, automation
+from leadledger.services.errors import ChangeRefused, Forbidden
+from leadledger.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class ActivityIn:
+    """An interaction logged with a change (or on its own): `call_logged` with {"outcome": "connected"}."""
+
+    type: str
+    at: datetime | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangeSpec:
+    """One requested change, as an adapter hands it over (the actor is given separately)."""
+
+    lead_id: str
+    status: str | None = None
+    stage: str | None = None
+    owner: str | None = None
+    clear_owner: bool = False
+    reason: str | None = None
+    note: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+    source: str = "manual"
+    rule: str | None = None
+    idempotency_key: str | None = None
+    override: bool = False
+    log: ActivityIn | None = None
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A change that is in the ledger: the entry, its position, and whether it was already there."""
+
+    lead_id: str
+    seq: int
+    change: StatusChange | None
+    duplicate: bool = False
+
+    @property
+    def warnings(self) -> tuple[Violation, ...]:
+        return self.change.warnings if self.change else ()
+
+
+@dataclass(frozen=True)
+class PendingApproval:
+    """A change that waits for a decision; it is listed with `leadledger approval list`."""
+
+    lead_id: str
+    approval_id: int
+    rule: str
+    approvers: tuple[str, ...]
+
+
+Outcome = Applied | ChangeRefused | PendingApproval
+
+
+def apply(
+    uow: UnitOfWork,
+    spec: ChangeSpec,
+    *,
+    actor: Actor | None = None,
+    causation: tuple[str, ...] = (),
+    approved_by: str | None = None,
+) -> Outcome:
+    """Judge and record one change; then run what entering the new status triggers."""
+    who = actor or uow.who
+    if who.role == "integration" and spec.source == "manual":
+        spec = replace(spec, source="integration")  # judged as automation is: `automatic` transitions only
+    if spec.idempotency_key and spec.idempotency_key in uow.keys:
+        lead_id, seq = uow.keys[spec.idempotency_key]
+        return Applied(lead_id, seq, None, duplicate=True)
+    if spec.lead_id not in uow.leads:
+        uow.load([spec.lead_id])
+    state = uow.states.get(spec.lead_id)
+    if state is None:
+        return ChangeRefused(spec.lead_id, (Violation("lead", "not_found", f"no lead {spec.lead_id!r}"),))
+    at = spec.at or uow.now
+    history = uow.activities_for(spec.lead_id) if _needs_history(uow, spec, state) else []
+    logged = None
+    if spec.log is not None:
+        logged = Activity(spec.log.type, spec.log.at or at, spec.log.data)
+        history = [*history, logged]
+    request = ChangeRequest(
+        lead_id=spec.lead_id,
+        actor=who,
+        at=at,
+        source=spec.source,
+        status=spec.status,
+        stage=spec.stage,
+        owner=spec.owner,
+        clear_owner=spec.clear_owner,
+        reason=spec.reason,
+        note=spec.note,
+        fields=spec.fields,
+        rule=spec.rule,
+        idempotency_key=spec.idempotency_key,
+        override=spec.override,
+    )
+    decided = change_status(uow.model, state, request, now=uow.now, activities=history)
+    problems = list(decided.violations) if isinstance(decided, Refused) else []
+    if spec.owner is not None:
+        owner_problem = owner_violation(spec.owner, uow)
+        if owner_problem:
+            problems.append(owner_problem)
+    if spec.expected_version is not None and spec.expected_version != state.version:
+        problems.append(
+            Violation("version", "stale", f"the lead is at version {state.version}, not {spec.expected_version}")
+        )
+    if problems or isinstance(decided, Refused):
+        return ChangeRefused(spec.lead_id, tuple(problems))
+    if decided.status_changed and spec.source != "import" and approved_by is None:
+        pending = approvals.request_if_needed(uow, state, decided, spec, who)
+        if pending is not None:
+            return pending
+    if logged is not None:
+        log_activity(uow, spec.lead_id, spec.log, logged.at, who.name, spec.source)  # type: ignore[arg-type]
+    seq = record(uow, decided, approved_by=approved_by, causation=causation)
+    if uow.automation and spec.source != "import":
+        automation.after_change(uow, decided, causation)
+    return Applied(spec.lead_id, seq, decided)
+
+
+def record(
+    uow: UnitOfWork, change: StatusChange, *, approved_by: str | None = None, causation: tuple[str, ...] = ()
+) -> int:
+    """Append a judged change to the ledger (the projection and SLA clocks follow); returns its seq."""
+    extra: dict[str, Any] = {}
+    if approved_by:
+        extra["approved_by"] = approved_by
+    if causation:
+        extra["caused_by"] = list(causation)
+    return uow.append(change, entry_data=extra)
+
+
+def create(
+    uow: UnitOfWork,
+    *,
+    lead_id: str,
+    fields: Mapping[str, Any],
+    owner: str | None,
+    stage: str | None,
+    at: datetime,
+    source: str,
+    idempotency_key: str | None,
+    actor: Actor | None = None,
+) -> Applied | ChangeRefused:
+    """A new lead, New (or Assigned with an owner), then whatever entering that status triggers."""
+    who = actor or uow.who
+    if who.role == "integration" and source == "manual":
+        source = "integration"  # the ledger says where the lead came from
+    if idempotency_key and idempotency_key in uow.keys:
+        existing_id, seq = uow.keys[idempotency_key]
+        return Applied(existing_id, seq, None, duplicate=True)
+    if uow.exists(lead_id):
+        return ChangeRefused(lead_id, (Violation("id", "exists", f"lead {lead_id} already exists"),))
+    result = new_lead(
+        uow.model,
+        lead_id=lead_id,
+        fields={k: v for k, v in fields.items() if v is not None},
+        actor=who,
+        at=at,
+        now=uow.now,
+        source=source,
+        stage=stage,
+        owner=owner,
+        idempotency_key=idempotency_key,
+    )
+    problems = list(result.violations) if isinstance(result, Refused) else []
+    owner_problem = owner_violation(owner, uow) if owner else None
+    if owner_problem:
+        problems.append(owner_problem)
+    if who.role == "rep" and owner not in (None, who.name) and source == "manual":
+        problems.append(Violation("owner", "not_allowed", "a rep may create leads for themselves only"))
+    if problems or isinstance(result, Refused):
+        return ChangeRefused(lead_id, tuple(problems))
+    has_contact = bool(result.fields.get("email") or result.fields.get("phone"))
+    uow.add_lead(lead_id, result, incomplete=not has_contact)
+    if uow.automation and source != "import":
+        automation.after_change(uow, result, ())
+    return Applied(lead_id, 1, result)
+
+
+def record_decision(uow: UnitOfWork, lead_id: str, approval_id: int, decision: str, note: str | None) -> int:
+    """A ledger entry saying who decided what about a pending change (the state does not move)."""
+    state = uow.states[lead_id]
+    marker = StatusChange(
+        lead_id=lead_id,
+        at=max(uow.now, state.last_at),
+        actor=uow.who.name,
+        actor_role=uow.who.role,
+        source="manual",
+        from_status=state.status,
+        to_status=state.status,
+        from_stage=state.stage,
+        to_stage=state.stage,
+        from_owner=state.owner,
+        to_owner=state.owner,
+        note=note,
+        fields={"approval_id": approval_id, "decision": decision},
+        kind=f"approval_{decision}",
+    )
+    return record(uow, marker)
+
+
+def log_event(
+    uow: UnitOfWork, lead_id: str, activity: ActivityIn, at: datetime, actor: str | None, source: str
+) -> bool:
+    """Store an event in the activity log; False when its key was seen before."""
+    owner = uow.states[lead_id].owner
+    if uow.who.role == "rep" and owner not in (None, uow.who.name):  # as for log_activity: own leads only
+        raise Forbidden(f"{uow.who.name} is a rep and does not own lead {lead_id}")
+    if activity.key and activity.key in uow.activity_keys:
+        return False
+    log_activity(uow, lead_id, activity, at, actor, source)
+    return True
+
+
+def log_activity(uow: UnitOfWork, lead_id: str, activity: ActivityIn, at: datetime, actor: str | None,
+                 source: str) -> None:  # fmt: skip
+    uow.log(lead_id, activity.type, at, activity.data, key=activity.key, actor=actor, source=source)
+
+
+def owner_violation(owner: str | None, uow: UnitOfWork) -> Violation | None:
+    """An owner must be an active user."""
+    if owner is None:
+        return None
+    user = uow.user(owner)
+    if user is None:
+        return Violation("owner", "unknown", f"unknown user {owner!r}")
+    if not user.active:
+        return Violation("owner", "inactive", f"user {owner!r} is disabled")
+    return None
+
+
+def _needs_history(uow: UnitOfWork, spec: ChangeSpec, state: LeadState) -> bool:
+    """Whether a status the change may enter has an entry rule that reads logged activities."""
+    model = uow.model
+    targets = {spec.status}
+    if spec.stage is not None:
+        stage = model.stage_by_key.get(spec.stage)
+        if stage is not None:
+            targets.add(stage.sets_status)
+        move = model.backward_moves.get((state.stage, spec.stage))
+        if move is not None:
+            targets.add(move.sets_status)
+    return any((s := model.statuses.get(key)) is not None and s.entry.activity is not None for key in targets if key)

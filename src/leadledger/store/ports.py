@@ -1,0 +1,138 @@
+"""What the write path asks of storage: one write transaction's reads and its grouped writes.
+
+The services hold a `WriteSession` and never see SQL: `store.session.SqlWriteSession` is the database
+implementation (SQLite and PostgreSQL), and the unit tests run the same services on an in-memory one. A
+session lives inside one transaction that its opener commits; it locks what it reads for writing (rows
+on PostgreSQL; SQLite's BEGIN IMMEDIATE already serialises writers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from leadledger.domain.changes import Activity
+from leadledger.domain.timeline import Projection, SlaClock
+
+
+class VersionConflict(Exception):
+    """Another writer changed a lead between our read and our write: the whole transaction is retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+    role: str
+    team: str | None
+    email: str | None
+    active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    name: str
+    calendar: str
+    manager: str | None
+
+
+@dataclass(slots=True)
+class StoredLead:
+    """A lead as stored: its projection (with its fields) and what the projection does not hold."""
+
+    id: str
+    projection: Projection
+    team: str | None
+    created_at: datetime
+    incomplete: bool
+
+
+@dataclass(slots=True)
+class StoredEntry:
+    """A ledger entry read back (what the timeline fold reads)."""
+
+    at: datetime
+    seq: int
+    from_status: str | None
+    to_status: str
+    to_stage: str
+    to_owner: str | None
+    source: str
+    rule: str | None
+    reason: str | None
+
+
+@dataclass
+class Writes:
+    """Everything one unit of work writes, grouped by table, in an order the foreign keys accept.
+
+    Rows are dicts keyed by column name (`store.tables` names them). `lead_updates` carry the lead's id and
+    the version it was read at under `b_id` and `b_version`: a lead changed since makes the write fail with
+    VersionConflict. `clock_updates` carry the row id under `ref`.
+    """
+
+    leads: list[dict[str, Any]] = field(default_factory=list)
+    activities: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    lead_updates: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    clocks: list[dict[str, Any]] = field(default_factory=list)
+    clock_updates: list[dict[str, Any]] = field(default_factory=list)
+    routing: dict[str, tuple[dict[str, float], dict[str, int]]] = field(default_factory=dict)  # pool -> state, +n
+    firings: list[dict[str, Any]] = field(default_factory=list)  # time rules fired (rule_firings)
+
+
+class WriteSession(Protocol):
+    """One write transaction, as the services see it."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    # --- leads and their history
+    def leads(self, lead_ids: Sequence[str]) -> dict[str, StoredLead]:
+        """The leads among `lead_ids` that exist, locked for this transaction."""
+
+    def lead_exists(self, lead_id: str) -> bool: ...
+    def lead_by_email(self, email: str) -> str | None:
+        """The newest lead with this e-mail address."""
+
+    def entries(self, lead_id: str) -> list[StoredEntry]:
+        """A lead's whole ledger in (at, seq) order."""
+
+    def activities_since(self, lead_ids: Sequence[str], since: datetime, types: Collection[str] | None
+                         ) -> dict[str, list[Activity]]:  # fmt: skip
+        """Activities logged since `since` (only of `types` when given), per lead, oldest first."""
+
+    def change_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """Idempotency keys the ledger holds: key -> (lead, seq)."""
+
+    def activity_keys(self, keys: Sequence[str]) -> set[str]: ...
+    def previous_owners(self, lead_id: str) -> set[str]:
+        """Everyone who has owned the lead."""
+
+    def open_clocks(self, lead_ids: Sequence[str]) -> dict[str, list[SlaClock]]: ...
+
+    # --- people, teams, configuration
+    def users(self, names: Iterable[str]) -> dict[str, User]: ...
+    def teams(self) -> dict[str, Team]: ...
+    def people_with_roles(self, roles: Collection[str], *, team: str | None = None,
+                          members: Collection[str] = ()) -> list[str]:  # fmt: skip
+        """Active users with one of `roles` (in `team`, among `members` when given), by name; never `system`."""
+
+    def active_endpoints(self) -> set[str]: ...
+    def routing_state(self, pool: str) -> dict[str, float]: ...
+    def open_leads_per_owner(self, open_statuses: Collection[str]) -> dict[str, int]: ...
+
+    # --- approvals
+    def add_approval(self, values: Mapping[str, Any]) -> int: ...
+    def approval(self, approval_id: int) -> Mapping[str, Any] | None:
+        """A stored approval request, locked for this transaction."""
+
+    def close_approval(self, approval_id: int, values: Mapping[str, Any]) -> None: ...
+
+    # --- the grouped write
+    def write(self, writes: Writes) -> None:
+        """Write it all; raises VersionConflict when a lead changed since it was read."""
