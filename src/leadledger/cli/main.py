@@ -16,6 +16,7 @@ from leadledger.bootstrap import build_app
 from leadledger.cli.api import register as register_api
 from leadledger.cli.automation import register as register_automation
 from leadledger.cli.imports import import_app
+from leadledger.cli.model_changes import register as register_model_changes
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
 from leadledger.cli.reports import report_app
 from leadledger.cli.timecmds import register as register_time
@@ -50,6 +51,7 @@ app.add_typer(import_app, name="import")
 register_automation(app)
 register_api(app)  # serve, token, hook, demo-logins
 register_time(app)
+register_model_changes(model_app)  # model diff
 
 
 class State:
@@ -251,10 +253,14 @@ def model_apply(
     file: Path,
     actor: ActorOpt = None,
 ) -> None:
-    """Replace the active model with FILE (ops only); it must lint without errors. Old versions are kept."""
-    result = model_service.activate_model(
-        State.app(), text=file.read_text(encoding="utf-8"), file=str(file), actor=_actor(actor)
-    )
+    """Replace the active model with FILE (ops only); it must lint without errors. Old versions are kept.
+
+    What the file changes (`model diff`) is shown first."""
+    from leadledger.cli.model_changes import show_proposed_diff
+
+    text = file.read_text(encoding="utf-8")
+    show_proposed_diff(State.app(), text, str(file))
+    result = model_service.activate_model(State.app(), text=text, file=str(file), actor=_actor(actor))
     console.print(f"model {result['name']} v{result['version']} is active (version id {result['id']})", markup=False)
 
 
