@@ -40,3 +40,88 @@ def test_stored_versions_are_diffed_by_id_default_previous_to_active(org: Org, c
     assert explicit["from"].startswith("version 2") and explicit["to"].startswith("version 1")
     missing = client.get("/api/v1/model/diff", params={"old": 99}, headers=org.headers("ana"))
     assert missing.status_code == 404
+
+
+def _ana_attempts(org: Org) -> int:
+    from leadledger.services import leads as svc
+    from leadledger.services.leads import ActivityIn, ChangeSpec
+
+    lead_id = svc.create_lead(
+        org.app, actor="admin", fields={"name": "Jo", "email": "jo@example.com"}, owner="ana"
+    ).lead_id
+    applied = svc.change_lead(
+        org.app,
+        actor="ana",
+        spec=ChangeSpec(
+            lead_id, status="attempting_contact", log=ActivityIn("call_logged", data={"outcome": "no_answer"})
+        ),
+    )
+    from sqlalchemy import select
+
+    from leadledger.store.tables import ledger
+
+    with org.app.db.read() as conn:
+        return int(conn.execute(
+            select(ledger.c.id).where(ledger.c.lead_id == lead_id, ledger.c.seq == applied.seq)).scalar_one())  # fmt: skip
+
+
+def _reviews(org: Org) -> int:
+    from sqlalchemy import func, select
+
+    from leadledger.store.tables_governance import reviews
+
+    with org.app.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(reviews)).scalar_one())
+
+
+def test_a_manager_reviews_a_reps_change_over_http_and_the_rep_hears_of_it(
+    org: Org, client: TestClient, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "store.duckdb"))
+    entry = _ana_attempts(org)
+    listed = client.get("/api/v1/reviews/changes", headers=org.headers("maria"))
+    assert listed.status_code == 200, listed.text
+    changes = {c["entry"]: c for c in listed.json()["changes"]}
+    assert changes[entry]["rep"] == "ana" and changes[entry]["to_status"] == "attempting_contact"
+    assert changes[entry]["verdict"] is None
+    for who in ("ben", "ana", "zap"):
+        refused = client.post("/api/v1/reviews", json={"entry": entry, "verdict": "ok"}, headers=org.headers(who))
+        assert refused.status_code == 403, (who, refused.text)
+    assert _reviews(org) == 0
+    no_note = client.post(
+        "/api/v1/reviews", json={"entry": entry, "verdict": "wrong_usage"}, headers=org.headers("maria")
+    )
+    assert no_note.status_code == 422 and _reviews(org) == 0
+    judged = client.post(
+        "/api/v1/reviews",
+        json={
+            "entry": entry,
+            "verdict": "wrong_usage",
+            "note": "a call that rang out is still an attempt: fine, but log it",
+        },
+        headers=org.headers("maria"),
+    )
+    assert judged.status_code == 201, judged.text
+    assert judged.json()["notified"] == "ana" and judged.json()["reviewer"] == "maria"
+    inbox = client.get("/api/v1/inbox", headers=org.headers("ana")).json()
+    assert any(n["kind"] == "review" and "Status guide - Attempting Contact" in n["message"] for n in inbox)
+    own = client.get("/api/v1/reviews/changes", headers=org.headers("ana")).json()
+    assert {c["rep"] for c in own["changes"]} == {"ana"}
+    assert next(c for c in own["changes"] if c["entry"] == entry)["verdict"]["verdict"] == "wrong_usage"
+    assert client.get("/api/v1/reviews/changes", headers=org.headers("zap")).status_code == 403
+
+
+def test_samples_over_http(org: Org, client: TestClient, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "store.duckdb"))
+    entry = _ana_attempts(org)
+    month = org.app.clock.now().strftime("%Y-%m")
+    assert client.post("/api/v1/reviews/samples", json={"month": month}, headers=org.headers("ana")).status_code == 403
+    drawn = client.post("/api/v1/reviews/samples", json={"month": month, "per_rep": 3}, headers=org.headers("maria"))
+    assert drawn.status_code == 200, drawn.text
+    sample = drawn.json()
+    assert [i["entry_id"] for i in sample["items"]] == [entry] and sample["manager"] == "maria"
+    again = client.get(f"/api/v1/reviews/samples/{sample['sample']}", headers=org.headers("olga"))
+    assert again.json()["items"] == sample["items"]
+    listed = client.get("/api/v1/reviews/samples", params={"month": month}, headers=org.headers("maria")).json()
+    assert [s["sample"] for s in listed] == [sample["sample"]] and listed[0]["reviewed"] == 0
+    assert client.get("/api/v1/reviews/samples/999", headers=org.headers("olga")).status_code == 404

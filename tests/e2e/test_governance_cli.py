@@ -13,6 +13,7 @@ from leadledger.cli.main import State
 from leadledger.cli.main import app as cli_app
 from leadledger.model.loader import default_model_text
 from leadledger.services.app import App
+from leadledger.services.errors import ServiceError
 
 
 @pytest.fixture
@@ -22,8 +23,10 @@ def run(app: App) -> Iterator:
     State._app = app
 
     def invoke(*args: str, ok: bool = True):
-        result = runner.invoke(cli_app, list(args), catch_exceptions=False)
+        result = runner.invoke(cli_app, list(args), catch_exceptions=not ok)
         assert (result.exit_code == 0) == ok, result.output
+        if not ok and result.exception is not None:  # `leadledger` (cli.main.main) prints it as one sentence
+            assert isinstance(result.exception, (ServiceError, SystemExit)), result.exception
         return result
 
     yield invoke
@@ -42,3 +45,39 @@ def test_model_diff_and_apply_show_what_a_file_changes(run, tmp_path: Path) -> N
     assert stored.startswith("# Status model changes: version 1 (default v1) → version 2 (default v2)")
     assert "**changed** `connected`: label: Connected / Engaged → Engaged" in stored
     assert "no differences" in run("model", "diff", "2", str(file)).stdout
+
+
+def test_review_a_change_then_spot_check_the_month(run, app: App, monkeypatch, tmp_path: Path) -> None:
+    from leadledger.services import leads as svc
+    from leadledger.services import people
+    from leadledger.services.leads import ActivityIn, ChangeSpec
+
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "store.duckdb"))
+    people.add_user(app, name="maria", role="manager")
+    people.add_team(app, name="east", calendar="default", manager="maria")
+    people.add_user(app, name="ana", role="rep", team="east")
+    lead = svc.create_lead(app, actor="admin", fields={"name": "Jo", "email": "jo@example.com"}, owner="ana").lead_id
+    svc.change_lead(app, actor="ana", spec=ChangeSpec(lead, status="attempting_contact", log=ActivityIn("email_sent")))
+    listed = json.loads(run("review", "transitions", "--actor", "maria", "--format", "json").stdout)
+    (change,) = [c for c in listed["changes"] if c["actor"] == "ana"]
+    assert (change["from_status"], change["to_status"], change["rep"]) == ("assigned", "attempting_contact", "ana")
+    rows = run("review", "transitions", "--actor", "maria", "--rep", "ana", "--format", "csv").stdout.splitlines()
+    assert rows[0].startswith("entry,at,lead,rep,team,actor") and len(rows) == 2
+    assert ",assigned,attempting_contact," in rows[1]
+    run("review", "mark", str(change["entry"]), "wrong_usage", "--actor", "maria", ok=False)  # no note
+    marked = run("review", "mark", str(change["entry"]), "wrong-usage", "--note", "log the call", "--actor", "maria")
+    assert "wrong_usage; ana was notified" in marked.stdout
+    inbox = run("inbox", "list", "ana", "--format", "json").stdout
+    assert "Status guide - Attempting Contact" in inbox
+    month = app.clock.now().strftime("%Y-%m")
+    sample = json.loads(run("review", "sample", "--month", month, "--actor", "maria", "--format", "json").stdout)
+    assert [i["entry_id"] for i in sample["items"]] == [change["entry"]]
+    assert sample["items"][0]["verdict"]["verdict"] == "wrong_usage"
+    reps = json.loads(run("report", "reps", "--format", "json").stdout)["reps"]
+    ana = next(r for r in reps if r["owner"] == "ana")["status_accuracy"]
+    assert (ana["sampled_reviewed"], ana["status_accuracy"]) == (1, 0.0)
+    csv_rows = run("report", "reps", "--format", "csv").stdout.splitlines()
+    assert csv_rows[0].endswith(",status_accuracy") and any(r.startswith("ana,") and r.endswith(",0.0") for r in csv_rows)
+    assert "spot-check status accuracy" in run("report", "governance").stdout
+    samples = run("review", "samples", "--actor", "maria", "--format", "csv").stdout
+    assert samples.splitlines()[1].split(",")[1] == month

@@ -24,6 +24,7 @@ from itertools import pairwise
 from typing import Any
 
 from leadledger.analytics import benchmarks as seed
+from leadledger.analytics import governance_review as review
 from leadledger.analytics import sla as sla_report
 from leadledger.analytics.context import Query, cutoff_before, hours, naive, rate
 from leadledger.services.errors import Invalid
@@ -566,6 +567,7 @@ def governance(q: Query) -> dict[str, Any]:
         "off_model": _off_model(q),
         "status_usage": _status_usage(q),
         "rep_status_usage": _rep_status_usage(q),
+        "status_accuracy": review.accuracy_summary(q),
     }
     if q.options.by:
         grouped = governance_counts(q)
@@ -861,6 +863,7 @@ def reps(q: Query) -> dict[str, Any]:
         entry["overrides"] = int(overridden.get(name, 0))
         if breaches is not None:
             entry["sla_breaches"] = breaches.get(name, 0)
+        entry["status_accuracy"] = review.rep_accuracy(q, name)
         rows.append(entry)
     result: dict[str, Any] = {"reps": rows}
     if breaches is None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from leadledger.api.schemas import Request, UserName, _no_nul
 
 
 class FieldChangeRead(BaseModel):
@@ -28,3 +31,118 @@ class ModelDiffRead(BaseModel):
     identical: bool
     summary: dict[str, dict[str, int]]
     changes: list[ItemChangeRead]
+
+
+# --- manager review --------------------------------------------------------------------------------------
+
+NOTE_MAX = 4000
+MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+class VerdictRead(BaseModel):
+    verdict: str
+    note: str | None = None
+    reviewer: str
+    reviewed_at: datetime
+
+
+class ReviewChangeRead(BaseModel):
+    entry: int
+    lead: str
+    seq: int
+    at: datetime
+    actor: str
+    actor_role: str
+    source: str
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    rule: str | None
+    override_rule: str | None
+    hours_in_previous: float | None
+    rep: str | None
+    team: str | None
+    note: str | None
+    verdict: VerdictRead | None
+
+
+class ReviewScopeRead(BaseModel):
+    actor: str
+    role: str
+    teams: list[str] | None
+    rep: str | None
+
+
+class ReviewChangesRead(BaseModel):
+    scope: ReviewScopeRead
+    total: int
+    offset: int
+    changes: list[ReviewChangeRead]
+
+
+class VerdictCreate(Request):
+    entry: Annotated[int, Field(ge=1, le=2**62, description="the ledger entry (a status change) judged")]
+    verdict: Literal["ok", "wrong_usage"]
+    note: Annotated[str, StringConstraints(max_length=NOTE_MAX), AfterValidator(_no_nul)] | None = Field(
+        None, description="the feedback; required for wrong_usage"
+    )
+
+
+class VerdictRecordedRead(BaseModel):
+    review: int
+    entry: int
+    lead: str
+    rep: str | None
+    team: str | None
+    verdict: str
+    note: str | None
+    reviewer: str
+    reviewed_at: datetime
+    notified: str | None
+
+
+class SampleCreate(Request):
+    month: Annotated[str, StringConstraints(pattern=MONTH_PATTERN)]
+    per_rep: Annotated[int, Field(ge=1, le=200)] = 10
+    manager: UserName | None = Field(None, description="ops: draw for this manager (default: yourself)")
+    seed: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[ -~]+$")] | None = None
+
+
+class SampleItemRead(BaseModel):
+    id: int
+    sample_id: int
+    entry_id: int
+    lead_id: str
+    entry_at: datetime
+    rep: str
+    team: str | None
+    from_status: str | None
+    to_status: str
+    stratum_changes: int
+    verdict: VerdictRead | None
+
+
+class SampleRead(BaseModel):
+    sample: int
+    month: str
+    manager: str
+    teams: list[str]
+    per_rep: int
+    seed: str
+    size: int
+    created_at: datetime
+    created_by: str
+    reps: dict[str, dict[str, int]]
+    items: list[SampleItemRead]
+
+
+class SampleSummaryRead(BaseModel):
+    sample: int
+    month: str
+    manager: str
+    teams: list[str]
+    per_rep: int
+    size: int
+    reviewed: int
+    created_at: datetime
+    created_by: str

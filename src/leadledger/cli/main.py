@@ -19,6 +19,7 @@ from leadledger.cli.imports import import_app
 from leadledger.cli.model_changes import register as register_model_changes
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
 from leadledger.cli.reports import report_app
+from leadledger.cli.review import review_app
 from leadledger.cli.timecmds import register as register_time
 from leadledger.config import Settings
 from leadledger.domain.durations import parse_duration
@@ -48,6 +49,7 @@ app.add_typer(team_app, name="team")
 app.add_typer(lead_app, name="lead")
 app.add_typer(report_app, name="report")
 app.add_typer(import_app, name="import")
+app.add_typer(review_app, name="review")
 register_automation(app)
 register_api(app)  # serve, token, hook, demo-logins
 register_time(app)

@@ -279,7 +279,7 @@ def _reps_table(data: dict[str, Any]) -> None:
         [("owner", "left"), ("team", "left"), ("handled", "right"), ("first touch (median)", "right"),
          ("SLA breaches", "right"),
          ("attempting → connected", "right"), ("", "left"), ("qualified → converted", "right"),
-         ("working (median)", "right"), ("stale", "right"), ("overrides", "right")],
+         ("working (median)", "right"), ("stale", "right"), ("overrides", "right"), ("status accuracy", "right")],
     )  # fmt: skip
     for r in data["reps"]:
         att = r.get("attempting_contact_to_connected") or {}
@@ -289,10 +289,34 @@ def _reps_table(data: dict[str, Any]) -> None:
             str(r.get("sla_breaches", "")),
             pct(att.get("rate")), f"[cyan]{bar(att.get('rate'), 1.0, 12)}[/]", pct(qual.get("rate")),
             hrs(r["median_hours_in_working"]), str(r["stale_leads"]), str(r["overrides"]),
+            _accuracy_cell(r.get("status_accuracy")),
         )  # fmt: skip
     console.print(table)
     if isinstance(data.get("sla_breaches"), str):
         err_console.print(f"note: SLA breaches are {data['sla_breaches']}", markup=False, highlight=False)
+
+
+def _accuracy_cell(figures: dict[str, Any] | None) -> str:
+    """Spot-check status accuracy with its sample size: `92.0% (n=12)`, blank before any verdict."""
+    if not figures or not figures.get("sampled_reviewed"):
+        return ""
+    return f"{pct(figures['status_accuracy'])} (n={figures['sampled_reviewed']})"
+
+
+def _accuracy_table(summary: dict[str, Any]) -> None:
+    table = _table(
+        "spot-check status accuracy (verdicts on sampled changes, weighted by status)",
+        [("rep", "left"), ("accuracy", "right"), ("", "left"), ("ok / sampled", "right"), ("95% interval", "right"),
+         ("wrong usage (all reviews)", "right"), ("statuses misused", "left")],
+    )  # fmt: skip
+    for r in summary["reps"]:
+        interval = f"{pct(r['ok_share_low'])}-{pct(r['ok_share_high'])}" if r["ok_share_low"] is not None else ""
+        table.add_row(
+            escape(str(r["rep"] or "(no owner)")), pct(r["status_accuracy"]), f"[cyan]{bar(r['status_accuracy'], 1.0, 12)}[/]",
+            f"{r['sampled_ok']}/{r['sampled_reviewed']}", interval, f"{r['wrong_usage']}/{r['reviewed']}",
+            escape(", ".join(r["wrong_statuses"])),
+        )  # fmt: skip
+    console.print(table)
 
 
 def _governance_table(data: dict[str, Any]) -> None:
@@ -336,6 +360,8 @@ def _governance_table(data: dict[str, Any]) -> None:
             escape(", ".join(r["never_used"])),
         )  # fmt: skip
     console.print(table)
+    if data.get("status_accuracy", {}).get("reviewed"):
+        _accuracy_table(data["status_accuracy"])
 
 
 def _sources_table(data: dict[str, Any]) -> None:
@@ -477,6 +503,7 @@ CSV_ROWS: dict[str, Callable[[dict[str, Any]], tuple[list[str], list[list[Any]]]
             "median_hours_in_working",
             "stale_leads",
             "overrides",
+            "status_accuracy",
         ],
         [
             [
@@ -489,6 +516,7 @@ CSV_ROWS: dict[str, Callable[[dict[str, Any]], tuple[list[str], list[list[Any]]]
                 r["median_hours_in_working"],
                 r["stale_leads"],
                 r["overrides"],
+                (r.get("status_accuracy") or {}).get("status_accuracy"),
             ]
             for r in d["reps"]
         ],

@@ -171,3 +171,19 @@ def guide_markdown(model: StatusModel) -> str:
 def guide_html(model: StatusModel) -> str:
     env = Environment(autoescape=True)  # labels and definitions come from an editable file: escape them
     return env.from_string(HTML).render(**_context(model))
+
+
+def status_guide_text(model: StatusModel, key: str) -> str:
+    """One status's guide entry as plain text: what a rep is shown when a manager flags their use of it."""
+    status = model.statuses.get(key)
+    if status is None:
+        return f"{key}: this status is not in the active model."
+    lines = [f"{status.label} ({status.key}): {status.definition}"]
+    if status.when_to_use:
+        lines.append(f"When to use it: {status.when_to_use}")
+    entry = _entry_lines(model, status)
+    if entry:
+        lines.append("Data you must enter: " + "; ".join(entry))
+    if status.exit.description:
+        lines.append(f"Exit rule: {status.exit.description}")
+    return "\n".join(lines)

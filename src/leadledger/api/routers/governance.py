@@ -1,20 +1,33 @@
-"""Governance over HTTP: model versions compared (`/model/diff`).
+"""Governance over HTTP: model versions compared (`/model/diff`), manager review of status changes and the
+monthly spot-check samples (`/reviews/...`).
 
-Thin routes over `leadledger.services.model_changes`; every rule lives in the services.
+Thin routes over `leadledger.services.model_changes` and `leadledger.services.review`; who may see and judge
+what is decided there (managers: their own teams; ops: everything; reps: their own changes).
 """
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from leadledger.api.deps import AppDep, CurrentUser
 from leadledger.api.openapi import errors
 from leadledger.api.routers.model import MODEL_BODY, _model_text
-from leadledger.api.schemas_governance import ModelDiffRead
-from leadledger.services import auth, model_changes
+from leadledger.api.schemas import KEY_PATTERN, NAME_PATTERN
+from leadledger.api.schemas_governance import (
+    MONTH_PATTERN,
+    ModelDiffRead,
+    ReviewChangesRead,
+    SampleCreate,
+    SampleRead,
+    SampleSummaryRead,
+    VerdictCreate,
+    VerdictRecordedRead,
+)
+from leadledger.services import auth, model_changes, review
 
 router = APIRouter(tags=["governance"])
 VersionId = Annotated[int | None, Query(ge=1, le=2**62, description="a stored model version id")]
@@ -41,3 +54,84 @@ async def proposed_diff(request: Request, user: CurrentUser, app: AppDep) -> dic
     text = await _model_text(request)
     proposed = await run_in_threadpool(model_changes.proposed_version, text, "request")
     return (await run_in_threadpool(model_changes.diff, app, None, proposed)).as_dict()
+
+
+# --- manager review ----------------------------------------------------------------------------------------
+
+RowId = Annotated[int, Path(ge=1, le=2**62)]
+
+
+@router.get(
+    "/reviews/changes",
+    response_model=ReviewChangesRead,
+    responses=errors(404),
+    summary="Status changes to review, oldest first: your teams' (managers), all (ops), your own (reps)",
+)
+def review_changes(
+    user: CurrentUser,
+    app: AppDep,
+    team: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    rep: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    date_from: Annotated[date | None, Query(alias="from")] = None,
+    date_to: Annotated[date | None, Query(alias="to")] = None,
+    status: Annotated[str | None, Query(pattern=KEY_PATTERN)] = None,
+    overrides_only: bool = False,
+    unreviewed: bool = False,
+    sample: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    limit: Annotated[int, Query(ge=1, le=review.PAGE_MAX)] = 200,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> dict[str, Any]:
+    return review.list_transitions(
+        app,
+        actor=user.name,
+        team=team,
+        rep=rep,
+        date_from=date_from,
+        date_to=date_to,
+        status=status,
+        overrides_only=overrides_only,
+        unreviewed=unreviewed,
+        sample_id=sample,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.post(
+    "/reviews",
+    status_code=201,
+    response_model=VerdictRecordedRead,
+    responses=errors(404),
+    summary="Judge a status change ok or wrong_usage (managers for their teams, ops); wrong usage notifies the rep",
+)
+def post_verdict(body: VerdictCreate, user: CurrentUser, app: AppDep) -> dict[str, Any]:
+    return review.record_verdict(app, actor=user.name, entry_id=body.entry, verdict=body.verdict, note=body.note)
+
+
+@router.post(
+    "/reviews/samples",
+    response_model=SampleRead,
+    responses=errors(404),
+    summary="Draw (once) the month's stratified spot-check sample of each rep's changes; again: the stored one",
+)
+def post_sample(body: SampleCreate, user: CurrentUser, app: AppDep) -> dict[str, Any]:
+    return review.draw_sample(
+        app, actor=user.name, month=body.month, per_rep=body.per_rep, manager=body.manager, seed=body.seed
+    )
+
+
+@router.get("/reviews/samples", response_model=list[SampleSummaryRead], summary="Spot-check samples drawn so far")
+def get_samples(
+    user: CurrentUser, app: AppDep, month: Annotated[str | None, Query(pattern=MONTH_PATTERN)] = None
+) -> list[dict[str, Any]]:
+    return review.list_samples(app, actor=user.name, month=month)
+
+
+@router.get(
+    "/reviews/samples/{sample_id}",
+    response_model=SampleRead,
+    responses=errors(404),
+    summary="One spot-check sample with the latest verdict on each change",
+)
+def get_sample(sample_id: RowId, user: CurrentUser, app: AppDep) -> dict[str, Any]:
+    return review.sample_view(app, actor=user.name, sample_id=sample_id)
