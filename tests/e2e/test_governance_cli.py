@@ -77,7 +77,9 @@ def test_review_a_change_then_spot_check_the_month(run, app: App, monkeypatch, t
     ana = next(r for r in reps if r["owner"] == "ana")["status_accuracy"]
     assert (ana["sampled_reviewed"], ana["status_accuracy"]) == (1, 0.0)
     csv_rows = run("report", "reps", "--format", "csv").stdout.splitlines()
-    assert csv_rows[0].endswith(",status_accuracy") and any(r.startswith("ana,") and r.endswith(",0.0") for r in csv_rows)
+    assert csv_rows[0].endswith(",status_accuracy") and any(
+        r.startswith("ana,") and r.endswith(",0.0") for r in csv_rows
+    )
     assert "spot-check status accuracy" in run("report", "governance").stdout
     samples = run("review", "samples", "--actor", "maria", "--format", "csv").stdout
     assert samples.splitlines()[1].split(",")[1] == month

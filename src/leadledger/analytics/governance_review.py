@@ -24,11 +24,10 @@ from typing import Any
 from sqlalchemy import func, select
 
 from leadledger.analytics.context import Options, Query, rate
+from leadledger.analytics.stats import wilson
 from leadledger.analytics.store import open_store, sync
 from leadledger.services.app import App
 from leadledger.store.tables_governance import review_sample_items, reviews
-
-Z95 = 1.959963984540054  # the normal quantile of a two-sided 95 % interval
 
 
 @contextmanager
@@ -218,16 +217,6 @@ def default_seed(month: str, manager: str) -> str:
 
 
 # --- status accuracy ------------------------------------------------------------------------------------
-
-
-def wilson(ok: int, n: int) -> tuple[float | None, float | None]:
-    """The Wilson score interval (95 %) of a proportion: honest at small samples, never outside [0, 1]."""
-    if n == 0:
-        return None, None
-    p = ok / n
-    centre = (p + Z95 * Z95 / (2 * n)) / (1 + Z95 * Z95 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95 * Z95 / (4 * n * n)) / (1 + Z95 * Z95 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def latest_verdicts(q: Query) -> list[Any]:
