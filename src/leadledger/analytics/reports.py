@@ -25,6 +25,7 @@ from typing import Any
 
 from leadledger.analytics import benchmarks as seed
 from leadledger.analytics import governance_review as review
+from leadledger.analytics import governance_usage as usage
 from leadledger.analytics import sla as sla_report
 from leadledger.analytics.context import Query, cutoff_before, hours, naive, rate
 from leadledger.services.errors import Invalid
@@ -568,6 +569,7 @@ def governance(q: Query) -> dict[str, Any]:
         "status_usage": _status_usage(q),
         "rep_status_usage": _rep_status_usage(q),
         "status_accuracy": review.accuracy_summary(q),
+        "inconsistent_usage": usage.usage_deviation(q),
     }
     if q.options.by:
         grouped = governance_counts(q)

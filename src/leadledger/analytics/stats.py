@@ -124,18 +124,23 @@ def mann_whitney(a: Sequence[float], b: Sequence[float]) -> TestResult:
         ties += count**3 - count
         ranks_a += rank * sum(1 for k in range(i, j + 1) if merged[k][1] == 0)
         i = j + 1
-    u = ranks_a - n1 * (n1 + 1) / 2
+    mb = median(b)
+    ratio = median(a) / mb if mb else (None if median(a) else 1.0)
+    u, p = mann_whitney_from_ranks(ranks_a, n1, n2, ties)
+    return TestResult("Mann-Whitney U", u, p, ratio, (n1, n2))
+
+
+def mann_whitney_from_ranks(rank_sum: float, n1: int, n2: int, ties: float) -> tuple[float, float]:
+    """(U, two-sided p) from the rank sum of the first sample in the pooled ranking (ties averaged) and the
+    pooled tie term sum(t^3 - t): what a database computes with one window function per group."""
+    u = rank_sum - n1 * (n1 + 1) / 2
     mean = n1 * n2 / 2
     n = n1 + n2
     variance = n1 * n2 / 12 * ((n + 1) - ties / (n * (n - 1))) if n > 1 else 0.0
     if variance <= 0:
-        p = 1.0
-    else:
-        z = (abs(u - mean) - 0.5) / math.sqrt(variance)  # continuity correction
-        p = min(1.0, 2 * normal_sf(max(z, 0.0)))
-    mb = median(b)
-    ratio = median(a) / mb if mb else (None if median(a) else 1.0)
-    return TestResult("Mann-Whitney U", u, p, ratio, (n1, n2))
+        return u, 1.0
+    z = (abs(u - mean) - 0.5) / math.sqrt(variance)  # continuity correction
+    return u, min(1.0, 2 * normal_sf(max(z, 0.0)))
 
 
 def two_proportions(x1: int, n1: int, x2: int, n2: int) -> TestResult:

@@ -11,6 +11,7 @@ What is kept (all in one DuckDB file, see `store_path`):
 * ``ledger_m`` – the ledger columns reports need (raw, one row per entry).
 * ``leads_m`` – source, campaign and the incomplete flag of each lead (refreshed when its ledger grows).
 * ``act_first`` – the first time each activity type was logged on each lead (first touch needs no more).
+* ``act_m`` – every activity's lead, type and time (what was done during a stint, for governance).
 * ``inst`` – derived: a lead's instants (entries at the same ``at`` collapse into the one with the highest
   seq) with the time of the next instant, so "the state at T" is a filter, not an aggregation.
 * ``stints`` – derived: time in one status, from entering it to the next change of status, with the
@@ -55,7 +56,7 @@ from leadledger.services.app import App
 if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
     import duckdb
 
-SCHEMA_VERSION = "5"  # the copied tables: a change resets the store (a full copy)
+SCHEMA_VERSION = "6"  # the copied tables: a change resets the store (a full copy)
 DERIVED_VERSION = "5"  # the derived tables: a change recomputes them from the copy
 FULL_REBUILD_SHARE = 0.2  # recompute every lead when more than this share of leads is touched at once
 FULL_REBUILD_MIN = 10_000  # ... and at least this many (small stores always update in place)
@@ -110,6 +111,8 @@ _BASE_TABLES = (
     _table_ddl("ledger_m", _LEDGER_COLUMNS),
     _table_ddl("leads_m", _LEAD_COLUMNS),
     "CREATE TABLE IF NOT EXISTS act_first (lead_id VARCHAR, type VARCHAR, first_ts TIMESTAMP)",
+    # every activity (lead, type, time): what was done during a stint (governance's usage comparisons)
+    "CREATE TABLE IF NOT EXISTS act_m (lead_id VARCHAR, type VARCHAR, ts TIMESTAMP)",
     # ids of activities above the final watermark already counted (PostgreSQL reads them again until final)
     "CREATE TABLE IF NOT EXISTS act_recent (id BIGINT)",
 )
@@ -237,7 +240,7 @@ def _set_meta(conn: duckdb.DuckDBPyConnection, values: dict[str, Any]) -> None:
 
 
 def _reset(conn: duckdb.DuckDBPyConnection) -> None:
-    for table in ("meta", "ledger_m", "leads_m", "act_first", "act_recent", *_DERIVED_TABLES):
+    for table in ("meta", "ledger_m", "leads_m", "act_first", "act_m", "act_recent", *_DERIVED_TABLES):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     for ddl in _BASE_TABLES:
         conn.execute(ddl)
@@ -515,6 +518,7 @@ def _load_new_rows(
                 "WHERE id NOT IN (SELECT id FROM act_recent)"
             )
             conn.execute("INSERT INTO act_recent SELECT id FROM new_acts")
+            conn.execute("INSERT INTO act_m SELECT lead_id, type, ts FROM new_acts")
             stats.activity_rows = _count(conn, "new_acts")
             conn.execute(
                 "CREATE OR REPLACE TEMP TABLE act_new AS SELECT lead_id, type, min(ts) AS first_ts "

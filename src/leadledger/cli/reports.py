@@ -362,6 +362,12 @@ def _governance_table(data: dict[str, Any]) -> None:
     console.print(table)
     if data.get("status_accuracy", {}).get("reviewed"):
         _accuracy_table(data["status_accuracy"])
+    for flag in data.get("inconsistent_usage", {}).get("flags", []):
+        console.print(
+            f"[bold yellow]inconsistent usage[/] {escape(flag['reading'])} "
+            f"(n={flag['n']} vs {flag['n_rest']}, {flag['test']} p={flag['p_value']:.2g})",
+            highlight=False,
+        )
 
 
 def _sources_table(data: dict[str, Any]) -> None:
