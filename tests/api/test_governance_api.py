@@ -125,3 +125,21 @@ def test_samples_over_http(org: Org, client: TestClient, monkeypatch, tmp_path) 
     listed = client.get("/api/v1/reviews/samples", params={"month": month}, headers=org.headers("maria")).json()
     assert [s["sample"] for s in listed] == [sample["sample"]] and listed[0]["reviewed"] == 0
     assert client.get("/api/v1/reviews/samples/999", headers=org.headers("olga")).status_code == 404
+
+
+def test_the_council_pack_over_http_for_managers_and_ops(org: Org, client: TestClient, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "store.duckdb"))
+    _ana_attempts(org)
+    period = {"from": "2026-10-01", "to": "2026-12-31"}
+    assert client.get("/api/v1/council/pack", params=period, headers=org.headers("ana")).status_code == 403
+    data = client.get("/api/v1/council/pack", params=period, headers=org.headers("maria"))
+    assert data.status_code == 200, data.text
+    assert data.json()["period"] == {"from": "2026-10-01", "to": "2026-12-31"} and data.json()["leads"] == 1
+    html = client.get("/api/v1/council/pack", params={**period, "format": "html"}, headers=org.headers("olga"))
+    assert html.headers["content-type"].startswith("text/html") and "<h1>Status council pack" in html.text
+    md = client.get("/api/v1/council/pack", params={**period, "format": "md"}, headers=org.headers("olga"))
+    assert md.text.startswith("# Status council pack: 2026-10-01 to 2026-12-31")
+    backwards = client.get(
+        "/api/v1/council/pack", params={"from": "2026-12-01", "to": "2026-10-01"}, headers=org.headers("olga")
+    )
+    assert backwards.status_code == 422

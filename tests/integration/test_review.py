@@ -259,3 +259,22 @@ def test_verdicts_on_the_sample_give_each_rep_a_status_accuracy_in_the_reports(b
     assert october["status_accuracy"]["reviewed"] == 0
     november = analytics.report(busy_month, "governance", date_from=at(1).date(), date_to=at(30).date())
     assert november["status_accuracy"]["reviewed"] == 13
+
+
+def test_the_worker_draws_last_months_samples_on_the_first_and_tells_each_manager(busy_month, clock):
+    from datetime import UTC, datetime
+
+    from leadledger.services import worker
+
+    clock.at = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
+    rounds: list[dict] = []
+    worker.run(busy_month, once=True, deliver=False, report=rounds.append)
+    drawn = rounds[0]["governance"]["samples"]
+    assert [(d["manager"], d["size"] > 0) for d in drawn] == [("jonas", True), ("maria", True)]
+    notes = [n for n in inbox.list_notifications(busy_month, recipient="maria") if n["kind"] == "review_sample"]
+    assert len(notes) == 1 and "2026-11" in notes[0]["message"]
+    assert rounds[0]["governance"]["council_pack"] is None  # Q4 has not ended; Q3 ended before the install
+    again = review.draw_sample(busy_month, actor="maria", month="2026-11")
+    assert again["sample"] == drawn[1]["sample"] and again["created_by"] == "system"
+    worker.run(busy_month, once=True, deliver=False, report=rounds.append)
+    assert rounds[1]["governance"]["samples"] == []  # drawn once per month and manager

@@ -50,3 +50,14 @@ def test_two_proportions_and_wilson():
     low, high = wilson(5, 6)
     assert low == approx(0.4365, abs=1e-3) and high == approx(0.9699, abs=1e-3)
     assert wilson(0, 0) == (None, None)
+
+
+def test_chi_square_on_a_table_of_reps():
+    from leadledger.analytics.stats import chi2_table
+
+    # 3 reps x 2 columns; the same shares everywhere: no association
+    same = chi2_table([{"s": 10, "other": 90}, {"s": 20, "other": 180}, {"s": 5, "other": 45}])
+    assert same.statistic == approx(0.0) and same.p_value == approx(1.0)
+    # 2 x 2 reduces to the homogeneity test: chi2 = 4.0, p = 0.0455, V = 0.2
+    two = chi2_table([{"x": 20, "y": 30}, {"x": 30, "y": 20}])
+    assert two.statistic == approx(4.0) and two.effect == approx(0.2)

@@ -164,3 +164,24 @@ def wilson(ok: int, n: int) -> tuple[float | None, float | None]:
     centre = (p + Z95 * Z95 / (2 * n)) / (1 + Z95 * Z95 / n)
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95 * Z95 / (4 * n * n)) / (1 + Z95 * Z95 / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def chi2_table(rows: Sequence[Mapping[str, int]]) -> TestResult:
+    """Pearson's chi-square test of independence on an r x c table given as rows of category counts;
+    effect = Cramér's V = sqrt(chi2 / (N (min(r, c) - 1))). Empty rows and columns are dropped."""
+    rows = [r for r in rows if sum(r.values()) > 0]
+    keys = [k for k in sorted({k for r in rows for k in r}) if sum(r.get(k, 0) for r in rows) > 0]
+    total = sum(sum(r.get(k, 0) for k in keys) for r in rows)
+    n = (len(rows), total)
+    if len(rows) < 2 or len(keys) < 2:
+        return TestResult("chi-square independence", 0.0 if total else None, 1.0 if total else None, 0.0, n)
+    row_sums = [sum(r.get(k, 0) for k in keys) for r in rows]
+    col_sums = {k: sum(r.get(k, 0) for r in rows) for k in keys}
+    stat = 0.0
+    for r, row_sum in zip(rows, row_sums, strict=True):
+        for k in keys:
+            expected = row_sum * col_sums[k] / total
+            stat += (r.get(k, 0) - expected) ** 2 / expected
+    dof = (len(rows) - 1) * (len(keys) - 1)
+    v = math.sqrt(stat / (total * (min(len(rows), len(keys)) - 1)))
+    return TestResult("chi-square independence", stat, chi2_sf(stat, dof), min(1.0, v), n)

@@ -15,6 +15,7 @@ import typer
 from leadledger.bootstrap import build_app
 from leadledger.cli.api import register as register_api
 from leadledger.cli.automation import register as register_automation
+from leadledger.cli.council import council_app
 from leadledger.cli.imports import import_app
 from leadledger.cli.model_changes import register as register_model_changes
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
@@ -50,6 +51,7 @@ app.add_typer(lead_app, name="lead")
 app.add_typer(report_app, name="report")
 app.add_typer(import_app, name="import")
 app.add_typer(review_app, name="review")
+app.add_typer(council_app, name="council")
 register_automation(app)
 register_api(app)  # serve, token, hook, demo-logins
 register_time(app)

@@ -1,4 +1,5 @@
-"""The worker: sweeps on a schedule and delivers the outbox, safely alongside other workers.
+"""The worker: sweeps on a schedule and delivers the outbox, safely alongside other workers; the worker that
+swept also runs the governance jobs that are due (monthly spot-check samples, the quarterly council pack).
 
 On PostgreSQL a session advisory lock lets one worker sweep at a time (others skip that round) and
 deliveries are claimed row by row (SKIP LOCKED plus a lease), so several workers never do the same work.
@@ -43,6 +44,7 @@ def run(
     interval: float = 60.0,
     once: bool = False,
     deliver: bool = True,
+    governance: bool = True,
     stop: threading.Event | None = None,
     report: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
@@ -51,6 +53,10 @@ def run(
     while True:
         started = time.monotonic()
         result: dict[str, Any] = {"sweep": sweep_once(app)}
+        if governance and result["sweep"] is not None:  # one worker per round: the one holding the sweep lock
+            from leadledger.services.governance_jobs import run_due
+
+            result["governance"] = run_due(app)
         if deliver:
             result["delivery"] = outbox.deliver(app, limit=1000).as_dict()
         if report:

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from leadledger.api.deps import AppDep, CurrentUser
@@ -27,7 +28,7 @@ from leadledger.api.schemas_governance import (
     VerdictCreate,
     VerdictRecordedRead,
 )
-from leadledger.services import auth, model_changes, review
+from leadledger.services import auth, council, model_changes, review
 
 router = APIRouter(tags=["governance"])
 VersionId = Annotated[int | None, Query(ge=1, le=2**62, description="a stored model version id")]
@@ -135,3 +136,39 @@ def get_samples(
 )
 def get_sample(sample_id: RowId, user: CurrentUser, app: AppDep) -> dict[str, Any]:
     return review.sample_view(app, actor=user.name, sample_id=sample_id)
+
+
+# --- the status council ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/council/pack",
+    response_model=None,
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/markdown": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+            "description": "the pack, as `leadledger council pack --format json|md|html` prints it",
+        }
+    },
+    summary="The status council's pack for a period (managers and ops): usage, overrides, rates, spot-checks, "
+    "inconsistent usage, statuses that may not need to be separate, model changes",
+)
+def council_pack(
+    user: CurrentUser,
+    app: AppDep,
+    date_from: Annotated[date, Query(alias="from")],
+    date_to: Annotated[date, Query(alias="to")],
+    format: Annotated[str, Query(pattern="^(json|md|html)$")] = "json",
+) -> Response | dict[str, Any]:
+    from leadledger.analytics.council_render import pack_html, pack_markdown
+
+    data = council.pack(app, actor=user.name, date_from=date_from, date_to=date_to)
+    if format == "html":
+        return HTMLResponse(pack_html(data))
+    if format == "md":
+        return PlainTextResponse(pack_markdown(data), media_type="text/markdown; charset=utf-8")
+    return data
