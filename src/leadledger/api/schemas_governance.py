@@ -36,7 +36,7 @@ class ModelDiffRead(BaseModel):
 # --- manager review --------------------------------------------------------------------------------------
 
 NOTE_MAX = 4000
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^(19[7-9]\d|2[01]\d\d)-(0[1-9]|1[0-2])$"
 
 
 class VerdictRead(BaseModel):

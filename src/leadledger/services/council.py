@@ -28,9 +28,10 @@ MAX_DAYS = 366
 def pack(app: App, *, actor: str, date_from: date, date_to: date) -> dict[str, Any]:
     """The council pack for a period (at most a year): usage, overrides, rates, SLAs, spot-checks, flags,
     statuses that may not need to be separate, and what changed in the model."""
+    from leadledger.services.review import check_period
+
     require_role(app, actor, READERS, "read the council pack")
-    if date_to < date_from:
-        raise Invalid("--to must not be before --from")
+    check_period(date_from, date_to)
     if (date_to - date_from).days >= MAX_DAYS:
         raise Invalid(f"a council pack covers at most {MAX_DAYS} days (a quarter is the usual)")
     return council_pack(app, date_from=date_from, date_to=date_to)

@@ -29,7 +29,17 @@ from leadledger.store.tables_governance import VERDICTS, review_sample_items, re
 NOTE_MAX = 4000
 PAGE_MAX = 5000
 PER_REP_MAX = 200
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"^(19[7-9]\d|2[01]\d\d)-(0[1-9]|1[0-2])$")  # 1970-01 to 2199-12
+EARLIEST, LATEST = date(1970, 1, 1), date(2199, 12, 31)
+
+
+def check_period(date_from: date | None, date_to: date | None) -> None:
+    """Dates between 1970 and 2199, in order (a period past year 9999 cannot even be computed)."""
+    for name, day in (("--from", date_from), ("--to", date_to)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise Invalid(f"{name} must lie between {EARLIEST} and {LATEST}")
+    if date_from is not None and date_to is not None and date_to < date_from:
+        raise Invalid("--to must not be before --from")
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ def list_transitions(
     had spent in the status it left, and the latest verdict (if any). `total` counts every match."""
     if not 1 <= limit <= PAGE_MAX or offset < 0:
         raise Invalid(f"limit is 1 to {PAGE_MAX} and offset is not negative")
+    check_period(date_from, date_to)
     with app.db.read() as conn:
         scope = review_scope(conn, actor)
         selection = _narrow(scope, team, rep)
@@ -263,7 +274,7 @@ def month_bounds(month: str) -> tuple[date, date]:
     """'2026-11' -> (first day, last day) of that month."""
     found = MONTH.match(month or "")
     if not found:
-        raise Invalid(f"a month is written YYYY-MM (e.g. 2026-11), not {month!r}")
+        raise Invalid(f"a month is written YYYY-MM between 1970-01 and 2199-12 (e.g. 2026-11), not {month!r}")
     first = date(int(found.group(1)), int(found.group(2)), 1)
     following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
     return first, following - timedelta(days=1)
