@@ -34,6 +34,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from leadledger.analytics import governance_review as review
 from leadledger.analytics import reports
 from leadledger.analytics import sla as sla_report
 from leadledger.analytics.context import Options, Query
@@ -230,6 +231,8 @@ def council_pack(app: App, *, date_from: date, date_to: date) -> dict[str, Any]:
         except sla_report.Unavailable:
             sla = None
         similar = similar_statuses(q)
+        # verdicts on the period's changes are given after it: count those given until now
+        spot_checks = review.accuracy_summary(q.with_options(as_of=now.astimezone(UTC)))
     metrics = {m["metric"]: m for m in governance["metrics"]}
     return {
         "pack": "status council",
@@ -244,7 +247,7 @@ def council_pack(app: App, *, date_from: date, date_to: date) -> dict[str, Any]:
         "overrides": overrides,
         "rates": {key: metrics[key] for key in metrics},
         "sla": None if sla is None else {"slas": sla.get("slas"), "teams": sla.get("teams"), "reps": sla.get("reps")},
-        "spot_checks": governance["status_accuracy"],
+        "spot_checks": spot_checks,
         "inconsistent_usage": {
             "rules": governance["inconsistent_usage"]["rules"],
             "flags": governance["inconsistent_usage"]["flags"],
