@@ -256,13 +256,24 @@ def model_show(
 def model_apply(
     file: Path,
     actor: ActorOpt = None,
+    backtest: Annotated[
+        bool, typer.Option("--backtest", help="what-if: replay --from/--to under FILE and report; apply nothing")
+    ] = False,
+    start: Annotated[Optional[str], typer.Option("--from", help="with --backtest: first day (YYYY-MM-DD)")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="with --backtest: until this day (default: now)")] = None,
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Replace the active model with FILE (ops only); it must lint without errors. Old versions are kept.
 
-    What the file changes (`model diff`) is shown first."""
-    from leadledger.cli.model_changes import show_proposed_diff
+    What the file changes (`model diff`) is shown first. With --backtest nothing is applied: the period is
+    replayed under FILE and the report says what would have been refused, which rules would have fired and
+    how the status distribution would differ."""
+    from leadledger.cli.model_changes import show_proposed_diff, what_if_command
 
     text = file.read_text(encoding="utf-8")
+    if backtest:
+        what_if_command(State.app(), text, str(file), start, end, fmt)
+        return
     show_proposed_diff(State.app(), text, str(file))
     result = model_service.activate_model(State.app(), text=text, file=str(file), actor=_actor(actor))
     console.print(f"model {result['name']} v{result['version']} is active (version id {result['id']})", markup=False)

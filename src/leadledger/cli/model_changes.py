@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
@@ -107,3 +107,43 @@ def show_proposed_diff(app: App, text: str, file: str) -> None:
     for c in result.changes:
         detail = c.describe()
         err_console.print(f"  {c.change:8} {c.section}: {c.key}" + (f" ({detail})" if detail else ""), markup=False)
+
+
+def what_if_command(app: App, text: str, file: str, start: str | None, end: str | None, fmt: Any) -> None:
+    """`model apply FILE --backtest`: the what-if report; nothing is applied or written."""
+    from datetime import UTC, datetime
+
+    from leadledger.cli.output import Format, emit, fail, progress
+
+    def day(option: str, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            fail(f"{option}: {value!r} is not a date (YYYY-MM-DD)")
+            raise
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+    with progress("replaying", None):
+        report = model_changes.what_if(app, text, file=file, start=day("--from", start), end=day("--to", end))
+    if fmt is Format.json:
+        print_json(report)
+        return
+    show_diff(model_changes.diff(app, None, model_changes.proposed_version(text, file)), DiffFormat.table)
+    replay = report["replay"]
+    emit(report["refused"], ["from", "to", "why", "changes", "samples"], fmt,
+         title=f"recorded changes the proposed model would refuse ({report['refused_changes']})")  # fmt: skip
+    rows = []
+    for rule in sorted(set(replay["rules"]) | set(replay["actual_rules"])):
+        proposed, actual = replay["rules"].get(rule, {}), replay["actual_rules"].get(rule, {})
+        rows.append(
+            {
+                "rule": rule,
+                **{k: f"{proposed.get(k, 0)} ({actual.get(k, 0)})" for k in ("moved", "alerted", "escalated", "tasks")},
+            }
+        )
+    emit(rows, ["rule", "moved", "alerted", "escalated", "tasks"], fmt,
+         title=f"rules over {replay['leads']} leads, {replay['period']['from']} to {replay['period']['to']}: proposed (actual)")  # fmt: skip
+    emit(replay["distribution"], ["status", "actual", "backtest", "difference"], fmt, title="status at the end")
+    console.print("nothing was applied or written (what-if)", markup=False)

@@ -6,6 +6,8 @@ The CLI's `model diff`, `model apply` (which shows the diff first) and the API's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -74,3 +76,78 @@ def diff(app: App, old: int | Version | None = None, new: int | Version | None =
     old_version = old if isinstance(old, Version) else stored_version(app, old)
     new_version = new if isinstance(new, Version) else stored_version(app, new)
     return diff_models(old_version.loaded, new_version.loaded, old_label=old_version.label, new_label=new_version.label)
+
+
+# --- what-if: a proposed model replayed over a past period, nothing written ---------------------------------
+
+
+def recorded_changes_under(
+    app: App, proposed: LoadedModel, start: datetime | None, end: datetime | None
+) -> list[dict[str, Any]]:
+    """Status changes recorded in [start, end) that the proposed model's transitions would refuse: the status
+    is gone, the move is not allowed, or the role that made it may not (people's changes; automation's are
+    recomputed by the replay). Grouped by (from, to, why), with counts and sample leads."""
+    from leadledger.analytics.governance_review import governance_query
+
+    model = proposed.model
+    with governance_query(
+        app,
+        date_from=start.date() if start else None,
+        date_to=(end - timedelta(microseconds=1)).date() if end else None,
+    ) as q:
+        rows = q.rows(
+            f"""SELECT from_status, to_status, actor_role, source, count(*), list(lead_id ORDER BY ts)[1:3]
+                FROM ledger_m WHERE kind = 'change' AND from_status IS DISTINCT FROM to_status
+                  AND ts <= $t AND {q.in_period("ts")} GROUP BY ALL"""
+        )
+    out: dict[tuple[str | None, str, str], dict[str, Any]] = {}
+    for from_status, to_status, role, source, n, samples in rows:
+        if to_status not in model.statuses:
+            why = f"{to_status} is not a status of the proposed model"
+        elif from_status is not None and from_status not in model.statuses:
+            why = f"{from_status} is not a status of the proposed model"
+        elif from_status is not None and model.transition(from_status, to_status) is None:
+            why = "the proposed model does not allow this move"
+        elif source == "manual" and from_status is not None:
+            rule = model.transition(from_status, to_status)
+            if rule is None or role in rule.roles:
+                continue
+            why = f"a {role} may not make this move under the proposed model"
+        else:
+            continue
+        item = out.setdefault((from_status, to_status, why), {"from": from_status, "to": to_status, "why": why,
+                                                               "changes": 0, "samples": []})  # fmt: skip
+        item["changes"] += int(n)
+        item["samples"] = (item["samples"] + list(samples))[:3]
+    return sorted(out.values(), key=lambda r: (-r["changes"], str(r["from"]), r["to"]))
+
+
+def what_if(
+    app: App,
+    text: str,
+    *,
+    file: str,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    sweep_every: timedelta = timedelta(days=1),
+) -> dict[str, Any]:
+    """`model apply FILE --backtest`: what the file changes, which recorded moves it would refuse, what its rules
+    would have done and how the status distribution would differ over [start, end). Nothing is written: the
+    replay runs in a scratch database (`services.backtest`)."""
+    from leadledger.services.backtest import backtest
+
+    proposed = proposed_version(text, file)
+    changes = diff(app, None, proposed)
+    replay = backtest(app, text, start=start, end=end, sweep_every=sweep_every, file=file)
+    period = replay["period"]
+    refused = recorded_changes_under(
+        app, proposed.loaded, datetime.fromisoformat(period["from"]), datetime.fromisoformat(period["to"])
+    )
+    return {
+        "file": file,
+        "diff": changes.as_dict(),
+        "refused": refused,
+        "refused_changes": sum(r["changes"] for r in refused),
+        "replay": replay,
+        "written": False,
+    }
