@@ -16,8 +16,8 @@ from sqlalchemy import insert, select
 from leadledger.analytics.council import council_pack
 from leadledger.services.app import App
 from leadledger.services.auth import require_role
-from leadledger.services.batch import SYSTEM
 from leadledger.services.errors import Invalid
+from leadledger.services.people import SYSTEM
 from leadledger.store.tables import notifications, users
 from leadledger.store.tables_governance import council_packs
 

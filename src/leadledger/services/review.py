@@ -21,8 +21,8 @@ from leadledger.analytics import governance_review as read
 from leadledger.domain.changes import Actor
 from leadledger.model.guide import status_guide_text
 from leadledger.services.app import App
-from leadledger.services.batch import SYSTEM, resolve_actor
 from leadledger.services.errors import Forbidden, Invalid, NotFound
+from leadledger.services.people import SYSTEM, resolve_actor
 from leadledger.store.tables import ledger, notifications, teams, users
 from leadledger.store.tables_governance import VERDICTS, review_sample_items, review_samples, reviews
 
