@@ -273,3 +273,47 @@ def test_rebuilt_sla_records_equal_the_live_ones(org):
     live = snapshot()
     sla_service.rebuild(org)
     assert snapshot() == live and len(live) == 5
+
+
+# --- refused automated moves are visible and retried --------------------------------------------------------
+
+
+def _working(org: App) -> str:
+    lead_id = new_lead(org)
+    change(org, "ana", lead_id, status="connected", log=ActivityIn("call_logged", data={"outcome": "connected"}))
+    change(org, "ana", lead_id, stage="sal")
+    change(org, "ana", lead_id, status="working")
+    return lead_id
+
+
+def test_a_refused_time_rule_move_is_reported_told_to_ops_and_retried_until_it_succeeds(org):
+    lead_id = _working(org)
+    ahead = MONDAY_10 + timedelta(days=31)
+    refused = sweep(org, now=ahead)  # a sweep ahead of the clock: the engine refuses a change dated in the future
+    assert refused.moved == 0 and refused.rules["working_stale_30d"] == 0
+    (item,) = [r for r in refused.refused if r["rule"] == "working_stale_30d"]
+    assert item["lead"] == lead_id and [v["field"] for v in item["violations"]] == ["at"]
+    told = [n for n in inbox.list_notifications(org, recipient="admin") if n["rule"] == "working_stale_30d"]
+    assert len(told) == 1 and told[0]["kind"] == "refused" and lead_id in told[0]["message"]
+    again = sweep(org, now=ahead)  # still refused: reported again, but ops is told once per stay in the status
+    assert len(again.refused) == 1
+    assert len([n for n in inbox.list_notifications(org, recipient="admin") if n["rule"] == "working_stale_30d"]) == 1
+    go(org, ahead)
+    moved = sweep(org)  # the condition still holds: the retry succeeds
+    assert moved.moved == 1 and moved.rules["working_stale_30d"] == 1 and moved.refused == []
+    assert svc.get_lead(org, lead_id)["status"] == "stale_review"
+    assert sweep(org).rules["working_stale_30d"] == 0  # never twice once it succeeded
+    with org.db.read() as conn:
+        rows = conn.execute(select(ledger).where(ledger.c.lead_id == lead_id, ledger.c.rule == "working_stale_30d"))
+        assert len(list(rows)) == 1
+
+
+def test_a_refused_move_whose_condition_no_longer_holds_is_not_retried(org):
+    lead_id = _working(org)
+    ahead = MONDAY_10 + timedelta(days=31)
+    assert len(sweep(org, now=ahead).refused) == 1
+    go(org, MONDAY_10 + timedelta(days=2))
+    svc.log_activity(org, lead_id=lead_id, actor="ana", activity=ActivityIn("meeting_held"))
+    go(org, ahead)
+    summary = sweep(org)  # the meeting 29 days ago means it is no longer 30 days quiet
+    assert summary.moved == 0 and summary.refused == [] and svc.get_lead(org, lead_id)["status"] == "working"

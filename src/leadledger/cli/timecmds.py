@@ -52,6 +52,13 @@ def sweep_command(
     rows = [{"rule": name, "fired": count} for name, count in summary["rules"].items()]
     rows += [{"rule": f"sla:{name}", "fired": count} for name, count in summary["sla"].items()]
     emit(rows, ["rule", "fired"], fmt, title=f"sweep at {summary['now']}")
+    if summary["refused"]:
+        refusals = [
+            {"lead": item["lead"], "rule": item["rule"],
+             "why": "; ".join(f"{v['field']}: {v['message']}" for v in item["violations"])}
+            for item in summary["refused"]
+        ]  # fmt: skip
+        emit(refusals, ["lead", "rule", "why"], fmt, title="refused by the model (tried again on the next sweep)")
     console.print(
         f"fired {summary['fired']}, SLA breaches {summary['sla_breaches']}, moved {summary['moved']}, "
         f"waiting for approval {summary['pending_approvals']}, refused {len(summary['refused'])}",

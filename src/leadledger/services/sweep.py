@@ -5,7 +5,8 @@ thresholds become one cutoff instant per calendar, computed before the query. Wh
 `rule_firings` (unique per rule, lead and stint), so running the sweep twice at the same time fires nothing
 twice. Alerts and tasks are INSERT ... SELECT in the same transaction; moves go through change handling
 (`changes.apply` in a unit of work), in chunks, each chunk recording its firings in the same transaction as
-its changes.
+its changes. A move the model refuses is not a firing: it is reported (`refused`, with the violations; once
+per stint in the ops inbox) and tried again on the next sweep while the rule's condition still holds.
 """
 
 from __future__ import annotations
@@ -331,6 +332,8 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
                 )
                 outcome = changes.apply(uow, spec, actor=SYSTEM)
                 if isinstance(outcome, ChangeRefused):
+                    firings.pop()  # not fired: the next sweep tries again while the rule's condition holds
+                    fired -= 1
                     refused.append(
                         {"lead": lead_id, "rule": rule.name, "violations": [v.as_dict() for v in outcome.violations]}
                     )
@@ -342,12 +345,60 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
             return fired, moved, refused, pending
 
         fired, moved, refused, pending = in_unit_of_work(app, SYSTEM.name, work)
+        if refused:
+            _tell_ops_of_refusals(app, rule, refused)
         summary.rules[rule.name] += fired
         summary.moved += moved
         summary.refused.extend(refused)
         summary.pending_approvals += pending
     if rule.name not in summary.rules:
         summary.rules[rule.name] += 0
+
+
+def _tell_ops_of_refusals(app: App, rule: TimeRule, refused: list[dict[str, Any]]) -> None:
+    """One inbox item per ops user for each lead a rule could not move, once per stay in the status.
+
+    The move is retried on every sweep while the rule's condition holds; telling ops on every retry would
+    bury the inbox, so a lead already reported during its current stint is not reported again.
+    """
+    lead_ids = [item["lead"] for item in refused]
+    now = app.clock.now()
+    with app.db.write() as conn:
+        told = dict(
+            conn.execute(
+                select(notifications.c.lead_id, func.max(notifications.c.created_at))
+                .where(
+                    notifications.c.kind == "refused",
+                    notifications.c.rule == rule.name,
+                    notifications.c.lead_id.in_(lead_ids),
+                )
+                .group_by(notifications.c.lead_id)
+            ).all()
+        )
+        since = leads.c.created_at if rule.since == "created" else leads.c.status_since
+        stint_start = dict(conn.execute(select(leads.c.id, since).where(leads.c.id.in_(lead_ids))).all())
+        ops = [
+            name
+            for (name,) in conn.execute(
+                select(users.c.name)
+                .where(users.c.role == "ops", users.c.active.is_(True), users.c.name != SYSTEM.name)
+                .order_by(users.c.name)
+            )
+        ]
+        rows = []
+        for item in refused:
+            last, start = told.get(item["lead"]), stint_start.get(item["lead"])
+            if last is not None and (start is None or last >= start):
+                continue
+            why = "; ".join(f"{v['field']}: {v['message']}" for v in item["violations"])
+            message = f"time rule {rule.name} could not move {item['lead']} to {rule.action.status} (retried on every sweep): {why}"
+            rows.extend(
+                {"recipient": person, "lead_id": item["lead"], "kind": "refused", "message": message[:4000],
+                 "created_at": now, "rule": rule.name}
+                for person in ops
+            )  # fmt: skip
+        if rows:
+            conn.execute(insert(notifications), rows)
 
 
 def _stint_of(uow: UnitOfWork, lead_id: str, rule: TimeRule) -> int:
