@@ -82,6 +82,13 @@ class MemorySession:
     def previous_owners(self, lead_id: str) -> set[str]:
         return {e["to_owner"] for e in self.ledger if e["lead_id"] == lead_id and e["to_owner"]}
 
+    def open_tasks(self, lead_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        for t in self.tasks:
+            if t["lead_id"] in lead_ids and t["status"] == "open":
+                out.setdefault(t["lead_id"], []).append(dict(t))
+        return out
+
     def open_clocks(self, lead_ids: Sequence[str]) -> dict[str, list[SlaClock]]:
         out: dict[str, list[SlaClock]] = {}
         for c in self.clocks:
@@ -138,7 +145,10 @@ class MemorySession:
             self.leads_[row["b_id"]].update({k: v for k, v in row.items() if not k.startswith("b_")})
         self.ledger.extend(writes.entries)
         self.activities.extend(writes.activities)
-        self.tasks.extend(writes.tasks)
+        self.tasks.extend({**row, "id": next(self._ids)} for row in writes.tasks)  # type: ignore[call-overload]
+        tasks_by_id = {t["id"]: t for t in self.tasks}
+        for row in writes.task_updates:
+            tasks_by_id[row["id"]].update(row)
         self.notifications.extend(writes.notifications)
         self.outbox.extend(writes.outbox)
         for row in writes.clocks:

@@ -497,11 +497,20 @@ class TaskRead(BaseModel):
     rule: str | None
     done_at: datetime | None
     done_by: str | None
+    open_while: str | None = Field(None, description="the statuses the task belongs to; leaving them closes it")
+    note: str | None = Field(None, description="why it closed: the move, the lead ending, or a no-change reason")
+
+
+class TaskDoneCreate(Request):
+    no_change: Text | None = Field(
+        None, description="why the lead stays in its status: needed to complete a status's task without the move"
+    )
 
 
 class TaskDoneRead(BaseModel):
     task: int
     status: str
+    note: str | None = None
 
 
 class NotificationRead(BaseModel):

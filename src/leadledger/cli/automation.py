@@ -139,7 +139,7 @@ def approval_deny(
 @task_app.command("list")
 def task_list(
     assignee: Annotated[Optional[str], typer.Option("--assignee")] = None,
-    status: Annotated[str, typer.Option("--status", help="open, done or all")] = "open",
+    status: Annotated[str, typer.Option("--status", help="open, done, cancelled or all")] = "open",
     lead: Annotated[Optional[str], typer.Option("--lead")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
@@ -147,16 +147,23 @@ def task_list(
     from leadledger.services.inbox import list_tasks
 
     rows = list_tasks(_app(), assignee=assignee, status=None if status == "all" else status, lead_id=lead)
-    emit(rows, ["id", "lead_id", "title", "assignee", "due_at", "status", "rule"], fmt)
+    emit(rows, ["id", "lead_id", "title", "assignee", "due_at", "status", "rule", "note"], fmt)
 
 
 @task_app.command("done")
-def task_done(task_id: int, actor: ActorOpt = None) -> None:
-    """Mark a task done (its assignee, a manager or ops)."""
+def task_done(
+    task_id: int,
+    no_change: Annotated[
+        Optional[str],
+        typer.Option("--no-change", help="why the lead stays in its status (a status's task is done by the move)"),
+    ] = None,
+    actor: ActorOpt = None,
+) -> None:
+    """Mark a task done (its assignee, a manager or ops). A status's task closes itself when the lead moves on."""
     from leadledger.services.inbox import complete_task
 
-    complete_task(_app(), task_id=task_id, actor=_actor(actor))
-    console.print(f"task #{task_id} done", markup=False)
+    complete_task(_app(), task_id=task_id, actor=_actor(actor), no_change=no_change)
+    console.print(f"task #{task_id} done" + (f" (no change: {no_change})" if no_change else ""), markup=False)
 
 
 @inbox_app.command("list")

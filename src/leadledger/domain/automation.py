@@ -67,10 +67,14 @@ class EventRule:
 
 @dataclass(frozen=True)
 class TaskAction:
+    """A task for a person. It belongs to the statuses in `while_in` (default: the status that opened it):
+    the lead leaving them closes it, and it can be completed otherwise only with a stated reason."""
+
     title: str
     due: timedelta
     business_time: bool = True
     assignee: str = "owner"  # owner | manager | a user name
+    while_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -209,5 +209,15 @@ class StatusModel:
                 targets.append(key)
         return targets
 
+    def ended(self, key: str) -> bool:
+        """A status the lead's journey ends in (Converted, Disqualified, Invalid...): nothing more to work."""
+        status = self.statuses.get(key)
+        return status is not None and (status.terminal or status.locked or status.exit.terminal)
+
+    def within(self, key: str, keys: frozenset[str] | set[str]) -> bool:
+        """`key` is one of `keys`, or a sub-status of one of them."""
+        status = self.statuses.get(key)
+        return key in keys or (status is not None and status.parent in keys)
+
     def calendar(self, name: str | None) -> BusinessCalendar:
         return self.calendars.get(name or self.default_calendar) or self.calendars[self.default_calendar]

@@ -673,6 +673,9 @@ class _Compiler:
             compiled = []
             for i, action in enumerate(actions):
                 path = ("on_enter", status_key, i)
+                for j, key in enumerate(action.task.while_in if action.task is not None else ()):
+                    if key not in statuses:
+                        self.error((*path, "task", "while_in", j), f"unknown status {key!r}")
                 action_spec = self._action(action, path, pools, templates, roles)
                 if action_spec is not None:
                     kind = type(action_spec).__name__.removesuffix("Action").lower()
@@ -719,7 +722,9 @@ class _Compiler:
         kind = kinds[0]
         spec = getattr(action, kind)
         if kind == "task":
-            return TaskAction(spec.title, parse_duration(spec.due), spec.business_time, spec.assignee)
+            return TaskAction(
+                spec.title, parse_duration(spec.due), spec.business_time, spec.assignee, tuple(spec.while_in)
+            )
         if kind == "notify":
             to = (spec.to,) if isinstance(spec.to, str) else tuple(spec.to)
             for recipient in to:

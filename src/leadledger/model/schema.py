@@ -150,6 +150,8 @@ class TaskIn(Strict):
     due: str | int
     business_time: bool = True
     assignee: str = "owner"
+    # the statuses the task stays open in (default: the status that opened it, with its sub-statuses)
+    while_in: list[str] = []
 
     @field_validator("due")
     @classmethod

@@ -14,6 +14,7 @@ from leadledger.domain.automation import EmailAction, NotifyAction, RouteAction,
 from leadledger.domain.changes import StatusChange
 from leadledger.domain.routing import choose_owner
 from leadledger.services import changes
+from leadledger.services.lead_tasks import open_while
 from leadledger.services.people import SYSTEM
 from leadledger.services.unit_of_work import UnitOfWork
 
@@ -96,7 +97,8 @@ def task(uow: UnitOfWork, spec: TaskAction, name: str, change: StatusChange, cau
     calendar = uow.model.calendar(uow.calendar_of(state.owner))
     due = calendar.add_business_time(change.at, spec.due) if spec.business_time else change.at + spec.due
     uow.add_task({"lead_id": lead_id, "title": render(spec.title, uow.context(lead_id))[:500], "assignee": assignee,
-                  "due_at": due, "rule": name})  # fmt: skip
+                  "due_at": due, "rule": name,
+                  "open_while": open_while(spec.while_in or (state.status,))})  # fmt: skip
 
 
 def notify(uow: UnitOfWork, spec: NotifyAction, name: str, change: StatusChange, causation: tuple[str, ...]) -> None:

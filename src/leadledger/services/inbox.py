@@ -8,8 +8,9 @@ from sqlalchemy import select, update
 
 from leadledger.services.app import App
 from leadledger.services.errors import Forbidden, Invalid, NotFound
+from leadledger.services.lead_tasks import still_open_in
 from leadledger.services.people import resolve_actor
-from leadledger.store.tables import notifications, tasks
+from leadledger.store.tables import leads, notifications, tasks
 
 
 def list_tasks(
@@ -26,9 +27,15 @@ def list_tasks(
         return [row._asdict() for row in conn.execute(query)]
 
 
-def complete_task(app: App, *, task_id: int, actor: str) -> dict[str, Any]:
-    """Mark a task done: its assignee may, and so may managers and ops."""
+def complete_task(app: App, *, task_id: int, actor: str, no_change: str | None = None) -> dict[str, Any]:
+    """Mark a task done: its assignee may, and so may managers and ops.
+
+    A task that belongs to a status (seed 000: "can't mark a task complete without updating lead status") is
+    completed by moving the lead on, which closes it by itself; while the lead is still in that status it can
+    be marked done only with `no_change`, the reason the lead stays where it is, which is recorded.
+    """
     now = app.clock.now()
+    reason = (no_change or "").strip() or None
     with app.db.write() as conn:
         who = resolve_actor(conn, actor)
         row = conn.execute(select(tasks).where(tasks.c.id == task_id)).first()
@@ -38,8 +45,25 @@ def complete_task(app: App, *, task_id: int, actor: str) -> dict[str, Any]:
             raise Invalid(f"task #{task_id} is already {row.status}")
         if who.role not in ("manager", "ops") and row.assignee != who.name:
             raise Forbidden(f"task #{task_id} belongs to {row.assignee or 'nobody'}")
-        conn.execute(update(tasks).where(tasks.c.id == task_id).values(status="done", done_at=now, done_by=who.name))
-    return {"task": task_id, "status": "done"}
+        note = None
+        if row.open_while:
+            model = app.loaded_model(conn).model
+            status = conn.execute(select(leads.c.status).where(leads.c.id == row.lead_id)).scalar_one()
+            if still_open_in(model, row.open_while, status) and reason is None:
+                ways = ", ".join(model.allowed_targets(status, who.role)) or "none for your role"
+                raise Invalid(
+                    f"task #{task_id} is done by moving lead {row.lead_id} out of {status} "
+                    f"(`leadledger lead status {row.lead_id} STATUS`; allowed next: {ways}), "
+                    "or say why it stays with --no-change REASON"
+                )
+            if reason is not None:
+                note = f"no change: {reason}"
+        conn.execute(
+            update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(status="done", done_at=now, done_by=who.name, note=note)
+        )
+    return {"task": task_id, "status": "done", "note": note}
 
 
 def list_notifications(app: App, *, recipient: str, unread_only: bool = True, limit: int = 200) -> list[dict[str, Any]]:

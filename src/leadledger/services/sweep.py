@@ -38,6 +38,7 @@ from leadledger.services import changes
 from leadledger.services.app import App
 from leadledger.services.changes import ChangeSpec, PendingApproval
 from leadledger.services.errors import ChangeRefused
+from leadledger.services.lead_tasks import open_while
 from leadledger.services.people import SYSTEM
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 from leadledger.store.tables import activities, leads, notifications, rule_firings, sla_clocks, tasks, teams, users
@@ -200,9 +201,16 @@ def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: date
         due = literal(now + (action.due or timedelta(days=1)), leads.c.status_since.type)
         conn.execute(
             insert(tasks).from_select(
-                ["lead_id", "title", "assignee", "due_at", "created_at", "status", "rule"],
+                ["lead_id", "title", "assignee", "due_at", "created_at", "status", "rule", "open_while"],
                 select(
-                    leads.c.id, literal(action.message), leads.c.owner, due, when, literal("open"), literal(rule.name)
+                    leads.c.id,
+                    literal(action.message),
+                    leads.c.owner,
+                    due,
+                    when,
+                    literal("open"),
+                    literal(rule.name),
+                    literal(open_while(rule.statuses)),
                 ).where(subject),
             )
         )
@@ -385,7 +393,7 @@ def _tell_ops_of_refusals(app: App, rule: TimeRule, refused: list[dict[str, Any]
                 .order_by(users.c.name)
             )
         ]
-        rows = []
+        rows: list[dict[str, Any]] = []
         for item in refused:
             last, start = told.get(item["lead"]), stint_start.get(item["lead"])
             if last is not None and (start is None or last >= start):

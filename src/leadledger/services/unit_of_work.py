@@ -30,6 +30,7 @@ from leadledger.domain.timeline import (
 )
 from leadledger.services.app import App
 from leadledger.services.errors import Conflict
+from leadledger.services.lead_tasks import LeadTasks
 from leadledger.services.people import check_actor
 from leadledger.store.ports import StoredLead, Team, User, VersionConflict, Writes, WriteSession
 from leadledger.store.session import SqlWriteSession, projection_values, unique_violation
@@ -95,6 +96,8 @@ class UnitOfWork:
         self._loads: dict[str, int] | None = None
         self._entry_activity_types = _entry_activity_types(model)
         self._context_cache: dict[str, tuple[LeadState, dict[str, Any], dict[str, Any]]] = {}
+        leads = self.leads
+        self.lead_tasks = LeadTasks(session, model, lambda: [i for i, r in leads.items() if r.base_version is not None])
 
     # --- loading ---------------------------------------------------------------------------------------
 
@@ -278,6 +281,8 @@ class UnitOfWork:
             self.keys[change.idempotency_key] = (lead_id, seq)
         if change.status_changed or change.owner_changed:
             self._track_load(change)
+        if change.source != "import" and seq > 1:
+            self.lead_tasks.follow(change)  # a status's task closes when the lead leaves it, follows the owner
         if change.source != "import" and self.model.slas:
             if change.owner_changed and seq > 1:
                 self._changed(clocks_on_owner(self.open_clocks(lead_id), change.to_owner))
@@ -326,7 +331,10 @@ class UnitOfWork:
     # --- what actions produce ------------------------------------------------------------------------------
 
     def add_task(self, values: dict[str, Any]) -> None:
-        self.writes.tasks.append({**values, "created_at": self.now, "status": "open"})
+        row = {"open_while": None, **values, "created_at": self.now, "status": "open", "done_at": None,
+               "done_by": None, "note": None}  # fmt: skip
+        self.writes.tasks.append(row)
+        self.lead_tasks.opened(row)
         self.counts["tasks"] += 1
 
     def notify(self, person: str | None, lead_id: str | None, kind: str, message: str, rule: str | None,
@@ -370,6 +378,7 @@ class UnitOfWork:
                 row = projection_values(record.projection, record.team)
                 row.update(b_id=lead_id, b_version=record.base_version)
                 writes.lead_updates.append(row)
+        writes.task_updates = self.lead_tasks.updates()
         writes.clocks = [self._clock_row(clock, lead_id) for lead_id, clock in self.new_clocks]
         writes.clock_updates = [self._clock_row(clock) for clock in self.changed_clocks.values()]
         for pool, state in self.routing.items():

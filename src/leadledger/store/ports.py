@@ -77,6 +77,7 @@ class Writes:
     entries: list[dict[str, Any]] = field(default_factory=list)
     lead_updates: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[dict[str, Any]] = field(default_factory=list)
+    task_updates: list[dict[str, Any]] = field(default_factory=list)  # id, status, assignee, done_at, done_by, note
     notifications: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     clocks: list[dict[str, Any]] = field(default_factory=list)
@@ -114,6 +115,8 @@ class WriteSession(Protocol):
         """Everyone who has owned the lead."""
 
     def open_clocks(self, lead_ids: Sequence[str]) -> dict[str, list[SlaClock]]: ...
+    def open_tasks(self, lead_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """Open tasks per lead, as rows (id, lead_id, assignee, status, open_while...)."""
 
     # --- people, teams, configuration
     def users(self, names: Iterable[str]) -> dict[str, User]: ...

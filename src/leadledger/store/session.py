@@ -40,7 +40,9 @@ _LEAD_READ = ("id", "created_at", "incomplete", "fields", *CONTACT_COLUMNS, *PRO
 _TIMES = frozenset(("created_at", "updated_at", "status_since", "stage_since"))
 _LEAD_UPDATE = (*PROJECTION_COLUMNS, *CONTACT_COLUMNS, "fields")
 _LEAD_INSERT = ("id", "created_at", "incomplete", *_LEAD_UPDATE)
-_CLOCK_UPDATE = ("status", "closed_at", "breached_at", "responsible", "team")
+_CLOCK_UPDATE = ("status", "closed_at", "breached_at", "responsible", "team", "due_at")
+_TASK_READ = ("id", "lead_id", "assignee", "status", "rule", "open_while")
+_TASK_UPDATE = ("status", "assignee", "done_at", "done_by", "note")
 
 
 def unique_violation(exc: BaseException) -> bool:
@@ -181,6 +183,20 @@ class SqlWriteSession:
         rows = self._rows("SELECT DISTINCT to_owner FROM ledger WHERE lead_id = ? AND to_owner IS NOT NULL", (lead_id,))
         return {owner for (owner,) in rows}
 
+    def open_tasks(self, lead_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        out: dict[str, list[dict[str, Any]]] = {}
+        ids = list(lead_ids)
+        for start in range(0, len(ids), CHUNK):
+            part = ids[start : start + CHUNK]
+            sql = (
+                f"SELECT {', '.join(_TASK_READ)} FROM tasks "
+                f"WHERE status = 'open' AND lead_id IN ({self._in(len(part))}) ORDER BY id"
+            )
+            for row in self._rows(sql, part):
+                task = dict(zip(_TASK_READ, row, strict=True))
+                out.setdefault(task["lead_id"], []).append(task)
+        return out
+
     def open_clocks(self, lead_ids: Sequence[str]) -> dict[str, list[SlaClock]]:
         out: dict[str, list[SlaClock]] = {}
         ids = list(lead_ids)
@@ -291,6 +307,7 @@ class SqlWriteSession:
         if changed != len(writes.lead_updates):
             raise VersionConflict("a lead changed during the transaction")
         bulk.insert_many(conn, tasks, writes.tasks)
+        bulk.update_many(conn, tasks, writes.task_updates, set_columns=_TASK_UPDATE, where=[("id", "id")])
         bulk.insert_many(conn, notifications, writes.notifications)
         bulk.insert_many(conn, outbox, writes.outbox)
         bulk.insert_many(conn, sla_clocks, writes.clocks)

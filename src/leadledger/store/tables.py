@@ -210,6 +210,10 @@ tasks = Table(
     Column("rule", String(100)),
     Column("done_at", UTCDateTime()),
     Column("done_by", String(100)),
+    # the statuses the task is about (space-separated keys; sub-statuses count as their parent): the lead
+    # leaving them closes the task; NULL for a task not tied to a status
+    Column("open_while", String(500)),
+    Column("note", Text),  # why it closed: the move that closed it, the lead ending, or a --no-change reason
     Index("ix_tasks_assignee_status", "assignee", "status"),
     Index("ix_tasks_lead_id", "lead_id"),
 )

@@ -22,6 +22,7 @@ from leadledger.api.schemas import (
     MarkReadCreate,
     NotificationRead,
     PipelineRead,
+    TaskDoneCreate,
     TaskDoneRead,
     TaskRead,
 )
@@ -91,8 +92,10 @@ def list_tasks(
 
 @router.post("/tasks/{task_id}/done", response_model=TaskDoneRead, responses=errors(404), tags=["work"],
              summary="Mark a task done (its assignee, a manager or ops)")  # fmt: skip
-def complete_task(task_id: RowId, user: CurrentUser, app: AppDep) -> dict[str, Any]:
-    return inbox.complete_task(app, task_id=task_id, actor=user.name)
+def complete_task(
+    task_id: RowId, user: CurrentUser, app: AppDep, body: Annotated[TaskDoneCreate | None, Body()] = None
+) -> dict[str, Any]:
+    return inbox.complete_task(app, task_id=task_id, actor=user.name, no_change=body.no_change if body else None)
 
 
 @router.get("/inbox", response_model=list[NotificationRead], tags=["work"], summary="Your notifications, newest first")
