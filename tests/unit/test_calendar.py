@@ -501,3 +501,42 @@ def day_by_day_business_time(calendar: BusinessCalendar, start: datetime, end: d
                 total += max(timedelta(0), min(closes, end) - max(opens, start))
         day += timedelta(days=1)
     return total
+
+
+# --- business-day cutoffs (staleness, time rules) -------------------------------------------------------------
+
+
+def test_a_business_day_cutoff_does_not_move_overnight():
+    # Monday 17:00 (close) and Tuesday 08:30 (before opening): no business time passes between them, so
+    # "ten business days ago" is the same instant: the close ten business days before Monday.
+    closing = US_OFFICE.subtract_business_days(at(NEW_YORK, "2026-06-15 17:00"), 10)
+    assert closing == at(NEW_YORK, "2026-06-01 17:00")
+    assert US_OFFICE.subtract_business_days(at(NEW_YORK, "2026-06-16 08:30"), 10) == closing
+    assert US_OFFICE.subtract_business_days(at(NEW_YORK, "2026-06-15 23:59"), 10) == closing
+    assert US_OFFICE.subtract_business_days(at(NEW_YORK, "2026-06-16 09:00"), 10) == at(NEW_YORK, "2026-06-02 09:00")
+
+
+def test_the_last_business_instant_before_a_lunch_break_is_its_start():
+    assert US_OFFICE_WITH_LUNCH.last_business_instant(at(NEW_YORK, "2026-06-15 13:00")) == at(
+        NEW_YORK, "2026-06-15 12:30"
+    )
+    assert US_OFFICE_WITH_LUNCH.last_business_instant(at(NEW_YORK, "2026-06-15 10:00")) == at(
+        NEW_YORK, "2026-06-15 10:00"
+    )
+
+
+DAY_COUNT_CALENDARS = [US_OFFICE, US_OFFICE_WITH_LUNCH, BERLIN_OFFICE]
+
+
+@given(st.sampled_from(DAY_COUNT_CALENDARS), instants, instants, st.integers(min_value=1, max_value=15))
+def test_a_start_is_before_the_business_day_cutoff_exactly_when_its_due_time_has_come(calendar, start, end, days):
+    cutoff = calendar.subtract_business_days(end, days)
+    due = calendar.add_business_days(start, days)
+    assert (start.astimezone(UTC) <= cutoff) == (due <= end.astimezone(UTC))
+
+
+@given(st.sampled_from(DAY_COUNT_CALENDARS), instants, st.integers(min_value=1, max_value=15))
+def test_a_business_day_cutoff_stands_still_while_no_business_time_passes(calendar, end, days):
+    last = calendar.last_business_instant(end)
+    assert calendar.business_time_between(last, end) == timedelta(0)
+    assert calendar.subtract_business_days(end, days) == calendar.subtract_business_days(last, days)

@@ -275,24 +275,40 @@ class BusinessCalendar:
             day = self._next_business_day(day, +1)
         return self._at_on(day, local.time())
 
+    def last_business_instant(self, t: datetime) -> datetime:
+        """``t`` (in UTC) if it lies in working time, else the end of the last working interval before it."""
+        instant_us = _instant_us(t)
+        self._require_working_time()
+        table = self._covering(instant_us, instant_us)
+        for _ in range(64):
+            i = bisect_right(table.starts, instant_us) - 1
+            if i > 0:  # index 0 is the table's zero-length sentinel: look a year further back
+                end_us = table.starts[i] + table.lengths[i]
+                return t.astimezone(UTC) if instant_us < end_us else _utc_from_us(end_us)
+            table = self._rebuilt(table.first_year - 1, table.end_year)
+        raise ValueError(f"calendar {self._name!r} has no working time in the 64 years before {t}")
+
     def subtract_business_days(self, end: datetime, days: int) -> datetime:
-        """The same local time of day ``days`` business days earlier (from the last business instant)."""
+        """The latest start from which ``add_business_days(start, days)`` has come by ``end``.
+
+        Counted from the last business instant at or before ``end``: when no business time passes (evenings,
+        weekends, 08:30 before a 09:00 start) the answer does not move, so nobody becomes "stale" overnight.
+        A close of work maps to the close ``days`` business days earlier; any other time of day to the same
+        time of day then.
+        """
         if days < 0:
             raise ValueError(f"days must not be negative, got {days}")
-        local = end.astimezone(self._tz)
+        last = self.last_business_instant(end)
+        local = last.astimezone(self._tz)
         day = local.date()
-        wall = local.time().replace(tzinfo=None)
-        if not self.is_business_day(day):
-            day = self._next_business_day(day, -1)
-            wall = _MIDNIGHT  # the end of that day's work
-            wall_is_end = True
-        else:
-            wall_is_end = False
+        if not self.is_business_day(day) or last < self._day_bounds(day)[0]:
+            day = self._next_business_day(day, -1)  # the close of the previous working day (an interval ending at 24:00)
+        closes = self._day_bounds(day)[1]
         for _ in range(days):
             day = self._next_business_day(day, -1)
-        if wall_is_end:
+        if last >= closes:
             return self._day_bounds(day)[1]
-        return self._at_on(day, wall)
+        return self._at_on(day, local.time().replace(tzinfo=None))
 
     def _next_business_day(self, day: date, step: int) -> date:
         cached = self._neighbours.get((day, step))
