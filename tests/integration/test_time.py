@@ -317,3 +317,52 @@ def test_a_refused_move_whose_condition_no_longer_holds_is_not_retried(org):
     go(org, ahead)
     summary = sweep(org)  # the meeting 29 days ago means it is no longer 30 days quiet
     assert summary.moved == 0 and summary.refused == [] and svc.get_lead(org, lead_id)["status"] == "working"
+
+
+# --- SLA clocks: the responsible team's calendar, and only stints that exist --------------------------------
+
+
+def test_a_first_contact_clock_started_unowned_runs_on_the_calendar_of_the_team_it_is_routed_to(org):
+    people.add_user(org, name="petra", role="manager")
+    people.add_team(org, name="sdr-emea", calendar="emea", manager="petra")
+    people.add_user(org, name="eva", role="rep", team="sdr-emea")
+    go(org, MONDAY_10 + timedelta(hours=3))  # 13:00 in New York, 19:00 in Berlin (closed)
+    lead_id = new_lead(org, territory="EMEA-North")
+    (clock,) = clocks(org, lead_id)
+    assert (clock.responsible, clock.team) == ("eva", "sdr-emea")
+    # two business hours in Berlin: Tuesday 09:00-11:00 CET (on New York hours it would be Monday 15:00 EST)
+    assert clock.due_at == at("2026-11-24T10:00:00+00:00")
+    live = [(c.sla, c.started_at, c.due_at, c.responsible, c.team, c.status) for c in clocks(org, lead_id)]
+    sla_service.rebuild(org)
+    assert [(c.sla, c.started_at, c.due_at, c.responsible, c.team, c.status) for c in clocks(org, lead_id)] == live
+
+
+def _history(org: App, lead_id: str, *steps: tuple[datetime, str, str | None]) -> None:
+    """Write a lead's recorded history in bulk (as an import does): (at, status, owner) per entry."""
+    from leadledger.services.history import LeadHistory, write_histories
+
+    entries = []
+    status = owner = None
+    for when, to_status, to_owner in steps:
+        entries.append({"at": when, "kind": "created" if not entries else "change", "actor": "admin",
+                        "actor_role": "ops", "source": "import", "from_status": status, "to_status": to_status,
+                        "from_stage": "lead" if entries else None, "to_stage": "lead", "from_owner": owner,
+                        "to_owner": to_owner})  # fmt: skip
+        status, owner = to_status, to_owner
+    lead = {"id": lead_id, "name": lead_id, "email": f"{lead_id.lower()}@example.com"}
+    with org.db.write() as conn:
+        write_histories(conn, [LeadHistory(lead=lead, entries=entries)], recorded_at=MONDAY_10,
+                        owner_teams={"ana": "sdr-east"})  # fmt: skip
+
+
+def test_no_sla_clock_for_a_status_superseded_within_its_instant(org):
+    day = MONDAY_10 - timedelta(days=20)
+    # an import: created New and moved to Working at the same instant is a lead created Working
+    _history(org, "IMP1", (day, "new", None), (day, "working", "ana"))
+    # Connected, then Qualified and Converted at one instant: qualification was never "done" through Qualified
+    _history(org, "IMP2", (day, "new", "ana"), (day + timedelta(hours=1), "connected", "ana"),
+             (day + timedelta(days=2), "qualified", "ana"), (day + timedelta(days=2), "converted", "ana"))  # fmt: skip
+    sla_service.rebuild(org)
+    assert [c.sla for c in clocks(org, "IMP1")] == ["working_activity"]
+    by_sla = {c.sla: c.status for c in clocks(org, "IMP2")}
+    assert by_sla == {"first_contact": "met", "qualification_done": "cancelled"}

@@ -304,11 +304,21 @@ def clocks_on_activity(
     return closed, started
 
 
-def clocks_on_owner(open_clocks: Iterable[SlaClock], owner: str | None) -> list[SlaClock]:
-    """An open clock is its lead's current owner's responsibility (a routed lead's first-contact clock too)."""
+def clocks_on_owner(
+    open_clocks: Iterable[SlaClock], owner: str | None, specs: Iterable[SlaSpec] = (), due_at: DueAt | None = None
+) -> list[SlaClock]:
+    """An open clock is its lead's current owner's responsibility (a routed lead's first-contact clock too).
+
+    A clock started while nobody owned the lead is timed, from its start, by `due_at` (the new owner's team
+    calendar): a Berlin rep's first contact runs on Berlin hours, not on the default calendar's.
+    """
+    by_name = {spec.name: spec for spec in specs}
     changed = []
     for clock in open_clocks:
         if clock.responsible != owner:
+            spec = by_name.get(clock.sla)
+            if clock.responsible is None and owner is not None and clock.status == "open" and due_at and spec:
+                clock.due_at = due_at(spec, clock.started_at)
             clock.responsible = owner
             changed.append(clock)
     return changed
@@ -324,6 +334,22 @@ class TimelineStep:
     activity: str | None = None
 
 
+def instants(steps: Iterable[TimelineStep]) -> list[TimelineStep]:
+    """The timeline with the status changes of one instant collapsed into the last of them.
+
+    As `Projection` reads a timeline: a status superseded within its instant never held, so it neither starts
+    nor ends an SLA clock (an import's "created New, then Working" at one instant is a lead created Working).
+    Activities stay where they are; steps come in time order, activities before the changes of their instant.
+    """
+    out: list[TimelineStep] = []
+    for step in steps:
+        if step.activity is None and out and out[-1].activity is None and out[-1].at == step.at:
+            out[-1] = step
+        else:
+            out.append(step)
+    return out
+
+
 def replay_slas(
     specs: Iterable[SlaSpec],
     steps: Iterable[TimelineStep],
@@ -332,14 +358,15 @@ def replay_slas(
 ) -> list[SlaClock]:
     """Every SLA clock a lead's recorded timeline produces, judged at `now` (the live path's steps, replayed).
 
-    `calendar_due(owner)` says when a clock started while `owner` held the lead is due.
+    `calendar_due(owner)` says when a clock started while `owner` held the lead is due. The status changes
+    of one instant count as one (`instants`).
     """
     specs = tuple(specs)
     results: list[SlaClock] = []
     open_clocks: list[SlaClock] = []
     status: str | None = None
     owner: str | None = None
-    for step in steps:
+    for step in instants(steps):
         if step.activity is not None:
             closed, _ = clocks_on_activity(specs, open_clocks, status, step.activity, step.at, owner,
                                            calendar_due(owner))  # fmt: skip
@@ -347,7 +374,7 @@ def replay_slas(
             continue
         if step.owner != owner:
             owner = step.owner
-            clocks_on_owner(open_clocks, owner)
+            clocks_on_owner(open_clocks, owner, specs, calendar_due(owner))
         if step.status == status or step.status is None:
             continue
         previous, status = status, step.status

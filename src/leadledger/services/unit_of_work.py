@@ -285,7 +285,8 @@ class UnitOfWork:
             self.lead_tasks.follow(change)  # a status's task closes when the lead leaves it, follows the owner
         if change.source != "import" and self.model.slas:
             if change.owner_changed and seq > 1:
-                self._changed(clocks_on_owner(self.open_clocks(lead_id), change.to_owner))
+                owner = change.to_owner  # a clock started unowned is timed on the routed owner's calendar
+                self._changed(clocks_on_owner(self.open_clocks(lead_id), owner, self.model.slas, self._due_at(owner)))
             if change.status_changed:
                 owner = change.to_owner
                 closed, started = clocks_on_status(self.model.slas, self.open_clocks(lead_id), change.from_status,
