@@ -119,8 +119,12 @@ def test_tasks_and_inbox_show_what_automation_created(cli):
     lead = cli("lead", "add", "--email", "t@example.com", "--name", "Tia").stdout.splitlines()[-1]
     tasks = json.loads(cli("task", "list", "--assignee", "ana", "--format", "json").stdout)
     assert [t["lead_id"] for t in tasks] == [lead]
-    cli("task", "done", str(tasks[0]["id"]), "--actor", "ana")
+    refused = cli("task", "done", str(tasks[0]["id"]), "--actor", "ana", code=1)  # done by moving the lead on
+    assert "attempting_contact" in refused.stderr and "--no-change" in refused.stderr
+    cli("task", "done", str(tasks[0]["id"]), "--no-change", "already on a call with them", "--actor", "ana")
     assert json.loads(cli("task", "list", "--assignee", "ana", "--format", "json").stdout) == []
+    (done,) = json.loads(cli("task", "list", "--assignee", "ana", "--status", "all", "--format", "json").stdout)
+    assert done["note"] == "no change: already on a call with them"
 
 
 def test_sweep_from_the_command_line_is_idempotent_and_lists_sla_clocks(cli):
