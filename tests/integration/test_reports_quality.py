@@ -159,8 +159,9 @@ def test_sources_answer_seed_004s_questions(quality):
         "webinar": (2, 2, 2, 0, 1, 1, 0, 0, 0, 0),  # Q3 qualified, Q4 rejected
         "paid_search": (2, 1, 2, 0, 0, 1, 1, 1, 0, 0),  # Q5 never owned; Q6 disqualified then recycled
         "linkedin": (2, 2, 2, 0, 0, 0, 1, 0, 0, 0),
-        "event": (3, 1, 3, 0, 0, 0, 0, 0, 1, 1),  # Q9 nurtured, Q10 invalid, Q11 duplicate: each a first move
-        "referral": (3, 2, 2, 2, 0, 0, 0, 0, 0, 0),  # Q12 was created in its status: never touched
+        # Q9 nurtured (a first touch); Q10 Invalid and Q11 Duplicate are data problems, not touches
+        "event": (3, 1, 1, 0, 0, 0, 0, 0, 1, 1),
+        "referral": (3, 2, 3, 2, 0, 0, 0, 0, 0, 0),  # Q12 was created outside New: touched at creation
     }
     assert rows["webinar"]["qualification_rate"] == 0.5
     assert rows["webinar"]["rejected_reasons"] == {"poor_fit": 1}
@@ -205,6 +206,27 @@ def test_reps_per_owner_at_the_time_of_each_change(quality):
     assert (ana["open_leads"], ana["stale_leads"], ben["open_leads"], ben["stale_leads"]) == (5, 2, 5, 2)
     assert (ana["overrides"], ben["overrides"]) == (1, 1)
     assert ana["team"] == "east" and ana["awaiting_first_touch"] == 0
+
+
+def test_a_lead_created_outside_new_was_first_touched_at_creation(app, monkeypatch, tmp_path):
+    world = new_world(app, monkeypatch, tmp_path)
+    write(
+        world,
+        # imported Working (with its owner) on Nov 2, qualified on Nov 20: the touch was before the import
+        Lead("I1", at(2), status="working", stage="sql", owner="ana", entry_source="import")
+        .to(at(20), "qualified", source="import", actor="importer"),
+        # created New, then a data problem: nobody touched it, and nobody still has to
+        Lead("I2", at(2)).to(at(2, 15), "assigned", owner="ben", actor="maria").to(at(3), "invalid", reason="spam",
+                                                                                  actor="ben"),
+        Lead("I3", at(2)).to(at(2, 15), "assigned", owner="ben", actor="maria").to(at(4), "attempting_contact",
+                                                                                  actor="ben"),
+    )  # fmt: skip
+    reps = {r["owner"]: r for r in analytics.report(world, "reps")["reps"]}
+    assert (reps["ana"]["first_touches"], reps["ana"]["median_hours_to_first_touch"]) == (1, 0)
+    assert (reps["ben"]["first_touches"], reps["ben"]["median_hours_to_first_touch"]) == (1, 47)
+    assert reps["ben"]["awaiting_first_touch"] == 0
+    sources = analytics.report(world, "sources")["groups"]
+    assert [(g["leads"], g["first_action"]) for g in sources] == [(3, 2)]
 
 
 # --- sla: from the SLA records ----------------------------------------------------------------------

@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call 
     import duckdb
 
 SCHEMA_VERSION = "6"  # the copied tables: a change resets the store (a full copy)
-DERIVED_VERSION = "5"  # the derived tables: a change recomputes them from the copy
+DERIVED_VERSION = "6"  # the derived tables: a change recomputes them from the copy
 FULL_REBUILD_SHARE = 0.2  # recompute every lead when more than this share of leads is touched at once
 FULL_REBUILD_MIN = 10_000  # ... and at least this many (small stores always update in place)
 CHUNK_ROWS = 250_000
@@ -581,6 +581,7 @@ class ModelFacts:
     nodes: tuple[tuple[str, tuple[str, ...]], ...]
     pairs: tuple[tuple[str, str], ...]
     final_stage: str
+    no_touch: tuple[str, ...] = ()  # statuses entering which is no first touch: data problems (Invalid, Duplicate)
 
     @classmethod
     def of(cls, model: StatusModel) -> ModelFacts:
@@ -596,6 +597,7 @@ class ModelFacts:
             nodes,
             tuple(seed.standard_pairs(model)),
             model.stages[-1].key,
+            tuple(s.key for s in model.statuses.values() if s.category == "data_problem"),
         )
 
     def node_index(self, key: str) -> int | None:
@@ -606,7 +608,7 @@ class ModelFacts:
 
     def digest(self) -> str:
         return json.dumps([DERIVED_VERSION, self.calendars, self.initial_family, self.outreach_types, self.families, self.nodes,
-                           self.pairs, self.final_stage])  # fmt: skip
+                           self.pairs, self.final_stage, self.no_touch])  # fmt: skip
 
 
 def outreach_activity_types(model: StatusModel) -> tuple[str, ...]:
@@ -777,7 +779,7 @@ def _derive(conn: duckdb.DuckDBPyConnection, facts: ModelFacts, affected: str | 
     touch_sql = f"""
         WITH moves AS (
             SELECT lead_id, min(ts) AS moved_at FROM x_inst
-            WHERE NOT list_contains($initial, status) AND k > 1 GROUP BY lead_id),
+            WHERE NOT list_contains($initial, status) AND NOT list_contains($no_touch::VARCHAR[], status) GROUP BY lead_id),
         outreach AS (
             SELECT lead_id, min(first_ts) AS touched_at FROM act_first
             WHERE list_contains($outreach, type) {"AND lead_id IN (SELECT lead_id FROM " + affected + ")" if affected else ""}
@@ -795,7 +797,11 @@ def _derive(conn: duckdb.DuckDBPyConnection, facts: ModelFacts, affected: str | 
         SELECT t.lead_id, t.touch_at, t.owner, CASE WHEN t.owner IS NULL THEN NULL ELSE t.owner_since END AS owner_since,
                CASE WHEN t.owner IS NULL THEN NULL ELSE {since_c} END AS since_c, {touch_c} AS touch_c
         FROM t {since_joins} {touch_joins}"""
-    params = {"initial": list(facts.initial_family), "outreach": list(facts.outreach_types)}
+    params = {
+        "initial": list(facts.initial_family),
+        "outreach": list(facts.outreach_types),
+        "no_touch": list(facts.no_touch),
+    }
     # when each person first owned each lead: "handled by T" is first_at <= T
     owners_sql = (
         "SELECT lead_id, owner, min(ts) AS first_at FROM x_inst WHERE owner IS NOT NULL GROUP BY lead_id, owner"
