@@ -240,6 +240,9 @@ def test_bottlenecks_track_stock_inflow_and_outflow_per_week(pipeline):
         )
     flagged = {b["status"]: b["why"] for b in report["bottlenecks"]}
     assert "qualified" in flagged and "stock grew from 0 to 1" in flagged["qualified"]
+    # Converted (L1, L3) and Disqualified (L2) grew too, but a status leads end in is where they belong
+    assert weeks["converted"]["growing"] and weeks["converted"]["ended"] and weeks["disqualified"]["growing"]
+    assert "converted" not in flagged and "disqualified" not in flagged
     # Qualified stints entered in the window: 24, 24, 121 h -> median 24 h, within seed 000's 1-3 days
     assert qualified["median_hours"] == 24 and qualified["median_over_seed_range"] is False
     # Working (L4): one stint of 144 h entered Nov 12, median 6 days: inside 14-21 d, not flagged for time
@@ -266,3 +269,10 @@ def test_bottlenecks_flag_a_median_beyond_the_seed_range(pipeline):
     # Attempting stints entered Nov 9-20: L1 48 h, L6 192 h -> median 120 h = 5 days: inside 3-7 d
     assert statuses["attempting_contact"]["median_hours"] == 120
     assert statuses["attempting_contact"]["median_over_seed_range"] is False
+
+
+def test_a_future_as_of_is_refused_and_a_period_beyond_the_data_is_fine(pipeline):
+    with pytest.raises(Invalid, match="in the future"):
+        analytics.report(pipeline, "distribution", as_of=at(24, 15))
+    report = analytics.report(pipeline, "funnel", date_from=date(2026, 11, 1), date_to=date(2027, 6, 30))
+    assert report["to"] == date(2027, 6, 30)

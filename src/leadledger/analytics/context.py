@@ -56,6 +56,11 @@ class Options:
         moment = as_of or now
         if moment.tzinfo is None:
             raise Invalid("--as-of must carry a time zone (or be given in UTC)")
+        if moment > now:  # a report describes what has happened; a future as-of would look like a forecast
+            raise Invalid(
+                f"--as-of {moment.astimezone(UTC).isoformat()} is in the future (now is "
+                f"{now.astimezone(UTC).isoformat(timespec='seconds')}): reports describe what has happened"
+            )
         if by is not None and by not in GROUPINGS:
             raise Invalid(f"--by must be one of {', '.join(GROUPINGS)}, not {by!r}")
         start = datetime.combine(date_from, datetime.min.time(), tzinfo=UTC) if date_from else None

@@ -378,6 +378,7 @@ def bottlenecks(q: Query) -> dict[str, Any]:
         median_us = medians.get(key)
         benchmark = seed.DURATION_RANGES.get(key)
         over = bool(benchmark and median_us is not None and median_us > benchmark.high // timedelta(microseconds=1))
+        ended = key in q.model.statuses and q.model.ended(key)  # where leads end up: always "accumulating"
         growing = stock > stock0.get(key, 0)
         entry = {
             "status": key,
@@ -389,8 +390,11 @@ def bottlenecks(q: Query) -> dict[str, Any]:
             "median_hours": hours(median_us),
             "seed_range": benchmark.describe() if benchmark else None,
             "median_over_seed_range": over,
+            "ended": ended,
         }
         statuses.append(entry)
+        if ended:
+            continue
         why = []
         if growing:
             why.append(f"stock grew from {stock0.get(key, 0)} to {stock}")
