@@ -94,12 +94,42 @@ def test_errors_are_one_sentence_and_exit_1(cli):
     assert "point in time" in cli("report", "distribution", "--from", "2026-10-01", ok=False).stderr
 
 
-def test_sla_reads_the_sla_records(cli):
+def test_sla_refuses_until_the_records_are_built_then_reads_them(cli):
+    # demo history is written in bulk: no SLA records until they are rebuilt
+    refused = cli("report", "sla", ok=False)
+    assert "sla rebuild" in refused.stderr and "of the 300 leads" in refused.stderr
+    reps = json.loads(cli("report", "reps", "--format", "json").stdout)
+    assert "sla rebuild" in reps["sla_breaches"] and all("sla_breaches" not in r for r in reps["reps"])
+    built = json.loads(cli("sla", "rebuild", "--format", "json").stdout)
+    assert built["leads"] == 300 and built["clocks"] > 300  # every lead starts New, with a first-contact clock
     data = json.loads(cli("report", "sla", "--format", "json").stdout)
-    assert set(data) >= {"slas", "reps", "teams"}
-    assert all(row["met"] + row["breached"] + row["open"] + row["cancelled"] >= 0 for row in data["slas"])
+    outcomes = ("met", "breached", "open", "cancelled")
+    assert sum(row[k] for row in data["slas"] for k in outcomes) == built["clocks"]
+    assert sum(row[k] for row in data["reps"] for k in outcomes) == built["clocks"]
+    breached = sum(row["breached"] for row in data["slas"])
+    assert built["breached"] <= breached <= built["breached"] + built["open"]  # clocks may come due since
+    first_contact = next(row for row in data["slas"] if row["sla"] == "first_contact")
+    assert first_contact["met"] + first_contact["breached"] > 0 and 0 <= first_contact["compliance"] <= 1
+    reps = json.loads(cli("report", "reps", "--format", "json").stdout)
+    assert sum(r["sla_breaches"] for r in reps["reps"]) == sum(row["breached"] for row in data["reps"] if row["responsible"])
 
 
-def test_sync_reports_what_it_copied(cli):
-    out = cli("report", "sync").stdout
-    assert "analytics store" in out and "cli.analytics.duckdb" in out
+def test_sync_reports_what_it_copied(tmp_path, sqlite_template):
+    db = tmp_path / "sync.db"
+    shutil.copy(sqlite_template, db)
+    env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
+    env.pop("LEADLEDGER_ANALYTICS_DB", None)
+    exe = shutil.which("leadledger", path=str(Path(sys.executable).parent)) or "leadledger"
+
+    def run(*args: str) -> str:
+        done = subprocess.run([exe, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    lead = run("lead", "add", "--email", "s@example.com", "--name", "Sam").splitlines()[-1]
+    first = run("report", "sync")
+    assert "sync.analytics.duckdb: 1 ledger rows, 0 activities, 1 leads derived" in first
+    run("lead", "status", lead, "attempting_contact", "--log", "email_sent")
+    second = run("report", "sync")
+    assert ": 1 ledger rows, 1 activities, 1 leads derived" in second
+    assert ": 0 ledger rows, 0 activities, 0 leads derived" in run("report", "sync")

@@ -873,7 +873,9 @@ def reps(q: Query) -> dict[str, Any]:
         rows.append(entry)
     result: dict[str, Any] = {"reps": rows}
     if breaches is None:
-        result["sla_breaches"] = "not available: this database has no SLA records yet"
+        table = sla_report.clocks_table(q)
+        why = sla_report.missing_records(q, table) if table is not None else None
+        result["sla_breaches"] = f"not available: {why or 'this database has no SLA records yet'}"
     return result
 
 

@@ -9,7 +9,9 @@ with plain SQL in the main database instead of the DuckDB copy. Their timestamps
 * **open** at T: started at or before T and none of the above yet.
 
 Compliance is met / (met + breached): open clocks are not decided yet and cancelled ones never will be.
-A database without SLA records (the table is missing) gets a clear refusal, not a guess from ledger timings.
+A database without SLA records (the table is missing), or whose records were never built for part of its
+history (an import or demo data before `leadledger sla rebuild`: every lead that entered a status with an SLA
+has a clock once they are), gets a clear refusal, not a guess from ledger timings.
 """
 
 from __future__ import annotations
@@ -37,6 +39,37 @@ def clocks_table(q: Query) -> Table | None:
         return None
     with q.app.db.read() as conn:
         return table if inspect(conn).has_table(table.name) else None
+
+
+def missing_records(q: Query, table: Table) -> str | None:
+    """Why the SLA records do not cover the history (None when they do).
+
+    Every lead that entered a status with an SLA (a stint, as the reports count them) by the as-of time has
+    at least one clock once the records are built; live changes open clocks as they happen, bulk history
+    (imports, demo data) has none until `leadledger sla rebuild`.
+    """
+
+    def compute() -> str | None:
+        statuses = sorted({key for spec in getattr(q.model, "slas", ()) for key in spec.statuses})
+        if not statuses:
+            return None
+        ((entered,),) = q.rows(
+            "SELECT count(DISTINCT lead_id) FROM stints WHERE entered_at <= $t AND list_contains($keys, status)",
+            keys=statuses,
+        )
+        with q.app.db.read() as conn:
+            timed = conn.execute(
+                select(func.count(func.distinct(table.c.lead_id))).where(table.c.started_at <= q.options.as_of)
+            ).scalar_one()
+        if int(timed) >= int(entered):
+            return None
+        return (
+            f"SLA records cover {int(timed)} of the {int(entered)} leads that entered a status with an SLA: history "
+            "written in bulk (an import, demo data) has none until `leadledger sla rebuild`"
+        )
+
+    result: str | None = q.memoised(("sla-missing",), compute)
+    return result
 
 
 def outcome_counts(q: Query, table: Table) -> list[tuple[str, str | None, str | None, dict[str, int]]]:
@@ -85,7 +118,7 @@ def _summary(counts: dict[str, int]) -> dict[str, Any]:
 def breaches_by_responsible(q: Query) -> dict[str | None, int] | None:
     """Breached clocks per responsible owner (None when there are no SLA records)."""
     table = clocks_table(q)
-    if table is None:
+    if table is None or missing_records(q, table) is not None:
         return None
     out: dict[str | None, int] = defaultdict(int)
     for _, responsible, _, counts in q.memoised(("sla",), lambda: outcome_counts(q, table)):
@@ -100,6 +133,9 @@ def sla(q: Query) -> dict[str, Any]:
     table = clocks_table(q)
     if table is None:
         raise Unavailable("this database has no SLA records yet (they come with the time-based automation)")
+    missing = missing_records(q, table)
+    if missing is not None:
+        raise Unavailable(missing)
     rows = q.memoised(("sla",), lambda: outcome_counts(q, table))
     per_sla: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
     per_rep: dict[str | None, dict[str, int]] = defaultdict(lambda: dict.fromkeys(OUTCOMES, 0))
