@@ -9,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from conftest import fresh_database
 from sqlalchemy import func, select
 
 from leadledger.bootstrap import build_app
@@ -126,14 +127,37 @@ def test_demo_automation_is_the_default_models_own(demo_app):
         assert timedelta(0) < at - event_at <= timedelta(seconds=5), lead_id
 
 
-def test_demo_is_deterministic_for_a_seed_and_refuses_to_repeat_it(demo_app):
-    with demo_app.db.read() as conn:
-        count = conn.execute(select(func.count()).select_from(ledger)).scalar()
+def _recorded(app) -> dict[str, list[tuple]]:
+    """Everything a demo wrote, without the database's own row ids."""
+    with app.db.read() as conn:
+        return {
+            "leads": [tuple(r) for r in conn.execute(select(leads).order_by(leads.c.id))],
+            "ledger": [tuple(r)[1:] for r in conn.execute(select(ledger).order_by(ledger.c.lead_id, ledger.c.seq))],
+            "activities": [
+                tuple(r)[1:]
+                for r in conn.execute(select(activities).order_by(activities.c.lead_id, activities.c.at, activities.c.type))
+            ],
+            "users": [tuple(r) for r in conn.execute(select(users).order_by(users.c.name))],
+        }
+
+
+def test_demo_is_deterministic_for_a_seed_and_refuses_to_repeat_it(demo_app, request, tmp_path, clock):
+    second = tmp_path / "second"
+    second.mkdir()
+    backend = "sqlite" if demo_app.db.is_sqlite else "postgres"
+    other = build_app(db_url=fresh_database(request, backend, second), clock=clock)
+    try:
+        assert demo.generate(other, leads=600, seed=3)["leads"] == 600
+        first, again = _recorded(demo_app), _recorded(other)
+        assert len(first["ledger"]) > 600 and len(first["activities"]) > 0
+        assert first == again  # the same seed and clock: the same leads, histories and people, row for row
+    finally:
+        other.db.dispose()
     with pytest.raises(Invalid, match="seed 3"):
         demo.generate(demo_app, leads=10, seed=3)
     assert demo.generate(demo_app, leads=10, seed=4)["entries"] > 10
+    assert len(_recorded(demo_app)["leads"]) == 610  # another seed adds new leads, none the same
     assert demo.generate(demo_app, leads=10, seed=5, if_empty=True)["skipped"]
-    assert count > 0
     _ = LeadHistory
 
 

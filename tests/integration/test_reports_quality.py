@@ -234,11 +234,8 @@ def test_a_lead_created_outside_new_was_first_touched_at_creation(app, monkeypat
 
 @pytest.fixture
 def clocks(app, monkeypatch, tmp_path):
-    from leadledger.store import tables
+    from leadledger.store.tables import sla_clocks as table
 
-    table = getattr(tables, "sla_clocks", None)
-    if table is None:
-        pytest.skip("this checkout has no SLA records table yet (time-based automation)")
     world = new_world(app, monkeypatch, tmp_path)
     write(
         world,
