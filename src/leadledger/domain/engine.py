@@ -173,12 +173,12 @@ def change_status(
     target_stage = lead.stage
     forced_by_stage = False
     if request.status is not None and request.status not in statuses:
-        violations.append(Violation("status", "unknown", f"unknown status {request.status!r}"))
+        violations.append(Violation("status", "unknown", model.unknown_status(request.status)))
         return Refused(tuple(violations))
     if request.stage is not None and request.stage != lead.stage:
         stage = model.stage_by_key.get(request.stage)
         if stage is None:
-            violations.append(Violation("stage", "unknown", f"unknown stage {request.stage!r}"))
+            violations.append(Violation("stage", "unknown", model.unknown_stage(request.stage)))
             return Refused(tuple(violations))
         target_stage = stage.key
         current_rank = model.stage_rank(lead.stage)
@@ -260,7 +260,8 @@ def change_status(
                     Violation(
                         "status",
                         "transition_not_allowed",
-                        f"{_label(model, lead.status)} -> {target.label} is not an allowed transition{why}",
+                        f"{_label(model, lead.status)} -> {target.label} is not an allowed transition{why}"
+                        + _ways_on(model, lead, target_status, {**lead.fields, **request.fields}, actor, source),
                     )
                 )
         elif rule is not None and not importing and not forced_by_stage:
@@ -356,6 +357,37 @@ _NO_ENTRY = Status(
 )
 
 
+def _ways_on(
+    model: StatusModel, lead: LeadState, target: str, fields: Mapping[str, Any], actor: Actor, source: str
+) -> str:
+    """What a refused transition's message adds: where the lead may go from here, and, when the target is one
+    step further, the status it is reached through and the data that step still needs."""
+    automated = source in AUTOMATED_SOURCES
+
+    def may(from_status: str, to_status: str) -> bool:
+        rule = model.transition(from_status, to_status)
+        if rule is None:
+            return False
+        return rule.automatic if automated else source == "import" or actor.role in rule.roles
+
+    allowed = [k for k in model.allowed_targets(lead.status) if may(lead.status, k)]
+    text = f"; from {_label(model, lead.status)} it can go to {', '.join(allowed) or 'nothing'}"
+    if automated:
+        text = f"; automation may move it from {_label(model, lead.status)} to {', '.join(allowed) or 'nothing'}"
+    paths = []
+    for via in model.allowed_targets(lead.status):
+        if model.transition(via, target) is None:
+            continue
+        entry = model.statuses[via].entry
+        missing = [name for name in entry.required if fields.get(name) in (None, "")]
+        needs = f" (missing for {_label(model, via)}: {', '.join(missing)})" if missing else ""
+        who = "" if may(lead.status, via) else " - a person's decision, not automation's" if automated else ""
+        paths.append(f"{via}{needs}{who}")
+    if paths:
+        text += f"; {_label(model, target)} is reached through {' or '.join(paths)}"
+    return text
+
+
 def _label(model: StatusModel, key: str) -> str:
     status = model.statuses.get(key)
     return status.label if status else key
@@ -402,9 +434,9 @@ def new_lead(
     stage_key = stage or model.initial_stage
     target = model.statuses.get(status_key)
     if target is None:
-        return Refused((Violation("status", "unknown", f"unknown status {status_key!r}"),))
+        return Refused((Violation("status", "unknown", model.unknown_status(status_key)),))
     if stage_key not in model.stage_by_key:
-        return Refused((Violation("stage", "unknown", f"unknown stage {stage_key!r}"),))
+        return Refused((Violation("stage", "unknown", model.unknown_stage(stage_key)),))
     if at > now + FUTURE_TOLERANCE:
         violations.append(Violation("at", "in_future", "a lead cannot be created in the future"))
     off_model = False

@@ -6,7 +6,9 @@ Lookups are precomputed so a check costs a few dictionary hits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -209,6 +211,22 @@ class StatusModel:
                 targets.append(key)
         return targets
 
+    def resolve_status(self, text: str) -> str | None:
+        """The status key `text` names: a key, or a label in any case ("Attempting Contact", "connected /
+        engaged", or one side of a "New / Uncontacted" label); None when it names none."""
+        return _resolve(text, self.statuses, ((s.key, s.label) for s in self.statuses.values()))
+
+    def resolve_stage(self, text: str) -> str | None:
+        """The stage key `text` names (a key or a label, in any case); None when it names none."""
+        return _resolve(text, self.stage_by_key, ((s.key, s.label) for s in self.stages))
+
+    def unknown_status(self, text: str) -> str:
+        """The message for a status that names none: the closest keys, then every key."""
+        return _unknown("status", text, list(self.statuses), [s.label for s in self.statuses.values()])
+
+    def unknown_stage(self, text: str) -> str:
+        return _unknown("stage", text, [s.key for s in self.stages], [s.label for s in self.stages])
+
     def ended(self, key: str) -> bool:
         """A status the lead's journey ends in (Converted, Disqualified, Invalid...): nothing more to work."""
         status = self.statuses.get(key)
@@ -221,3 +239,30 @@ class StatusModel:
 
     def calendar(self, name: str | None) -> BusinessCalendar:
         return self.calendars.get(name or self.default_calendar) or self.calendars[self.default_calendar]
+
+
+def _normal(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.strip().lower()).strip("_")
+
+
+def _resolve(text: str, keys: Mapping[str, object], labelled: Iterable[tuple[str, str]]) -> str | None:
+    if text in keys:
+        return text
+    wanted = _normal(text)
+    names: dict[str, set[str]] = {}
+    for key, label in labelled:
+        for name in (key, label, *label.split("/")):
+            names.setdefault(_normal(name), set()).add(key)
+    found = names.get(wanted, set())
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def _unknown(kind: str, text: str, keys: list[str], labels: list[str]) -> str:
+    wanted = _normal(text)
+    close = [k for k in keys if wanted and k.startswith(wanted)]
+    close += difflib.get_close_matches(wanted, keys, n=3, cutoff=0.6)
+    by_label = {_normal(label): key for key, label in zip(keys, labels, strict=True)}
+    close += [by_label[m] for m in difflib.get_close_matches(wanted, list(by_label), n=3, cutoff=0.75)]
+    suggested = list(dict.fromkeys(close))[:3]
+    hint = f"did you mean {' or '.join(suggested)}? " if suggested else ""
+    return f"unknown {kind} {text!r}: {hint}{kind} keys are {', '.join(keys)}"

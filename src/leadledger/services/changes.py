@@ -91,6 +91,7 @@ def apply(
     who = actor or uow.who
     if who.role == "integration" and spec.source == "manual":
         spec = replace(spec, source="integration")  # judged as automation is: `automatic` transitions only
+    spec = _keys_for_labels(uow, spec)
     if spec.idempotency_key and spec.idempotency_key in uow.keys:
         lead_id, seq = uow.keys[spec.idempotency_key]
         return Applied(lead_id, seq, None, duplicate=True)
@@ -269,3 +270,13 @@ def _needs_history(uow: UnitOfWork, spec: ChangeSpec, state: LeadState) -> bool:
         if move is not None:
             targets.add(move.sets_status)
     return any((s := model.statuses.get(key)) is not None and s.entry.activity is not None for key in targets if key)
+
+
+def _keys_for_labels(uow: UnitOfWork, spec: ChangeSpec) -> ChangeSpec:
+    """A status or stage named by its label ("Attempting Contact") is that key, wherever a key is taken."""
+    status, stage = spec.status, spec.stage
+    if status is not None and status not in uow.model.statuses:
+        status = uow.model.resolve_status(status) or status
+    if stage is not None and stage not in uow.model.stage_by_key:
+        stage = uow.model.resolve_stage(stage) or stage
+    return spec if (status, stage) == (spec.status, spec.stage) else replace(spec, status=status, stage=stage)
