@@ -192,6 +192,34 @@ def test_a_rule_the_model_refuses_is_reported_and_the_event_is_still_logged(org)
     assert {v["field"] for v in refusal["violations"]} == {"deal_value", "expected_close_date"}
 
 
+def test_opportunity_created_on_a_working_lead_says_what_is_missing(org):
+    # decided with the model: Working -> Qualified is a person's decision (not automatic), so the event does
+    # not qualify the lead itself; the refusal names the status between and the data it still needs
+    lead_id = new_lead(org)
+    feed(org, [event("call_logged", lead_id, 1, outcome="connected"), event("meeting_held", lead_id, 2)])
+    assert status_of(org, lead_id) == "working"
+    data = {"opportunity_id": "OPP-9", "amount": 25000, "close_date": "2027-01-31"}
+    summary = feed(org, [event("opportunity_created", lead_id, 600, **data)])
+    (refusal,) = summary.refused
+    (violation,) = refusal["violations"]
+    assert violation["code"] == "transition_not_allowed"
+    assert "Converted is reached through qualified (missing for Qualified: budget, authority, need, timeline)" in (
+        violation["message"]
+    )
+    assert "a person's decision, not automation's" in violation["message"]
+    assert status_of(org, lead_id) == "working"
+
+
+def test_a_webhook_to_an_endpoint_nobody_registered_is_counted_as_skipped(org):
+    lead_id = _qualified(org)
+    with org.db.write() as conn:
+        conn.exec_driver_sql("DELETE FROM endpoints WHERE name = 'marketing'")
+    data = {"opportunity_id": "OPP-7", "amount": 25000, "close_date": "2027-01-31"}
+    summary = feed(org, [event("opportunity_created", lead_id, 600, **data)]).as_dict()
+    assert status_of(org, lead_id) == "converted" and queued(org, "nurture.stop") == []
+    assert (summary["webhooks"], summary["webhooks_skipped"]) == (0, 1)  # Converted's stop_nurture: not dropped silently
+
+
 def test_disqualified_leaves_sequences_and_enters_nurture_only_when_appropriate(org):
     timing, competitor = new_lead(org), new_lead(org)
     for lead_id, reason in ((timing, "bad_timing"), (competitor, "competitor")):

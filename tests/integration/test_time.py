@@ -187,7 +187,8 @@ def test_stale_working_leads_go_to_review_then_to_disqualified(org):
     assert (lead["status"], lead["reason"]) == ("stale_review", "no_response")
     assert any(n["rule"] == "stale_alert" for n in inbox.list_notifications(org, recipient="maria"))
     go(org, MONDAY_10 + timedelta(days=46))
-    sweep(org)
+    # Disqualified's on-enter webhook names an endpoint nobody registered here: counted, not dropped silently
+    assert sweep(org).webhooks_skipped == 1
     with org.db.read() as conn:
         last = conn.execute(select(ledger).where(ledger.c.lead_id == lead_id).order_by(ledger.c.seq.desc())).first()
     assert (last.to_status, last.reason, last.source, last.rule) == ("disqualified", "no_response", "time_rule",

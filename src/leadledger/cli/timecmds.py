@@ -61,7 +61,8 @@ def sweep_command(
         emit(refusals, ["lead", "rule", "why"], fmt, title="refused by the model (tried again on the next sweep)")
     console.print(
         f"fired {summary['fired']}, SLA breaches {summary['sla_breaches']}, moved {summary['moved']}, "
-        f"waiting for approval {summary['pending_approvals']}, refused {len(summary['refused'])}",
+        f"waiting for approval {summary['pending_approvals']}, refused {len(summary['refused'])}"
+        + (f", webhooks skipped (no such endpoint) {summary['webhooks_skipped']}" if summary["webhooks_skipped"] else ""),
         markup=False,
     )
 

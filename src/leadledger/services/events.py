@@ -59,6 +59,7 @@ class EventSummary:
             "tasks": self.counts["tasks"],
             "notifications": self.counts["notifications"],
             "webhooks": self.counts["webhooks"],
+            "webhooks_skipped": self.counts["webhooks_skipped"],  # no active endpoint of that name: not sent
             "emails": self.counts["emails"],
             "routed": self.counts["routed"],
             "errors": self.errors,

@@ -55,6 +55,7 @@ class SweepSummary:
     moved: int = 0
     refused: list[dict[str, Any]] = field(default_factory=list)
     pending_approvals: int = 0
+    webhooks_skipped: int = 0  # moves whose on-enter webhook names no active endpoint
 
     @property
     def fired(self) -> int:
@@ -71,6 +72,7 @@ class SweepSummary:
             "moved": self.moved,
             "pending_approvals": self.pending_approvals,
             "refused": self.refused,
+            "webhooks_skipped": self.webhooks_skipped,
         }
 
 
@@ -310,7 +312,7 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
     for start in range(0, len(lead_ids), MOVE_CHUNK):
         chunk = lead_ids[start : start + MOVE_CHUNK]
 
-        def work(uow: UnitOfWork, chunk: list[str] = chunk) -> tuple[int, int, list[dict[str, Any]], int]:
+        def work(uow: UnitOfWork, chunk: list[str] = chunk) -> tuple[int, int, list[dict[str, Any]], int, int]:
             uow.load(chunk)
             moved = fired = pending = 0
             refused: list[dict[str, Any]] = []
@@ -350,9 +352,10 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
                 else:
                     moved += 1
             uow.writes.firings.extend(firings)
-            return fired, moved, refused, pending
+            return fired, moved, refused, pending, uow.counts["webhooks_skipped"]
 
-        fired, moved, refused, pending = in_unit_of_work(app, SYSTEM.name, work)
+        fired, moved, refused, pending, skipped = in_unit_of_work(app, SYSTEM.name, work)
+        summary.webhooks_skipped += skipped
         if refused:
             _tell_ops_of_refusals(app, rule, refused)
         summary.rules[rule.name] += fired
