@@ -15,7 +15,7 @@ import pytest
 from conftest import skip_or_fail
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-LEAD_ID = re.compile(r"\bL[A-Z2-7]{16}\b")
+LEAD_ID = re.compile(r"\bL[0-9A-V]{16}\b")
 
 
 def _between(text: str, name: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -222,3 +222,12 @@ def test_a_status_entered_and_left_within_one_instant_never_held_even_across_tra
     assert (lead.status, lead.status_since, lead.status_entry_seq, lead.prev_status) == (
         "attempting_contact", entered, before.status_entry_seq, before.prev_status)  # fmt: skip
     assert lead.version == before.version + 2 and lead.updated_at == clock.now()
+
+
+def test_lead_ids_sort_by_creation_time():
+    from leadledger.services.leads import new_lead_id
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    moments = [start + timedelta(milliseconds=37 * k + k * k) for k in range(3000)]
+    ids = [new_lead_id(moment) for moment in moments]
+    assert sorted(ids) == ids  # the standard base32 alphabet put "...Z..." after "...2..."

@@ -17,7 +17,7 @@ from leadledger.domain.changes import Violation
 from leadledger.services import automation, changes
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, Outcome, PendingApproval
-from leadledger.services.errors import ChangeRefused, Forbidden, NotFound, ServiceError
+from leadledger.services.errors import ChangeRefused, Forbidden, Invalid, NotFound, ServiceError
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 from leadledger.store import repository as repo
 
@@ -52,9 +52,13 @@ class ApprovalPending(ServiceError):
 
 
 def new_lead_id(now: datetime) -> str:
-    """`L` + 16 base32 characters: creation time in milliseconds then randomness, so ids sort by age."""
+    """`L` + 16 characters: creation time in milliseconds then randomness, so ids sort by age.
+
+    The "extended hex" base32 alphabet (0-9, A-V) keeps byte order in text order; the standard one (A-Z, 2-7)
+    sorts 2-7 before A-Z, so pages by id were not in creation order.
+    """
     raw = int(now.timestamp() * 1000).to_bytes(6, "big") + secrets.token_bytes(4)
-    return "L" + base64.b32encode(raw).decode().rstrip("=")
+    return "L" + base64.b32hexencode(raw).decode().rstrip("=")
 
 
 # --- create -------------------------------------------------------------------------------------
@@ -172,7 +176,7 @@ def lead_view(row: Any) -> dict[str, Any]:
 def list_leads(
     app: App,
     *,
-    status: str | None = None,
+    status: str | Sequence[str] | None = None,
     stage: str | None = None,
     owner: str | None = None,
     source: str | None = None,
@@ -182,14 +186,30 @@ def list_leads(
 ) -> list[dict[str, Any]]:
     """Leads matching every filter given, ordered by id (ids sort by creation), `after` an id for the next page.
 
-    A status filter includes that status's sub-statuses (`new` lists Assigned leads too).
+    Several statuses mean any of them; each includes its sub-statuses (`new` lists Assigned leads too). A
+    status or stage may be named by its label; an unknown status, stage or owner is an error (`Invalid`) that
+    lists the valid ones, never an empty page.
     """
     with app.db.read() as conn:
         model = app.loaded_model(conn).model
+        wanted = [status] if isinstance(status, str) else list(status or ())
+        keys: list[str] = []
+        for given in wanted:
+            key = model.resolve_status(given)
+            if key is None:
+                raise Invalid(f"status: {model.unknown_status(given)}")
+            keys.extend([key, *model.children.get(key, ())])
+        stage_key = model.resolve_stage(stage) if stage else None
+        if stage and stage_key is None:
+            raise Invalid(f"stage: {model.unknown_stage(stage)}")
+        if owner and repo.user_row(conn, owner) is None:
+            names = sorted(r.name for r in repo.user_rows(conn) if r.name != "system")
+            shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
+            raise Invalid(f"owner: unknown user {owner!r}: users are {shown}")
         rows = repo.find_leads(
             conn,
-            statuses=[status, *model.children.get(status, ())] if status else None,
-            stage=stage,
+            statuses=sorted(set(keys)) or None,
+            stage=stage_key,
             owner=owner,
             source=source,
             status_since_before=(
