@@ -147,6 +147,7 @@ def hook_add(
 
 @hook_app.command("list")
 def hook_list(fmt: FormatOpt = Format.table) -> None:
+    """Inbound webhooks: their names, the integration user each acts as, and whether they are enabled."""
     emit(auth.list_hooks(_app()), ["name", "user", "active", "created_at", "created_by"], fmt)
 
 
@@ -159,6 +160,7 @@ def hook_disable(name: str) -> None:
 
 @hook_app.command("enable")
 def hook_enable(name: str) -> None:
+    """Accept posts to an inbound webhook again."""
     auth.set_hook_active(_app(), name=name, active=True)
     console.print(f"webhook {name} enabled", markup=False)
 

@@ -47,7 +47,8 @@ def event_apply(
 ) -> None:
     """Apply events, one JSON object per line: {"id", "type", "lead", "at", "data"}. Replays change nothing.
 
-    A bad line is reported with its number; the good lines are applied. Exit 0 when the file was read.
+    A bad line is reported with its number; the good lines are applied. Exit 0 when the file was read,
+    1 when it could not be or when every line was rejected.
     """
     from leadledger.services.events import apply_events
 
@@ -59,13 +60,17 @@ def event_apply(
         if stream is not sys.stdin:
             stream.close()
     result = summary.as_dict()
+    nothing_taken = result["rejected"] > 0 and result["applied"] == 0 and result["duplicates"] == 0
     if fmt is Format.json:
         print_json(result)
+        if nothing_taken:
+            raise SystemExit(1)
         return
+    skipped = f" ({result['webhooks_skipped']} skipped: no such endpoint)" if result["webhooks_skipped"] else ""
     console.print(
         f"applied {result['applied']}, duplicates {result['duplicates']}, rejected {result['rejected']}; "
         f"{result['status_changes']} automated changes, {result['leads_created']} leads created, "
-        f"{result['tasks']} tasks, {result['notifications']} notifications, {result['webhooks']} webhooks, "
+        f"{result['tasks']} tasks, {result['notifications']} notifications, {result['webhooks']} webhooks{skipped}, "
         f"{result['emails']} e-mails queued",
         markup=False,
     )
@@ -77,11 +82,15 @@ def event_apply(
             f"line {refused['line']}: rule {refused['rule']} refused for {refused['lead']}: {listed}",
             markup=False,
             highlight=False,
+            soft_wrap=True,
         )
     for pending in result["approvals"]:
         console.print(
             f"line {pending['line']}: {pending['lead']} waits for approval #{pending['approval']}", markup=False
         )
+    if nothing_taken:
+        err_console.print("error: every line was rejected; nothing was applied", markup=False, highlight=False)
+        raise SystemExit(1)
 
 
 @approval_app.command("list")
@@ -245,6 +254,7 @@ def endpoint_add(
 
 @endpoint_app.command("list")
 def endpoint_list(fmt: FormatOpt = Format.table) -> None:
+    """Webhook endpoints rules can deliver to (`webhook: {endpoint: NAME}` in the model)."""
     from leadledger.services.outbox import list_endpoints
 
     emit(list_endpoints(_app()), ["name", "url", "active"], fmt)

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from sqlalchemy.exc import OperationalError
+from typer.core import TyperGroup
 
 from leadledger.bootstrap import build_app
 from leadledger.cli.api import register as register_api
@@ -18,7 +20,7 @@ from leadledger.cli.automation import register as register_automation
 from leadledger.cli.council import council_app
 from leadledger.cli.imports import import_app
 from leadledger.cli.model_changes import register as register_model_changes
-from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of
+from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of, show
 from leadledger.cli.reports import report_app
 from leadledger.cli.review import review_app
 from leadledger.cli.timecmds import register as register_time
@@ -28,11 +30,31 @@ from leadledger.model.loader import ModelError
 from leadledger.services import leads as lead_service
 from leadledger.services import models as model_service
 from leadledger.services import people
-from leadledger.services.app import App
+from leadledger.services.app import App, NotInitialised
 from leadledger.services.errors import ChangeRefused, ServiceError
 from leadledger.services.leads import ActivityIn, ChangeSpec
+from leadledger.store.db import is_initialised
+
+
+class _Commands(TyperGroup):
+    """The root command group: every error a command can expect becomes one sentence on stderr and exit 1.
+
+    Here rather than around `app()` so that Typer's in-process test runner sees exactly what a user sees.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ServiceError, ModelError) as exc:
+            fail(str(exc))
+        except FileNotFoundError as exc:
+            fail(f"no such file: {exc.filename}")
+        except OperationalError as exc:
+            fail(f"database error: {exc.orig}")
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="LeadLedger: lead status management with a status model as code and an append-only ledger.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -59,15 +81,34 @@ register_model_changes(model_app)  # model diff
 
 
 class State:
+    """The App of this invocation, built on first use (commands that need no database never open one)."""
+
     db: str | None = None
     _app: App | None = None
+    _checked = False
 
     @classmethod
-    def app(cls) -> App:
+    def reset(cls, db: str | None) -> None:
+        if cls._app is not None:
+            cls._app.db.dispose()
+        cls.db, cls._app, cls._checked = db, None, False
+
+    @classmethod
+    def app(cls, *, initialised: bool = True) -> App:
+        """The App; unless `initialised=False` (init), a database that `init` never set up is an error."""
         if cls._app is None:
             settings = Settings()
             cls._app = build_app(settings, db_url=cls.db)
+        if initialised and not cls._checked:
+            if not is_initialised(cls._app.db):
+                raise NotInitialised(f"no LeadLedger database at {cls._app.db.describe()}: run `leadledger init`")
+            cls._checked = True
         return cls._app
+
+    @classmethod
+    def has_database(cls) -> bool:
+        """Whether an initialised database is there (without creating anything)."""
+        return is_initialised(cls.app(initialised=False).db)
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
@@ -78,13 +119,24 @@ AtOpt = Annotated[Optional[str], typer.Option("--at", help="when it happened, IS
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="FIELD=VALUE, repeatable")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        console.print(f"leadledger {version('leadledger')}", markup=False, highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     db: Annotated[
         Optional[str], typer.Option("--db", help="database URL (default: $LEADLEDGER_DB or sqlite:///leadledger.db)")
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
 ) -> None:
-    State.db = db
+    State.reset(db)
 
 
 def _actor(actor: str | None) -> str:
@@ -131,7 +183,7 @@ def _show_refusal(exc: ChangeRefused, fmt: Format) -> None:
         raise SystemExit(1)
     err_console.print(f"[bold red]refused:[/] nothing was written for lead {exc.lead_id}", highlight=False)
     for violation in exc.violations:
-        err_console.print(f"  - {violation.field}: {violation.message}", markup=False, highlight=False)
+        err_console.print(f"  - {violation.field}: {violation.message}", markup=False, highlight=False, soft_wrap=True)
     raise SystemExit(1)
 
 
@@ -147,7 +199,7 @@ def init(
     """Create or upgrade the database and store the status model."""
     text = model.read_text(encoding="utf-8") if model else None
     result = model_service.initialise(
-        State.app(), model_text=text, model_file=str(model) if model else "default_model.yaml"
+        State.app(initialised=False), model_text=text, model_file=str(model) if model else "default_model.yaml"
     )
     console.print(f"database ready: {result['database']}", markup=False)
     if result["model"]:
@@ -158,10 +210,13 @@ def init(
 
 
 def _load_model_arg(file: Path | None) -> Any:
-    from leadledger.model.loader import load_file
+    """FILE when given; else the database's active model, or the built-in one when there is no database yet."""
+    from leadledger.model.loader import default_model_text, load_file, load_text
 
     if file is not None:
         return load_file(file)
+    if not State.has_database():
+        return load_text(default_model_text(), "default_model.yaml (built in: no database yet)")
     return State.app().loaded_model()
 
 
@@ -310,6 +365,7 @@ def user_add(
 
 @user_app.command("list")
 def user_list(fmt: FormatOpt = Format.table) -> None:
+    """Everyone who can work leads or act on them: role, team, e-mail, enabled or not."""
     emit(people.list_users(State.app()), ["name", "role", "team", "email", "active"], fmt)
 
 
@@ -322,6 +378,7 @@ def user_disable(name: str) -> None:
 
 @user_app.command("enable")
 def user_enable(name: str) -> None:
+    """Enable a disabled user again."""
     people.set_user_active(State.app(), name=name, active=True)
     console.print(f"user {name} enabled", markup=False)
 
@@ -339,6 +396,7 @@ def team_add(
 
 @team_app.command("list")
 def team_list(fmt: FormatOpt = Format.table) -> None:
+    """Teams, the business calendar each works on, and their managers."""
     emit(people.list_teams(State.app()), ["name", "calendar", "manager"], fmt)
 
 
@@ -388,21 +446,23 @@ def lead_add(
     except ChangeRefused as exc:
         _show_refusal(exc, fmt)
         return
+    now = lead_service.get_lead(State.app(), result.lead_id)  # where automation (routing...) left it
     if fmt is Format.json:
         print_json(
-            {
-                "id": result.lead_id,
-                "status": result.change.to_status if result.change else None,
-                "duplicate": result.duplicate,
-            }
-        )
+            {"id": result.lead_id, "status": now["status"], "stage": now["stage"], "owner": now["owner"],
+             "created_as": result.change.to_status if result.change else None, "duplicate": result.duplicate}
+        )  # fmt: skip
         return
     if result.change:
         for warning in result.warnings:
             err_console.print(f"note: {warning.message}", markup=False, highlight=False)
-        console.print(f"created lead as {result.change.to_status} in stage {result.change.to_stage}", markup=False)
+        moved = f" -> {now['status']}" if now["status"] != result.change.to_status else ""
+        owner = f", owner {now['owner']}" if now["owner"] else ", no owner yet"
+        console.print(
+            f"created lead as {result.change.to_status}{moved} in stage {now['stage']}{owner}", markup=False
+        )
     else:
-        console.print("already created with this key", markup=False)
+        console.print(f"already created with this key (now {now['status']})", markup=False)
     sys.stdout.write(result.lead_id + "\n")
 
 
@@ -570,16 +630,23 @@ def lead_log(
 
 @lead_app.command("list")
 def lead_list(
-    status: Annotated[Optional[str], typer.Option("--status")] = None,
-    stage: Annotated[Optional[str], typer.Option("--stage")] = None,
-    owner: Annotated[Optional[str], typer.Option("--owner")] = None,
+    status: Annotated[
+        Optional[list[str]], typer.Option("--status", help="a status key or label; repeat it for any of several")
+    ] = None,
+    stage: Annotated[Optional[str], typer.Option("--stage", help="a stage key or label")] = None,
+    owner: Annotated[Optional[str], typer.Option("--owner", help="a user name")] = None,
     source: Annotated[Optional[str], typer.Option("--source")] = None,
     older_than: Annotated[Optional[str], typer.Option("--in-status-longer-than", help="e.g. 24h, 7d")] = None,
-    after: Annotated[Optional[str], typer.Option("--after", help="the last id of the previous page")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 50,
+    after: Annotated[
+        Optional[str], typer.Option("--after", help="the cursor printed with the previous page (its last id)")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="leads per page")] = 50,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """List leads by status, stage, owner, source or age in status (a page at a time, by id)."""
+    """List leads by status, stage, owner, source or age in status, a page at a time (oldest first).
+
+    JSON is {"leads": [...], "next_cursor": ID or null}; pass the cursor to --after for the next page.
+    """
     try:
         age = parse_duration(older_than) if older_than else None
     except ValueError as exc:
@@ -592,9 +659,18 @@ def lead_list(
         source=source,
         in_status_longer_than=age,
         after=after,
-        limit=limit,
+        limit=limit + 1,  # one more than asked says whether there is a next page
     )
-    emit(rows_of(rows, LEAD_COLUMNS), LEAD_COLUMNS, fmt, json_value=rows if fmt is Format.json else None)
+    page, cursor = rows[:limit], (rows[limit - 1]["id"] if len(rows) > limit else None)
+    if fmt is Format.json:
+        print_json({"leads": page, "next_cursor": cursor})
+        return
+    emit(rows_of(page, LEAD_COLUMNS), LEAD_COLUMNS, fmt)
+    if cursor is not None:
+        err_console.print(
+            f"{len(page)} leads shown; more match: add --after {cursor} for the next page (or a larger --limit)",
+            markup=False, highlight=False, soft_wrap=True,
+        )  # fmt: skip
 
 
 @lead_app.command("show")
@@ -690,7 +766,7 @@ def pipeline(fmt: FormatOpt = Format.table) -> None:
         table.add_row(
             row["label"], *[str(row[s] or "") for s in counts["stages"]], str(row["total"]), f"[cyan]{bar}[/]"
         )
-    console.print(table)
+    show(table)
 
 
 @app.command()
@@ -719,20 +795,10 @@ def demo(
 
 
 def main() -> None:
-    """Entry point: run the app and turn every known error into one clear sentence (never a traceback)."""
+    """Entry point: run the app; known errors are one sentence (see `_Commands`), others never a traceback."""
     try:
         app()
-    except ChangeRefused as exc:
-        fail(str(exc))
-    except (ServiceError, ModelError) as exc:
-        fail(str(exc))
-    except FileNotFoundError as exc:
-        fail(f"no such file: {exc.filename}")
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except Exception as exc:
-        from sqlalchemy.exc import OperationalError
-
-        if isinstance(exc, OperationalError):
-            fail(f"database error: {exc.orig}")
         fail(f"unexpected {exc.__class__.__name__}: {exc}", 2)

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -68,11 +69,42 @@ def emit(
     else:
         table = Table(title=title, header_style="bold")
         for column in columns:
-            table.add_column(column.replace("_", " "))
+            add_column(table, column.replace("_", " "), key=is_key_column(column))
         for row in rows:
-            # markup=False is implied by passing plain strings through Text-safe escaping
-            table.add_row(*[_escape(_cell(row.get(c))) for c in columns])
+            table.add_row(*[_escape(_cell(row.get(c))) for c in columns])  # names and notes never act as markup
+        show(table)
+
+
+# Ids and keys are what people copy into the next command: a table never cuts them short.
+_KEY_COLUMNS = frozenset({"id", "#", "lead", "lead_id", "status", "stage", "from", "to", "key", "rule", "sla",
+                          "owner", "assignee", "responsible", "subject", "delivery_id"})  # fmt: skip
+
+
+def is_key_column(name: str) -> bool:
+    return name in _KEY_COLUMNS or name.endswith(("_id", "_status", "_stage"))
+
+
+def add_column(table: Table, header: str, *, key: bool = False, justify: str = "left") -> None:
+    """A key column keeps its whole values on one line (see `show`); the others wrap, never cut short."""
+    if key:
+        table.add_column(header, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    else:
+        table.add_column(header, justify=justify, overflow="fold")  # type: ignore[arg-type]
+
+
+def show(table: Table) -> None:
+    """On a terminal, fit its width with key columns whole (the others wrap); into a pipe or a file, the
+    table's natural width, so nothing is cut for a script or a pager either."""
+    for column in table.columns:
+        if column.no_wrap:
+            widths = [Text.from_markup(c).cell_len if isinstance(c, str) else 0 for c in column.cells]
+            column.min_width = min(max([len(str(column.header)), *widths]), 60)
+    if console.is_terminal:
         console.print(table)
+    else:
+        wide = Console(file=sys.stdout, width=100_000, highlight=False)
+        natural = wide.measure(table).maximum
+        Console(file=sys.stdout, width=max(natural, 20), highlight=False).print(table)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -111,7 +143,7 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {_escape(message)}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {_escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
 
 

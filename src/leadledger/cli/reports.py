@@ -20,7 +20,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from leadledger import analytics
-from leadledger.cli.output import Format, console, err_console, fail, print_json, progress, to_jsonable
+from leadledger.cli.output import (
+    Format,
+    add_column,
+    console,
+    err_console,
+    fail,
+    is_key_column,
+    print_json,
+    progress,
+    show,
+    to_jsonable,
+)
 
 NAMES = (*analytics.REPORT_NAMES, "all", "sync")
 
@@ -184,7 +195,7 @@ def _heading(data: dict[str, Any]) -> str:
 def _table(title: str | None, columns: Sequence[tuple[str, str]]) -> Table:
     table = Table(title=title, header_style="bold", title_justify="left")
     for header, justify in columns:
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+        add_column(table, header, key=is_key_column(header), justify=justify)
     return table
 
 
@@ -208,7 +219,7 @@ def _distribution_table(data: dict[str, Any]) -> None:
                 escape(status), str(n), pct(n / part["total"] if part["total"] else None), f"[cyan]{bar(n, biggest)}[/]"
             )
         table.add_row("[bold]total[/]", f"[bold]{part['total']}[/]", "", "")
-        console.print(table)
+        show(table)
 
 
 def _funnel_table(data: dict[str, Any]) -> None:
@@ -234,7 +245,7 @@ def _funnel_table(data: dict[str, Any]) -> None:
                 f"[{colour}]{bar(step['rate'], 1.0)}[/]",
                 escape(step.get("seed_range") or ""),
             )
-        console.print(table)
+        show(table)
 
 
 def _durations_table(data: dict[str, Any]) -> None:
@@ -251,7 +262,7 @@ def _durations_table(data: dict[str, Any]) -> None:
                 hrs(s["p90_hours"]), hrs(s["business_median_hours"]), f"[cyan]{bar(s['median_hours'], biggest)}[/]",
                 escape(s.get("seed_range") or ""),
             )  # fmt: skip
-        console.print(table)
+        show(table)
 
 
 def _bottlenecks_table(data: dict[str, Any]) -> None:
@@ -268,7 +279,7 @@ def _bottlenecks_table(data: dict[str, Any]) -> None:
             str(sum(w["inflow"] for w in s["weeks"])), str(sum(w["outflow"] for w in s["weeks"])),
             hrs(s["stock_age_median_hours"]), hrs(s["median_hours"]), escape(s["seed_range"] or ""),
         )  # fmt: skip
-    console.print(table)
+    show(table)
     for flagged in data["bottlenecks"]:
         console.print(f"[bold red]bottleneck[/] {escape(flagged['status'])}: {escape('; '.join(flagged['why']))}")
 
@@ -291,7 +302,7 @@ def _reps_table(data: dict[str, Any]) -> None:
             hrs(r["median_hours_in_working"]), str(r["stale_leads"]), str(r["overrides"]),
             _accuracy_cell(r.get("status_accuracy")),
         )  # fmt: skip
-    console.print(table)
+    show(table)
     if isinstance(data.get("sla_breaches"), str):
         err_console.print(f"note: SLA breaches are {data['sla_breaches']}", markup=False, highlight=False)
 
@@ -316,7 +327,7 @@ def _accuracy_table(summary: dict[str, Any]) -> None:
             f"{r['sampled_ok']}/{r['sampled_reviewed']}", interval, f"{r['wrong_usage']}/{r['reviewed']}",
             escape(", ".join(r["wrong_statuses"])),
         )  # fmt: skip
-    console.print(table)
+    show(table)
 
 
 def _governance_table(data: dict[str, Any]) -> None:
@@ -330,7 +341,7 @@ def _governance_table(data: dict[str, Any]) -> None:
                 escape(m["label"]), pct(m["value"]), f"[cyan]{bar(m['value'], 1.0, 16)}[/]",
                 f"{m['numerator']}/{m['denominator']}", escape(m["what_it_shows"]),
             )  # fmt: skip
-        console.print(table)
+        show(table)
     off = data["off_model"]
     console.print(
         f"off-model entries (imported history the model forbids): {off['entries']} of {off['status_changes']} status changes",
@@ -352,14 +363,14 @@ def _governance_table(data: dict[str, Any]) -> None:
             f"[cyan]{bar(u['entries'], biggest)}[/]",
             f"[yellow]{note}[/]",
         )
-    console.print(table)
+    show(table)
     table = _table("status usage per rep", [("rep", "left"), ("used", "right"), ("", "left"), ("never used", "left")])
     for r in data["rep_status_usage"]:
         table.add_row(
             escape(r["rep"]), f"{r['statuses_used']}/{r['statuses_available']}", f"[cyan]{bar(r['share_used'], 1.0, 12)}[/]",
             escape(", ".join(r["never_used"])),
         )  # fmt: skip
-    console.print(table)
+    show(table)
     if data.get("status_accuracy", {}).get("reviewed"):
         _accuracy_table(data["status_accuracy"])
     for flag in data.get("inconsistent_usage", {}).get("flags", []):
@@ -385,7 +396,7 @@ def _sources_table(data: dict[str, Any]) -> None:
             str(g["qualified"]), str(g["rejected"]), str(g["recycled"]), str(g["disqualified"]), str(g["invalid"]),
             str(g["duplicate"]), pct(g["qualification_rate"]), f"[cyan]{bar(g['qualification_rate'], best, 16)}[/]",
         )  # fmt: skip
-    console.print(table)
+    show(table)
 
 
 def _health_table(data: dict[str, Any]) -> None:
@@ -397,7 +408,7 @@ def _health_table(data: dict[str, Any]) -> None:
         unit = c.get("unit")
         value = hrs(c["value"]) if unit == "hours" else (str(c["value"]) if unit == "leads" else pct(c["value"]))
         table.add_row(mark, escape(c["label"]), value, escape(c["range"]), escape(c["explanation"]))
-    console.print(table)
+    show(table)
     console.print(f"{data['findings']} finding(s)", markup=False)
 
 
@@ -420,7 +431,7 @@ def _overrides_table(data: dict[str, Any]) -> None:
             escape(r["rule"]), str(r["automated_changes"]), str(r["overrides"]), pct(r["override_rate"]),
             f"[yellow]{bar(r['override_rate'], worst, 16)}[/]", escape(people),
         )  # fmt: skip
-    console.print(table)
+    show(table)
 
 
 def _sla_table(data: dict[str, Any]) -> None:
@@ -434,7 +445,7 @@ def _sla_table(data: dict[str, Any]) -> None:
                 escape(str(row[key] or "(none)")), str(row["met"]), str(row["breached"]), str(row["open"]),
                 str(row["cancelled"]), pct(row["compliance"]), f"[{colour}]{bar(row['compliance'], 1.0, 16)}[/]",
             )  # fmt: skip
-        console.print(table)
+        show(table)
 
 
 TABLES: dict[str, Callable[[dict[str, Any]], None]] = {

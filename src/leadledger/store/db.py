@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
@@ -28,8 +28,7 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             database = parsed.database or ""
-            if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = Path(database).expanduser() if database and database != ":memory:" else None
             options: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
             if database in ("", ":memory:"):
                 options["poolclass"] = StaticPool  # one shared connection, or each would see an empty database
@@ -41,6 +40,13 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    def describe(self) -> str:
+        """The URL without its password (and the absolute file for SQLite), for messages."""
+        shown = make_url(self.url).render_as_string(hide_password=True)
+        if self.is_sqlite and self.path is not None:
+            return f"{shown} ({self.path.resolve()})"
+        return shown
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -81,11 +87,23 @@ def _tune_sqlite(engine: Engine) -> None:
         driver.execute("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
 
 
+def is_initialised(db: Database) -> bool:
+    """Whether `leadledger init` set this database up. Never creates anything: a missing SQLite file is not
+    opened (opening would create it)."""
+    if db.is_sqlite and db.path is not None and not db.path.exists():
+        return False
+    with db.engine.connect() as conn:
+        return inspect(conn).has_table("model_versions")
+
+
 def migrate(db: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision` with the migrations shipped in the package."""
+    """Bring the schema to `revision` with the migrations shipped in the package (creating a SQLite file's
+    directory when needed)."""
     from alembic import command
     from alembic.config import Config
 
+    if db.is_sqlite and db.path is not None:
+        db.path.parent.mkdir(parents=True, exist_ok=True)
     config = Config()
     config.set_main_option("script_location", str(resources.files("leadledger.store") / "migrations"))
     config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
