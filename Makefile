@@ -23,7 +23,7 @@ run: $(STAMP)
 	$(BIN)/leadledger sla rebuild
 	$(BIN)/leadledger pipeline
 	$(BIN)/leadledger demo-logins --url http://$(API_HOST):$(API_PORT)
-	$(BIN)/leadledger serve --host $(API_HOST) --port $(API_PORT)
+	$(BIN)/leadledger serve --host $(API_HOST) --port $(API_PORT) --worker  # + sweeps and outbox, every 60 s
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

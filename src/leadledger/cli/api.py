@@ -10,7 +10,8 @@ import getpass
 import os
 import secrets
 import sys
-from typing import Annotated, Optional
+import threading
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -48,8 +49,20 @@ def serve(
     workers: Annotated[int, typer.Option("--workers", help="worker processes (SQLite: keep 1)")] = 1,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="log every request")] = True,
     log_level: Annotated[str, typer.Option("--log-level", help="critical, error, warning, info, debug")] = "info",
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="also run the automation in this process: sweep SLA clocks and time rules, deliver the outbox",
+        ),
+    ] = False,
+    interval: Annotated[float, typer.Option("--interval", help="seconds between the worker's rounds")] = 60.0,
 ) -> None:
-    """Run the REST API under Uvicorn: http://HOST:PORT/api/v1, OpenAPI at /openapi.json, docs at /docs."""
+    """Run the REST API under Uvicorn: http://HOST:PORT/api/v1, OpenAPI at /openapi.json, docs at /docs.
+
+    With --worker, the automation runs beside it (as `leadledger worker` would): every --interval seconds a
+    sweep fires due SLA breaches and time rules, and the outbox delivers webhooks and e-mail.
+    """
     import uvicorn
 
     if workers < 1:
@@ -69,6 +82,43 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
+    stop = threading.Event()
+    if worker:
+        _start_worker(app, interval, stop)
+    try:
+        _run_uvicorn(uvicorn, host, port, workers, access_log, log_level)
+    finally:
+        stop.set()
+
+
+def _start_worker(app: App, interval: float, stop: threading.Event) -> None:
+    """The sweep and the outbox on a daemon thread of the serving process (one per `serve`, not per worker)."""
+    from leadledger.services.worker import run
+
+    def report(result: dict[str, Any]) -> None:
+        swept = result.get("sweep") or {}
+        delivery = result.get("delivery") or {}
+        if swept.get("fired") or swept.get("sla_breaches") or delivery.get("delivered") or delivery.get("failed"):
+            err_console.print(
+                f"worker: fired {swept.get('fired', 0)}, SLA breaches {swept.get('sla_breaches', 0)}, moved "
+                f"{swept.get('moved', 0)}, refused {len(swept.get('refused') or [])}; delivered "
+                f"{delivery.get('delivered', 0)}, failed {delivery.get('failed', 0)}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def loop() -> None:
+        try:
+            run(app, interval=interval, stop=stop, report=report)
+        except Exception as exc:  # the API keeps serving; say why the automation stopped
+            err_console.print(f"worker stopped: {exc.__class__.__name__}: {exc}", markup=False, highlight=False)
+
+    threading.Thread(target=loop, name="leadledger-worker", daemon=True).start()
+    err_console.print(f"worker: sweeping and delivering every {interval:g} s", markup=False, highlight=False)
+
+
+def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int, access_log: bool, log_level: str) -> None:
     uvicorn.run(
         "leadledger.api.app:create_app",
         factory=True,
