@@ -256,7 +256,7 @@ def demo_logins(
             auth.revoke_token(app, token_id=token["id"])
     issued = auth.issue_token(app, user=DEMO_INTEGRATION, name="demo")
     rows.append({"user": DEMO_INTEGRATION, "role": "integration", "password or token": issued["token"]})
-    console.print(f"LeadLedger API: {url}/api/v1  (interactive docs: {url}/docs)", markup=False)
+    console.print(f"LeadLedger API: {url}/api/v1  (interactive docs: {url}/docs)", markup=False, soft_wrap=True)
     emit(rows, ["user", "role", "password or token"], Format.table, title="demo logins (new on every run)")
     console.print(
         f"log in: curl -s -X POST {url}/api/v1/auth/token -H 'Content-Type: application/json' "
