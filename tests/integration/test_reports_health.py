@@ -83,6 +83,16 @@ def test_health_checks_each_seed_range_with_the_number_and_why(health_app):
     assert (checks["new_to_attempting_contact"]["entered"], checks["new_to_attempting_contact"]["reached"]) == (12, 8)
     assert state("new_to_attempting_contact") == ("finding", approx(8 / 12))
     assert "routing is broken" in checks["new_to_attempting_contact"]["explanation"]
+    # the funnel report states the same step for everyone (h14 too); health says why it differs, in the output
+    funnel = {(s["from"], s["to"]): s for s in analytics.report(health_app, "funnel")["steps"]}
+    step = funnel[("new", "attempting_contact")]
+    new_check = checks["new_to_attempting_contact"]
+    assert (new_check["funnel_entered"], new_check["funnel_reached"]) == (step["entered"], step["reached"]) == (13, 8)
+    assert new_check["note"] == (
+        "counts the 12 of 13 leads that entered new at least 24 h before the as-of time (younger ones have not "
+        "had the time); the funnel report counts all 13: 61.5%"
+    )
+    assert checks["qualified_to_converted"]["note"] is None  # every Qualified lead is old enough: the same rate
     assert state("attempting_contact_to_connected") == ("finding", 0.75)  # 6 of 8: above 30-50 %
     assert state("connected_to_qualified") == ("ok", 0.5)  # 3 of 6
     assert state("qualified_to_converted") == ("finding", approx(2 / 3))  # below 70 %

@@ -164,6 +164,7 @@ def test_sources_answer_seed_004s_questions(quality):
         "referral": (3, 2, 3, 2, 0, 0, 0, 0, 0, 0),  # Q12 was created outside New: touched at creation
     }
     assert rows["webinar"]["qualification_rate"] == 0.5
+    assert "qualification rate = leads that reached Qualified / leads created" in report["notes"][0]  # not the funnel's
     assert rows["webinar"]["rejected_reasons"] == {"poor_fit": 1}
     assert rows["paid_search"]["rejected_reasons"] == {"(none)": 1}
     campaigns = {g["campaign"]: g["leads"] for g in analytics.report(quality, "sources", by="campaign")["groups"]}
@@ -206,6 +207,8 @@ def test_reps_per_owner_at_the_time_of_each_change(quality):
     assert (ana["open_leads"], ana["stale_leads"], ben["open_leads"], ben["stale_leads"]) == (5, 2, 5, 2)
     assert (ana["overrides"], ben["overrides"]) == (1, 1)
     assert ana["team"] == "east" and ana["awaiting_first_touch"] == 0
+    (note,) = analytics.report(quality, "reps")["notes"]
+    assert "owner at its first entry into Attempting Contact / Qualified" in note and "funnel report only" in note
 
 
 def test_a_lead_created_outside_new_was_first_touched_at_creation(app, monkeypatch, tmp_path):

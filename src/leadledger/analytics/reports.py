@@ -732,7 +732,11 @@ def sources(q: Query) -> dict[str, Any]:
             }
         )
     out.sort(key=lambda r: (-(r["qualification_rate"] or 0), str(r[by])))
-    return {"by": by, "groups": out}
+    notes = [
+        "qualification rate = leads that reached Qualified / leads created; the funnel's connected → qualified "
+        "counts only the leads that entered Connected, so it is higher"
+    ]
+    return {"by": by, "groups": out, "notes": notes}
 
 
 # --- overrides --------------------------------------------------------------------------------------
@@ -872,6 +876,12 @@ def reps(q: Query) -> dict[str, Any]:
         entry["status_accuracy"] = review.rep_accuracy(q, name)
         rows.append(entry)
     result: dict[str, Any] = {"reps": rows}
+    if pairs:
+        result["notes"] = [
+            "conversion rates count each lead for its owner at its first entry into "
+            + " / ".join(q.model.statuses[a].label for a, _ in pairs)
+            + "; leads nobody owned then count in the funnel report only, so the reps' figures need not add up to it"
+        ]
     if breaches is None:
         table = sla_report.clocks_table(q)
         why = sla_report.missing_records(q, table) if table is not None else None
@@ -880,6 +890,11 @@ def reps(q: Query) -> dict[str, Any]:
 
 
 # --- health -----------------------------------------------------------------------------------------
+
+
+def _span(age: timedelta) -> str:
+    days = age / timedelta(days=1)
+    return f"{days:g} days" if days >= 2 else f"{age / timedelta(hours=1):g} h"
 
 
 def maturity(q: Query, key: str) -> timedelta | None:
@@ -910,13 +925,23 @@ def health(q: Query) -> dict[str, Any]:
         cutoffs.append(cutoff_before(default_calendar, as_of, age, q.model.statuses[a].exit.business_time))
         waits.append(age)
     counts = funnel_counts(q, pairs, cutoffs=cutoffs, grouped=False)
+    everyone = funnel_counts(q, pairs, grouped=False)  # what the funnel report says for the same step
     for i, (a, b) in enumerate(pairs):
         entered, reached = counts.get((None, i), (0, 0))
+        all_entered, all_reached = everyone.get((None, i), (0, 0))
         value = rate(reached, entered)
         benchmark = seed.FUNNEL_RANGES[(a, b)]
+        note = None
+        if (entered, reached) != (all_entered, all_reached):
+            funnel_rate = rate(all_reached, all_entered)
+            shown = "n/a" if funnel_rate is None else f"{funnel_rate:.1%}"
+            note = (f"counts the {entered} of {all_entered} leads that entered {a} at least "
+                    f"{_span(waits[i])} before the as-of time (younger ones have not had the time); the funnel "
+                    f"report counts all {all_entered}: {shown}")  # fmt: skip
         add(f"{a}_to_{b}", f"{q.model.statuses[a].label} → {q.model.statuses[b].label}", value, benchmark.describe(),
             value is not None and benchmark.violated_by(value), benchmark.explanation, entered=entered, reached=reached,
-            matured_hours=waits[i] / timedelta(hours=1))  # fmt: skip
+            matured_hours=waits[i] / timedelta(hours=1), funnel_entered=all_entered, funnel_reached=all_reached,
+            note=note)  # fmt: skip
 
     qualified_node = q.facts.node_index("qualified")
     if qualified_node is not None:

@@ -303,6 +303,7 @@ def _reps_table(data: dict[str, Any]) -> None:
             _accuracy_cell(r.get("status_accuracy")),
         )  # fmt: skip
     show(table)
+    _notes(data)
     if isinstance(data.get("sla_breaches"), str):
         err_console.print(f"note: SLA breaches are {data['sla_breaches']}", markup=False, highlight=False)
 
@@ -397,6 +398,13 @@ def _sources_table(data: dict[str, Any]) -> None:
             str(g["duplicate"]), pct(g["qualification_rate"]), f"[cyan]{bar(g['qualification_rate'], best, 16)}[/]",
         )  # fmt: skip
     show(table)
+    _notes(data)
+
+
+def _notes(data: dict[str, Any]) -> None:
+    """What a report's figures mean where another report states a similar rate differently."""
+    for note in data.get("notes") or ():
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _health_table(data: dict[str, Any]) -> None:
@@ -409,6 +417,9 @@ def _health_table(data: dict[str, Any]) -> None:
         value = hrs(c["value"]) if unit == "hours" else (str(c["value"]) if unit == "leads" else pct(c["value"]))
         table.add_row(mark, escape(c["label"]), value, escape(c["range"]), escape(c["explanation"]))
     show(table)
+    for c in data["checks"]:
+        if c.get("note"):
+            console.print(f"note: {c['label']} {c['note']}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"{data['findings']} finding(s)", markup=False)
 
 
