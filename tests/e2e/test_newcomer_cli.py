@@ -193,3 +193,15 @@ def test_a_fresh_database_url_needs_init_then_works(tmp_path):
     assert "database ready" in run("init").stdout
     assert json.loads(run("lead", "list", "--format", "json").stdout) == {"leads": [], "next_cursor": None}
 
+
+
+def test_model_lint_on_a_database_warns_about_endpoints_and_booking_links(cli):
+    findings = json.loads(cli("model", "lint", "--format", "json").stdout)["findings"]
+    checks = {(f["check"], f["subject"]) for f in findings}
+    assert ("webhook_endpoint", "stop_nurture") in checks and ("booking_url", "calendar_link") in checks
+    cli("endpoint", "add", "marketing", "https://hooks.example.com/m", "--secret", "s3cret-s3cret-s3cret")
+    cli("user", "set", "ana", "--booking-url", "https://cal.example.com/ana")
+    findings = json.loads(cli("model", "lint", "--format", "json").stdout)["findings"]
+    checks = {(f["check"], f["subject"]) for f in findings}
+    assert ("webhook_endpoint", "stop_nurture") not in checks and ("booking_url", "calendar_link") not in checks
+    assert "not an http(s) link" in cli("user", "set", "ana", "--booking-url", "cal.example.com", code=1).stderr

@@ -117,13 +117,34 @@ def test_first_email_sent_moves_to_attempting_contact_with_a_follow_up(org):
 
 
 def test_a_reply_connects_and_sends_the_calendar_link(org):
+    people.update_user(org, name="ana", booking_url="https://cal.example.com/ana")
     lead_id = new_lead(org, name="Kim")
     feed(org, [event("email_sent", lead_id, 1), event("email_replied", lead_id, 30, classification="positive")])
     assert status_of(org, lead_id) == "connected"
     (mail,) = queued(org, "calendar_link")
     assert mail.kind == "email" and mail.payload["to"] == svc.get_lead(org, lead_id)["email"]
     assert "Hi Kim" in mail.payload["body"] and "ana" in mail.payload["subject"]
+    assert "walk\nyou through it: https://cal.example.com/ana" in mail.payload["body"]
+    assert mail.payload["body"].rstrip().endswith("\nana")  # ana has no e-mail: her name alone, never "ana ()"
     assert any(t["rule"] == "complete_qualification" for t in inbox.list_tasks(org, lead_id=lead_id))
+
+
+def test_the_calendar_link_e_mail_waits_for_a_link_and_the_owner_is_told(org):
+    lead_id = new_lead(org, name="Lee")
+    feed(org, [event("email_sent", lead_id, 1), event("email_replied", lead_id, 30, classification="positive")])
+    assert status_of(org, lead_id) == "connected" and queued(org, "calendar_link") == []
+    (told,) = [n for n in inbox.list_notifications(org, recipient="ana") if n["rule"] == "calendar_link_email"]
+    assert "has no booking link" in told["message"] and "user set ana --booking-url" in told["message"]
+    # a team link serves its reps who have none of their own; and an address makes the signature
+    with org.db.write() as conn:
+        conn.exec_driver_sql("UPDATE teams SET booking_url = 'https://cal.example.com/east' WHERE name = 'sdr-east'")
+    people.update_user(org, name="ben", email="ben@example.com")
+    other = new_lead(org, name="Max")
+    owner = svc.get_lead(org, other)["owner"]
+    assert owner == "ben"
+    feed(org, [event("email_sent", other, 40), event("email_replied", other, 50, classification="positive")])
+    (mail,) = queued(org, "calendar_link")
+    assert "https://cal.example.com/east" in mail.payload["body"] and "ben (ben@example.com)" in mail.payload["body"]
 
 
 def test_an_unsubscribe_reply_does_not_connect_and_suppresses_email(org):

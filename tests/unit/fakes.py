@@ -37,11 +37,12 @@ class MemorySession:
 
     # --- setting the scene
     def add_user(self, name: str, role: str, team: str | None = None, email: str | None = None,
-                 active: bool = True) -> None:  # fmt: skip
-        self.users_[name] = User(name, role, team, email, active)
+                 active: bool = True, booking_url: str | None = None) -> None:  # fmt: skip
+        self.users_[name] = User(name, role, team, email, active, booking_url)
 
-    def add_team(self, name: str, calendar: str = "default", manager: str | None = None) -> None:
-        self.teams_[name] = Team(name, calendar, manager)
+    def add_team(self, name: str, calendar: str = "default", manager: str | None = None,
+                 booking_url: str | None = None) -> None:  # fmt: skip
+        self.teams_[name] = Team(name, calendar, manager, booking_url)
 
     # --- WriteSession
     def leads(self, lead_ids: Sequence[str]) -> dict[str, StoredLead]:

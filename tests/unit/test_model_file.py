@@ -154,3 +154,20 @@ def test_lint_refuses_a_time_rule_whose_move_no_automatic_transition_allows():
     )
     findings = [f for f in lint(load_text(text)) if f.check == "automation"]
     assert [(f.level, f.subject) for f in findings] == [("error", "working_stale_30d")]
+
+
+def test_lint_warns_about_automation_this_database_cannot_carry_out():
+    from leadledger.model.lint import LintEnvironment
+
+    loaded = load_text(default_model_text())
+    alone = {f.check for f in lint(loaded)}
+    assert not alone & {"webhook_endpoint", "booking_url"}  # the file alone says nothing about a database
+    findings = lint(loaded, LintEnvironment(endpoints=frozenset({"crm"}), without_booking_url=("ana", "ben")))
+    webhooks = {f.subject: f for f in findings if f.check == "webhook_endpoint"}
+    assert set(webhooks) == {"enroll_in_nurture", "remove_from_sequences", "nurture_if_appropriate", "stop_nurture"}
+    assert all(f.level == "warning" and f.line for f in webhooks.values())
+    assert "leadledger endpoint add marketing URL" in webhooks["stop_nurture"].message
+    (booking,) = [f for f in findings if f.check == "booking_url"]
+    assert booking.subject == "calendar_link" and "ana, ben have no booking link" in booking.message
+    everyone_set = lint(loaded, LintEnvironment(endpoints=frozenset({"crm", "marketing", "sales_engagement"})))
+    assert not {f.check for f in everyone_set} & {"webhook_endpoint", "booking_url"}

@@ -229,7 +229,8 @@ def model_lint(
     from leadledger.model.lint import lint
 
     loaded = _load_model_arg(file)
-    findings = lint(loaded)
+    # with a database, also what only it knows: registered webhook endpoints, reps' booking links
+    findings = lint(loaded, model_service.lint_environment(State.app()) if State.has_database() else None)
     errors = sum(1 for f in findings if f.level == "error")
     if fmt is Format.table:
         for f in findings:
@@ -353,20 +354,38 @@ def user_add(
     password: Annotated[
         bool, typer.Option("--password", help="set a password: asked twice, or the first line of standard input")
     ] = False,
+    booking_url: Annotated[
+        Optional[str], typer.Option("--booking-url", help="their calendar link ({owner.booking_url} in e-mails)")
+    ] = None,
 ) -> None:
     """Add a person who works leads (integration users authenticate with `leadledger token create`)."""
     from leadledger.cli.api import read_new_password
     from leadledger.services import auth
 
     secret = read_new_password() if password else None
-    user = auth.add_user(State.app(), actor=None, name=name, role=role, team=team, email=email, password=secret)
+    user = auth.add_user(State.app(), actor=None, name=name, role=role, team=team, email=email, password=secret,
+                         booking_url=booking_url)  # fmt: skip
     console.print(f"user {user['name']} ({user['role']}) added", markup=False)
+
+
+@user_app.command("set")
+def user_set(
+    name: str,
+    email: Annotated[Optional[str], typer.Option("--email", help="their e-mail address (\"\" clears it)")] = None,
+    booking_url: Annotated[
+        Optional[str], typer.Option("--booking-url", help="their calendar link (\"\" clears it)")
+    ] = None,
+    team: Annotated[Optional[str], typer.Option("--team")] = None,
+) -> None:
+    """Change a user's e-mail, calendar link or team."""
+    user = people.update_user(State.app(), name=name, email=email, booking_url=booking_url, team=team)
+    console.print(f"user {user['name']} updated", markup=False)
 
 
 @user_app.command("list")
 def user_list(fmt: FormatOpt = Format.table) -> None:
-    """Everyone who can work leads or act on them: role, team, e-mail, enabled or not."""
-    emit(people.list_users(State.app()), ["name", "role", "team", "email", "active"], fmt)
+    """Everyone who can work leads or act on them: role, team, e-mail, calendar link, enabled or not."""
+    emit(people.list_users(State.app()), ["name", "role", "team", "email", "booking_url", "active"], fmt)
 
 
 @user_app.command("disable")
@@ -388,9 +407,12 @@ def team_add(
     name: str,
     calendar: Annotated[str, typer.Option("--calendar", help="a calendar of the model (e.g. default, emea)")],
     manager: Annotated[Optional[str], typer.Option("--manager")] = None,
+    booking_url: Annotated[
+        Optional[str], typer.Option("--booking-url", help="the team's calendar link, for reps without their own")
+    ] = None,
 ) -> None:
     """Add a team and the business calendar its SLAs and business hours run on."""
-    team = people.add_team(State.app(), name=name, calendar=calendar, manager=manager)
+    team = people.add_team(State.app(), name=name, calendar=calendar, manager=manager, booking_url=booking_url)
     console.print(f"team {team['name']} added (calendar {team['calendar']})", markup=False)
 
 

@@ -150,6 +150,12 @@ class Template:
     subject: str
     body: str
 
+    def uses(self, namespace: str, key: str) -> bool:
+        """Whether `{namespace.key}` appears in the subject or the body."""
+        return any(
+            (m.group(1), m.group(2)) == (namespace, key) for m in _PLACEHOLDER.finditer(self.subject + self.body)
+        )
+
 
 @dataclass(frozen=True)
 class Automation:

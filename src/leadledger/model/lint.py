@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.model.loader import LoadedModel
@@ -34,7 +35,16 @@ class Finding:
         }
 
 
-def lint(loaded: LoadedModel) -> list[Finding]:
+@dataclass(frozen=True)
+class LintEnvironment:
+    """What only the database knows: the webhook endpoints registered, and the active reps with no booking link
+    (neither their own nor their team's). Without it, lint checks the file alone."""
+
+    endpoints: frozenset[str] = frozenset()
+    without_booking_url: tuple[str, ...] = ()
+
+
+def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> list[Finding]:
     """Every finding for the model, errors first."""
     model = loaded.model
     findings: list[Finding] = []
@@ -180,8 +190,27 @@ def lint(loaded: LoadedModel) -> list[Finding]:
         if a in model.statuses and b in model.statuses and not _path_exists(model, a, b):
             add("warning", "forward_path", f"{a}->{b}", "the forward path has no way from one to the next")
 
+    if environment is not None:
+        _lint_environment(model, environment, add)
     findings.sort(key=lambda f: (f.level != "error", f.line or 0))
     return findings
+
+
+def _lint_environment(model: StatusModel, env: LintEnvironment, add: Any) -> None:
+    """Automation that would go nowhere in this database: webhooks to unregistered endpoints, booking links."""
+    for status_key, actions in model.automation.on_enter.items():
+        for action in actions:
+            endpoint = getattr(action.spec, "endpoint", None)
+            if endpoint is not None and endpoint not in env.endpoints:
+                add("warning", "webhook_endpoint", action.name,
+                    f"sends to endpoint {endpoint!r}, which is not registered here: its deliveries are skipped "
+                    f"(leadledger endpoint add {endpoint} URL --secret SECRET)", "on_enter", status_key)  # fmt: skip
+    for name, template in model.automation.templates.items():
+        if template.uses("owner", "booking_url") and env.without_booking_url:
+            people = ", ".join(env.without_booking_url[:10]) + (" and more" if len(env.without_booking_url) > 10 else "")
+            add("warning", "booking_url", name,
+                f"uses {{owner.booking_url}}, but {people} have no booking link: that e-mail is not sent to their "
+                "leads (leadledger user set NAME --booking-url URL, or team add --booking-url)", "templates", name)  # fmt: skip
 
 
 def _status_paths(loaded: LoadedModel) -> dict[str, tuple[str | int, ...]]:

@@ -154,6 +154,14 @@ def email(uow: UnitOfWork, spec: EmailAction, name: str, change: StatusChange, c
         return
     template = uow.auto.templates[spec.template]
     context = uow.context(lead_id, change=change)
+    if template.uses("owner", "booking_url") and not context["owner"].get("booking_url"):
+        # a "pick a time" e-mail without the link is worse than none: the owner is told what to set instead
+        uow.counts["emails_skipped"] += 1
+        owner = state.owner
+        uow.notify(owner or None, lead_id, "alert",
+                   f"the {spec.template} e-mail to {address} was not sent: {owner or 'the owner'} has no booking link "
+                   f"(leadledger user set {owner or 'NAME'} --booking-url URL, or one for the team)", name)  # fmt: skip
+        return
     payload = {
         "to": address,
         "subject": render(template.subject, context),

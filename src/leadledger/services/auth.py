@@ -367,6 +367,7 @@ def add_user(
     team: str | None = None,
     email: str | None = None,
     password: str | None = None,
+    booking_url: str | None = None,
 ) -> dict[str, Any]:
     """Add a user (ops only), with a password when given; integration users get tokens, never passwords."""
     with app.db.read() as conn:
@@ -375,7 +376,7 @@ def add_user(
         if role == "integration":
             raise Invalid("integration users authenticate with tokens, not passwords")
         _checked_password(password)
-    user = people.add_user(app, name=name, role=role, team=team, email=email)
+    user = people.add_user(app, name=name, role=role, team=team, email=email, booking_url=booking_url)
     if password is not None:
         set_password(app, name=user["name"], password=password)
     return user

@@ -576,7 +576,8 @@ def ensure_people(app: App) -> dict[str, str | None]:
             people.add_team(app, name=team, calendar=calendar, manager=manager)
     for name, team in REPS + AES:
         if name not in existing:
-            people.add_user(app, name=name, role="rep", team=team, email=f"{name}@example.com")
+            people.add_user(app, name=name, role="rep", team=team, email=f"{name}@example.com",
+                            booking_url=f"https://calendar.example.com/{name}")  # fmt: skip
     return {u["name"]: u["team"] for u in people.list_users(app)}
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
-from leadledger.model.lint import Finding, lint
+from leadledger.model.lint import Finding, LintEnvironment, lint
 from leadledger.model.loader import LoadedModel, default_model_text, load_text
 from leadledger.services.app import App
 from leadledger.services.errors import Forbidden, Invalid
 from leadledger.store import repository as repo
 from leadledger.store.db import migrate
-from leadledger.store.tables import model_versions, users
+from leadledger.store.tables import endpoints, model_versions, teams, users
 
 # Built in: `admin` is the first operator; `system` is the actor automation and time rules write as.
 BUILTIN_USERS = (("admin", "ops"), ("system", "ops"))
@@ -40,10 +40,25 @@ def initialise(app: App, *, model_text: str | None = None, model_file: str = "de
     return {"database": app.db.url, "model": stored}
 
 
+def lint_environment(app: App) -> LintEnvironment:
+    """What lint checks against this database: registered endpoints, reps without a booking link."""
+    with app.db.read() as conn:
+        endpoint_names = frozenset(r.name for r in conn.execute(select(endpoints.c.name).where(endpoints.c.active)))
+        team_links = {r.name: r.booking_url for r in conn.execute(select(teams.c.name, teams.c.booking_url))}
+        reps = conn.execute(
+            select(users.c.name, users.c.team, users.c.booking_url)
+            .where(users.c.role == "rep", users.c.active.is_(True))
+            .order_by(users.c.name)
+        )
+        missing = tuple(r.name for r in reps if not (r.booking_url or team_links.get(r.team or "")))
+    return LintEnvironment(endpoints=endpoint_names, without_booking_url=missing)
+
+
 def activate_model(app: App, *, text: str, file: str, actor: str) -> dict[str, Any]:
-    """Make `text` the active model: it must load and lint without errors; the previous version is kept."""
+    """Make `text` the active model: it must load and lint without errors (warnings about this database's
+    endpoints and booking links included); the previous version is kept."""
     loaded: LoadedModel = load_text(text, file)
-    findings = lint(loaded)
+    findings = lint(loaded, lint_environment(app))
     if any(f.level == "error" for f in findings):
         raise ModelRejected(findings)
     with app.db.write() as conn:

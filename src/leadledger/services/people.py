@@ -38,25 +38,68 @@ def _check_name(kind: str, name: str) -> str:
     return name
 
 
-def add_user(app: App, *, name: str, role: str, team: str | None = None, email: str | None = None) -> dict[str, Any]:
+def add_user(
+    app: App,
+    *,
+    name: str,
+    role: str,
+    team: str | None = None,
+    email: str | None = None,
+    booking_url: str | None = None,
+) -> dict[str, Any]:
     name = _check_name("user", name)
     if role not in ROLES:
         raise Invalid(f"unknown role {role!r} (one of: {', '.join(ROLES)})")
+    booking_url = _check_url("booking_url", booking_url)
     with app.db.write() as conn:
         if repo.user_row(conn, name) is not None:
             raise Invalid(f"user {name!r} already exists")
         if team is not None and repo.team_row(conn, team) is None:
             raise Invalid(f"unknown team {team!r}: add it with `leadledger team add`")
-        conn.execute(
-            insert(users).values(name=name, role=role, team=team, email=email, active=True, created_at=app.clock.now())
-        )
+        values = {"name": name, "role": role, "team": team, "email": email, "active": True,
+                  "created_at": app.clock.now(), "booking_url": booking_url}  # fmt: skip
+        conn.execute(insert(users).values(**values))
         row = repo.user_row(conn, name)
     assert row is not None
     return _user_view(row)
 
 
+def update_user(
+    app: App, *, name: str, email: str | None = None, booking_url: str | None = None, team: str | None = None
+) -> dict[str, Any]:
+    """Change a user's e-mail, booking link or team (only what is given; "" clears the e-mail or the link)."""
+    values: dict[str, Any] = {}
+    if email is not None:
+        values["email"] = email.strip() or None
+    if booking_url is not None:
+        values["booking_url"] = _check_url("booking_url", booking_url) if booking_url.strip() else None
+    with app.db.write() as conn:
+        if repo.user_row(conn, name) is None:
+            raise NotFound(f"no user {name!r}")
+        if team is not None:
+            if repo.team_row(conn, team) is None:
+                raise Invalid(f"unknown team {team!r}: add it with `leadledger team add`")
+            values["team"] = team
+        if not values:
+            raise Invalid("give --email, --booking-url or --team")
+        conn.execute(update(users).where(users.c.name == name).values(**values))
+        row = repo.user_row(conn, name)
+    assert row is not None
+    return _user_view(row)
+
+
+def _check_url(field: str, url: str | None) -> str | None:
+    if url is None:
+        return None
+    url = url.strip()
+    if not url.startswith(("https://", "http://")) or len(url) > 500 or any(ch.isspace() for ch in url):
+        raise Invalid(f"{field}: {url!r} is not an http(s) link of at most 500 characters")
+    return url
+
+
 def _user_view(row: Any) -> dict[str, Any]:
-    return {"name": row.name, "role": row.role, "team": row.team, "email": row.email, "active": row.active}
+    return {"name": row.name, "role": row.role, "team": row.team, "email": row.email, "active": row.active,
+            "booking_url": getattr(row, "booking_url", None)}  # fmt: skip
 
 
 def list_users(app: App) -> list[dict[str, Any]]:
@@ -73,8 +116,11 @@ def set_user_active(app: App, *, name: str, active: bool) -> dict[str, Any]:
     return _user_view(row)
 
 
-def add_team(app: App, *, name: str, calendar: str, manager: str | None = None) -> dict[str, Any]:
+def add_team(
+    app: App, *, name: str, calendar: str, manager: str | None = None, booking_url: str | None = None
+) -> dict[str, Any]:
     name = _check_name("team", name)
+    booking_url = _check_url("booking_url", booking_url)
     with app.db.write() as conn:
         model = app.loaded_model(conn).model
         if calendar not in model.calendars:
@@ -87,10 +133,12 @@ def add_team(app: App, *, name: str, calendar: str, manager: str | None = None) 
                 raise Invalid(f"unknown user {manager!r}")
             if row.role not in ("manager", "ops"):
                 raise Invalid(f"{manager!r} is a {row.role}; a team manager must be a manager")
-        conn.execute(insert(teams).values(name=name, calendar=calendar, manager=manager, created_at=app.clock.now()))
+        conn.execute(insert(teams).values(name=name, calendar=calendar, manager=manager, created_at=app.clock.now(),
+                                          booking_url=booking_url))  # fmt: skip
     return {"name": name, "calendar": calendar, "manager": manager}
 
 
 def list_teams(app: App) -> list[dict[str, Any]]:
     with app.db.read() as conn:
-        return [{"name": r.name, "calendar": r.calendar, "manager": r.manager} for r in repo.team_rows(conn)]
+        return [{"name": r.name, "calendar": r.calendar, "manager": r.manager, "booking_url": r.booking_url}
+                for r in repo.team_rows(conn)]  # fmt: skip

@@ -229,10 +229,15 @@ class UnitOfWork:
         else:
             lead = {**state.fields, "id": lead_id, "status": state.status, "stage": state.stage, "owner": state.owner}
             user = self.user(state.owner)
+            team = self.teams().get(user.team or "") if user is not None else None
+            email = user.email if user is not None else None
             owner = {
                 "name": state.owner,
-                "email": user.email if user is not None else None,
+                "email": email,
                 "team": user.team if user is not None else None,
+                # the person's calendar link, else their team's: what a "pick a time" e-mail offers
+                "booking_url": (user.booking_url if user is not None else None) or (team.booking_url if team else None),
+                "signature": f"{state.owner} ({email})" if email else state.owner,  # never "ana ()"
             }
             self._context_cache[lead_id] = (state, lead, owner)
         context: dict[str, Any] = {"lead": lead, "owner": owner}

@@ -28,6 +28,7 @@ class User:
     team: str | None
     email: str | None
     active: bool
+    booking_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +36,7 @@ class Team:
     name: str
     calendar: str
     manager: str | None
+    booking_url: str | None = None
 
 
 @dataclass(slots=True)

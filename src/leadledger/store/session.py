@@ -228,14 +228,17 @@ class SqlWriteSession:
         found: dict[str, User] = {}
         for start in range(0, len(wanted), CHUNK):
             part = wanted[start : start + CHUNK]
-            sql = f"SELECT name, role, team, email, active FROM users WHERE name IN ({self._in(len(part))})"
-            for name, role, team, email, active in self._rows(sql, part):
-                found[name] = User(name, role, team, email, bool(active))
+            sql = (
+                "SELECT name, role, team, email, active, booking_url FROM users "
+                f"WHERE name IN ({self._in(len(part))})"
+            )
+            for name, role, team, email, active, booking_url in self._rows(sql, part):
+                found[name] = User(name, role, team, email, bool(active), booking_url)
         return found
 
     def teams(self) -> dict[str, Team]:
-        return {name: Team(name, calendar, manager) for name, calendar, manager in
-                self._rows("SELECT name, calendar, manager FROM teams")}  # fmt: skip
+        return {name: Team(name, calendar, manager, booking_url) for name, calendar, manager, booking_url in
+                self._rows("SELECT name, calendar, manager, booking_url FROM teams")}  # fmt: skip
 
     def people_with_roles(
         self, roles: Collection[str], *, team: str | None = None, members: Collection[str] = ()

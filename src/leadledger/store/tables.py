@@ -73,6 +73,7 @@ teams = Table(
     Column("calendar", String(64), nullable=False),
     Column("manager", String(100)),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("booking_url", String(500)),  # the team's calendar link, when its reps have none of their own
 )
 
 users = Table(
@@ -86,6 +87,7 @@ users = Table(
     Column("active", Boolean, nullable=False, server_default=true()),
     Column("password_hash", String(255)),
     Column("created_at", UTCDateTime(), nullable=False),
+    Column("booking_url", String(500)),  # where a lead books a meeting with this person ({owner.booking_url})
 )
 
 model_versions = Table(
