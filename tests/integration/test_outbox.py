@@ -105,7 +105,8 @@ def receiver() -> Iterator[Receiver]:
 def org(app: App) -> App:
     people.add_user(app, name="maria", role="manager", email="maria@example.com")
     people.add_team(app, name="sdr-east", calendar="default", manager="maria")
-    people.add_user(app, name="ana", role="rep", team="sdr-east", email="ana@example.com")
+    people.add_user(app, name="ana", role="rep", team="sdr-east", email="ana@example.com",
+                    booking_url="https://cal.example.com/ana")
     people.add_team(app, name="ae", calendar="default", manager="maria")
     people.add_user(app, name="ines", role="rep", team="ae")
     return app

@@ -37,7 +37,8 @@ def session() -> MemorySession:
         ("ben", "rep", "sdr-east"),
         ("ines", "rep", "ae"),
     ):
-        s.add_user(name, role, team, email=f"{name}@example.com")  # fmt: skip
+        s.add_user(name, role, team, email=f"{name}@example.com",
+                   booking_url=f"https://cal.example.com/{name}")  # fmt: skip
     return s
 
 
