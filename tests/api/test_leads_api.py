@@ -147,8 +147,10 @@ def test_list_filters_and_cursor_pagination(org: Org, client: TestClient) -> Non
         client.get("/api/v1/leads", params={"in_status_longer_than": "4d"}, headers=org.headers("ana")).json()["items"]
         == []
     )
-    bad = client.get("/api/v1/leads", params={"status": "nonsense"}, headers=org.headers("ana"))
-    assert bad.status_code == 422 and "nonsense" in bad.json()["detail"]
+    bad = client.get("/api/v1/leads", params={"status": "atempting"}, headers=org.headers("ana"))
+    assert bad.status_code == 422 and "atempting" in bad.json()["detail"]
+    assert "did you mean attempting_contact?" in bad.json()["detail"]  # and every key, as the CLI says it
+    assert "status keys are new, assigned, attempting_contact" in bad.json()["detail"]
 
 
 def test_bulk_change_gives_each_lead_its_result(org: Org, client: TestClient) -> None:

@@ -131,9 +131,9 @@ def list_leads(
 ) -> dict[str, Any]:
     model = app.loaded_model().model
     if status is not None and status not in model.statuses:
-        raise Invalid(f"status: unknown status {status!r}")
+        raise Invalid(f"status: {model.unknown_status(status)}")
     if stage is not None and stage not in model.stage_by_key:
-        raise Invalid(f"stage: unknown stage {stage!r}")
+        raise Invalid(f"stage: {model.unknown_stage(stage)}")
     age = parse_duration(in_status_longer_than) if in_status_longer_than else None
     if age is not None and age > MAX_AGE:
         raise Invalid("in_status_longer_than: at most 100 years")
