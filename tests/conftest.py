@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -183,6 +183,18 @@ def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def sqlite_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_database(request, "sqlite", tmp_path)
+
+
+@pytest.fixture
+def another_database(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], str]:
+    """Makes further fresh databases ("sqlite" or "postgres") in the same test, for tests that compare two."""
+
+    def make(backend: str) -> str:
+        folder = tmp_path / f"another-{next(_counter)}"
+        folder.mkdir()
+        return fresh_database(request, backend, folder)
+
+    return make
 
 
 @pytest.fixture

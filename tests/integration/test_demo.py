@@ -9,7 +9,6 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from conftest import fresh_database
 from sqlalchemy import func, select
 
 from leadledger.bootstrap import build_app
@@ -141,11 +140,9 @@ def _recorded(app) -> dict[str, list[tuple]]:
         }
 
 
-def test_demo_is_deterministic_for_a_seed_and_refuses_to_repeat_it(demo_app, request, tmp_path, clock):
-    second = tmp_path / "second"
-    second.mkdir()
+def test_demo_is_deterministic_for_a_seed_and_refuses_to_repeat_it(demo_app, another_database, clock):
     backend = "sqlite" if demo_app.db.is_sqlite else "postgres"
-    other = build_app(db_url=fresh_database(request, backend, second), clock=clock)
+    other = build_app(db_url=another_database(backend), clock=clock)
     try:
         assert demo.generate(other, leads=600, seed=3)["leads"] == 600
         first, again = _recorded(demo_app), _recorded(other)
@@ -158,7 +155,6 @@ def test_demo_is_deterministic_for_a_seed_and_refuses_to_repeat_it(demo_app, req
     assert demo.generate(demo_app, leads=10, seed=4)["entries"] > 10
     assert len(_recorded(demo_app)["leads"]) == 610  # another seed adds new leads, none the same
     assert demo.generate(demo_app, leads=10, seed=5, if_empty=True)["skipped"]
-    _ = LeadHistory
 
 
 def test_demo_projection_is_the_fold_of_its_ledger(demo_app):

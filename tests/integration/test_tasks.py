@@ -3,11 +3,10 @@ PostgreSQL: a status's task closes when the lead moves on, goes to the new owner
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import T0
 
 from leadledger.services import inbox, people
 from leadledger.services import leads as svc
@@ -15,6 +14,8 @@ from leadledger.services.app import App
 from leadledger.services.errors import Invalid
 from leadledger.services.leads import ActivityIn, ChangeSpec
 from leadledger.services.sweep import sweep
+
+T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # the `clock` fixture's instant: Monday 10:00 in New York
 
 
 @pytest.fixture
