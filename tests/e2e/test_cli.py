@@ -87,6 +87,10 @@ def test_bad_input_gets_one_clear_sentence(cli):
 
 def test_model_lint_passes_on_the_default_and_names_file_and_line_on_errors(cli, tmp_path):
     cli("init")
+    fresh = cli("model", "lint")  # the default model sends webhooks to endpoints nobody registered yet: warned
+    assert "0 errors, 5 warnings" in fresh.stdout and "endpoint 'crm', which is not registered" in fresh.stderr
+    for endpoint in ("crm", "marketing", "sales_engagement"):
+        cli("endpoint", "add", endpoint, f"https://hooks.example.com/{endpoint}", "--secret", "s3cret-value-long-enough")
     assert "clean" in cli("model", "lint").stdout
     broken = tmp_path / "broken.yaml"
     broken.write_text(

@@ -94,7 +94,7 @@ def test_strict_exits_1_and_writes_nothing(cli, tmp_path):
     done = cli("import", "leads", "leads.csv", "--map", "map.yaml", "--strict", "--format", "json", ok=False)
     assert done.returncode == 1 and json.loads(done.stdout)["ok"] is False
     listed = json.loads(cli("lead", "list", "--format", "json").stdout)
-    assert listed == []
+    assert listed == {"leads": [], "next_cursor": None}
 
 
 def test_a_file_that_cannot_be_imported_is_one_sentence_and_exit_1(cli, tmp_path):

@@ -136,7 +136,8 @@ def main_options(
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
     ] = False,
 ) -> None:
-    State.reset(db)
+    if State._app is None or db != State.db:  # an app already built for this database (in-process runs) stays
+        State.reset(db)
 
 
 def _actor(actor: str | None) -> str:
