@@ -58,7 +58,7 @@ def serve(
     ] = False,
     interval: Annotated[float, typer.Option("--interval", help="seconds between the worker's rounds")] = 60.0,
 ) -> None:
-    """Run the REST API under Uvicorn: http://HOST:PORT/api/v1, OpenAPI at /openapi.json, docs at /docs.
+    """Run the web app (http://HOST:PORT/) and the REST API (/api/v1, OpenAPI at /openapi.json) under Uvicorn.
 
     With --worker, the automation runs beside it (as `leadledger worker` would): every --interval seconds a
     sweep fires due SLA breaches and time rules, and the outbox delivers webhooks and e-mail.
@@ -77,7 +77,8 @@ def serve(
     if _db_url():
         os.environ["LEADLEDGER_DB"] = _db_url() or ""  # the workers build their App from the environment
     err_console.print(
-        f"LeadLedger API on http://{host}:{port}/api/v1 (docs: http://{host}:{port}/docs)",
+        f"LeadLedger web app on http://{host}:{port}/ and API on http://{host}:{port}/api/v1 "
+        f"(docs: http://{host}:{port}/docs)",
         markup=False,
         highlight=False,
         soft_wrap=True,
@@ -120,7 +121,7 @@ def _start_worker(app: App, interval: float, stop: threading.Event) -> None:
 
 def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int, access_log: bool, log_level: str) -> None:
     uvicorn.run(
-        "leadledger.api.app:create_app",
+        "leadledger.cli.server:create_server",
         factory=True,
         host=host,
         port=port,
@@ -131,6 +132,8 @@ def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int, access_log: b
         # a worker that takes more than Uvicorn's default 5 s to start or to answer its supervisor's ping is
         # killed and restarted; on a busy machine importing the app alone can take that long
         timeout_worker_healthcheck=60,
+        # open pages hold a live-update stream that never ends by itself: do not wait for them on shutdown
+        timeout_graceful_shutdown=3,
     )
 
 
@@ -256,6 +259,7 @@ def demo_logins(
             auth.revoke_token(app, token_id=token["id"])
     issued = auth.issue_token(app, user=DEMO_INTEGRATION, name="demo")
     rows.append({"user": DEMO_INTEGRATION, "role": "integration", "password or token": issued["token"]})
+    console.print(f"LeadLedger web app: {url}/  (log in with a user and password below)", markup=False)
     console.print(f"LeadLedger API: {url}/api/v1  (interactive docs: {url}/docs)", markup=False, soft_wrap=True)
     emit(rows, ["user", "role", "password or token"], Format.table, title="demo logins (new on every run)")
     console.print(

@@ -1,0 +1,121 @@
+// LeadLedger web app: small behaviours htmx does not cover. No framework, no build step, no inline script.
+(function () {
+  "use strict";
+
+  function flash(kind, message) {
+    var area = document.getElementById("flash");
+    if (!area) return;
+    var p = document.createElement("p");
+    p.className = "flash flash-" + kind;
+    if (kind === "error") p.setAttribute("role", "alert");
+    p.textContent = message + " ";
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "link dismiss";
+    close.setAttribute("data-dismiss", "");
+    close.textContent = "Dismiss";
+    p.appendChild(close);
+    area.replaceChildren(p);
+  }
+
+  function closePops(except) {
+    document.querySelectorAll(".pop").forEach(function (pop) {
+      if (pop === except || !pop.firstElementChild) return;
+      pop.replaceChildren();
+      var button = document.querySelector('[aria-controls="' + pop.id + '"]');
+      if (button) button.setAttribute("aria-expanded", "false");
+    });
+  }
+
+  function updateSelected() {
+    var count = document.querySelectorAll('input[name="lead"][form="bulk"]:checked').length;
+    document.querySelectorAll("[data-selected-count]").forEach(function (el) {
+      el.textContent = count + " selected";
+    });
+  }
+
+  document.addEventListener("flash", function (event) {
+    flash(event.detail.kind || "ok", event.detail.message || "");
+  });
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest("button, a, input");
+    if (!target) {
+      if (!event.target.closest(".pop")) closePops(null);
+      return;
+    }
+    if (target.matches(".change")) {
+      var pop = document.getElementById(target.getAttribute("aria-controls"));
+      closePops(pop);
+      target.setAttribute("aria-expanded", "true");
+    } else if (target.matches("[data-close-pop]")) {
+      var holder = target.closest(".pop");
+      if (holder) {
+        var opener = document.querySelector('[aria-controls="' + holder.id + '"]');
+        holder.replaceChildren();
+        if (opener) { opener.setAttribute("aria-expanded", "false"); opener.focus(); }
+      }
+    } else if (target.matches("[data-dismiss]")) {
+      target.closest(".flash").remove();
+    } else if (target.matches("[data-clear]")) {
+      target.closest("section").remove();
+    } else if (target.matches("[data-select-all]")) {
+      document.querySelectorAll('input[name="lead"][form="bulk"]').forEach(function (box) {
+        box.checked = target.checked;
+      });
+      updateSelected();
+    } else if (target.matches('input[name="lead"]')) {
+      updateSelected();
+    }
+  });
+
+  document.addEventListener("change", function (event) {
+    if (event.target.matches("[data-autosubmit]") && event.target.value) event.target.form.submit();
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      var open = document.activeElement && document.activeElement.closest(".pop");
+      closePops(null);
+      if (open) {
+        var opener = document.querySelector('[aria-controls="' + open.id + '"]');
+        if (opener) opener.focus();
+      }
+    }
+  });
+
+  // after a fragment arrives: move the focus into a pop-up that opened, or back to the row that changed
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var el = event.detail.elt;
+    if (!el || !el.matches) return;
+    if (el.matches(".pop") && el.firstElementChild) {
+      var first = el.querySelector("[aria-invalid=true], select, input:not([type=hidden]), button");
+      if (first) first.focus();
+    } else if (el.matches("tr[data-lead]")) {
+      var button = el.querySelector(".change") || el.querySelector("a");
+      if (button && (!document.activeElement || document.activeElement === document.body)) button.focus();
+    }
+    var focus = document.querySelector("[data-focus]");
+    if (focus) { focus.removeAttribute("data-focus"); focus.focus(); }
+    updateSelected();
+  });
+
+  // live updates: the server says which leads changed; each part of the page showing one reloads itself
+  function live() {
+    if (document.body.getAttribute("data-live") !== "on" || !window.EventSource || !window.htmx) return;
+    var source = new EventSource("/live");
+    source.addEventListener("leads", function (event) {
+      event.data.split(" ").forEach(function (id) {
+        document.querySelectorAll('[data-lead="' + CSS.escape(id) + '"][data-refresh]').forEach(function (el) {
+          if (el.querySelector(".pop > *") || el.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;
+          htmx.ajax("GET", el.getAttribute("data-refresh"), { target: el, swap: "outerHTML" });
+        });
+      });
+      document.dispatchEvent(new CustomEvent("leadledger:changed", { detail: event.data }));
+    });
+    window.addEventListener("pagehide", function () { source.close(); });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", live);
+  else live();
+})();
