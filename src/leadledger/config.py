@@ -19,5 +19,7 @@ class Settings:
     # smtp://[user:password@]host[:port][?starttls=1&from=leadledger@example.com]: e-mail notifications
     smtp: str | None = field(default_factory=lambda: os.environ.get("LEADLEDGER_SMTP") or None)
     # the web app: Secure cookies when served over HTTPS (behind a TLS proxy), and the idle time that ends a session
-    web_secure: bool = field(default_factory=lambda: os.environ.get("LEADLEDGER_WEB_SECURE", "") in ("1", "true", "yes"))
+    web_secure: bool = field(
+        default_factory=lambda: os.environ.get("LEADLEDGER_WEB_SECURE", "") in ("1", "true", "yes")
+    )
     web_idle: str = field(default_factory=lambda: _env("WEB_IDLE", "30m"))

@@ -126,16 +126,19 @@ class Site:
 
 
 def organisation(app: App) -> None:
-    """maria manages east (ana, ben); jonas manages west (wes); oscar is ops. Everyone logs in with PASSWORD."""
+    """maria manages east (ana, ben) and the AEs (ines: the default model routes Qualified leads to team `ae`);
+    jonas manages west (wes); oscar is ops. Everyone logs in with PASSWORD."""
     people.add_user(app, name="maria", role="manager", email="maria@example.com")
     people.add_user(app, name="jonas", role="manager")
     people.add_team(app, name="east", calendar="default", manager="maria")
     people.add_team(app, name="west", calendar="default", manager="jonas")
+    people.add_team(app, name="ae", calendar="default", manager="maria")
+    people.add_user(app, name="ines", role="rep", team="ae")
     people.add_user(app, name="ana", role="rep", team="east", email="ana@example.com")
     people.add_user(app, name="ben", role="rep", team="east")
     people.add_user(app, name="wes", role="rep", team="west")
     people.add_user(app, name="oscar", role="ops")
-    for name in ("maria", "jonas", "ana", "ben", "wes", "oscar"):
+    for name in ("maria", "jonas", "ana", "ben", "wes", "oscar", "ines"):
         auth.set_password(app, name=name, password=PASSWORD)
 
 

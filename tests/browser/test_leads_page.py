@@ -21,7 +21,7 @@ def row(page: Any, lead_id: str) -> Any:
 
 
 def test_each_role_logs_in_through_the_form_and_lands_on_its_home(browse: Browse, site: Site) -> None:
-    for user, home in (("ana", "/leads"), ("maria", "/leads"), ("oscar", "/leads")):
+    for user, home in (("ana", "/work"), ("maria", "/work"), ("oscar", "/leads")):
         page = browse.page(None)
         log_in(page, site, user)
         assert page.url.endswith(home) or page.url.endswith(home + "/"), (user, page.url)
@@ -87,6 +87,7 @@ def test_one_click_moves_a_lead_when_the_status_asks_for_nothing(browse: Browse,
     page.goto("/leads?status=connected")
     row(page, lead).get_by_role("button", name="Change status").click()
     menu = row(page, lead).locator(".menu")
+    expect(menu.get_by_role("button", name="Working", exact=True)).to_be_visible()
     # only what the model allows from Connected for a rep: Qualified needs BANT, Working nothing
     offered = menu.get_by_role("button").all_inner_texts()
     assert any("Working" in o for o in offered) and any("Qualified" in o for o in offered)

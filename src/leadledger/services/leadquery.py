@@ -40,7 +40,8 @@ SORTS = {
 class LeadFilter:
     """What a list shows; empty means no condition. Several values of one filter mean any of them."""
 
-    statuses: tuple[str, ...] = ()  # a status includes its sub-statuses
+    statuses: tuple[str, ...] = ()  # a status includes its sub-statuses, unless exact_status
+    exact_status: bool = False
     stages: tuple[str, ...] = ()
     owners: tuple[str, ...] = ()  # UNOWNED for leads with no owner
     teams: tuple[str, ...] = ()
@@ -118,7 +119,8 @@ def _row(row: Any) -> dict[str, Any]:
 def _conditions(model: StatusModel, where: LeadFilter, now: datetime) -> list[ColumnElement[bool]]:
     found: list[ColumnElement[bool]] = []
     if where.statuses:
-        keys = {k for key in where.statuses for k in (key, *model.children.get(key, ()))}
+        children = {} if where.exact_status else model.children
+        keys = {k for key in where.statuses for k in (key, *children.get(key, ()))}
         found.append(leads.c.status.in_(sorted(keys)))
     if where.stages:
         found.append(leads.c.stage.in_(list(where.stages)))

@@ -8,9 +8,9 @@ browsing does not turn every page view into a write.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, UniqueConstraint, text
 
-from leadledger.store.tables import Id, UTCDateTime, leads, metadata
+from leadledger.store.tables import Id, UTCDateTime, leads, ledger, metadata
 
 web_sessions = Table(
     "web_sessions",
@@ -51,3 +51,12 @@ site_settings = Table(
 
 # A manager's lead list is their teams' leads, paged by id: (team, id) reads a page straight off the index.
 TEAM_INDEX = Index("ix_leads_team_id", leads.c.team, leads.c.id)
+
+# A manager's "overrides to review" reads the recent manual changes that overrode automation: few rows among
+# millions, so a partial index holds only those.
+OVERRIDES_INDEX = Index(
+    "ix_ledger_overrides_at",
+    ledger.c.at,
+    sqlite_where=text("override_of_seq IS NOT NULL"),
+    postgresql_where=text("override_of_seq IS NOT NULL"),
+)

@@ -12,7 +12,7 @@ import json
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -115,6 +115,12 @@ class Formats:
     def span(self, delta: timedelta) -> str:
         return span(delta)
 
+    def hours(self, delta: timedelta) -> str:
+        """Business time reads in hours (`13 h 20 min`): a business day is not 24 hours."""
+        minutes = int(abs(delta.total_seconds()) // 60)
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours} h {minutes} min" if hours else f"{minutes} min"
+
     def status(self, key: str | None) -> str:
         if key is None:
             return ""
@@ -149,6 +155,20 @@ class Formats:
         return "" if value is None else str(value)
 
 
+FLASH_COOKIE = "ll_flash"
+
+
+def _flash_from(request: Request) -> dict[str, str] | None:
+    raw = request.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return None
+    try:
+        found = json.loads(unquote(raw))
+        return {"kind": str(found["kind"]), "message": str(found["message"])}
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def page(request: Request, template: str, status_code: int = 200, headers: dict[str, str] | None = None,
          **context: Any) -> HTMLResponse:  # fmt: skip
     """Render a template with what every page needs: the viewer, the CSRF token, the model's formats."""
@@ -160,6 +180,8 @@ def page(request: Request, template: str, status_code: int = 200, headers: dict[
         model = None
     context.setdefault("ui", Formats(model, state.app.clock.now()) if model is not None else None)
     context["csrf"] = viewer.csrf if viewer is not None else context.get("csrf", "")
+    flash = _flash_from(request) if not request.headers.get("hx-request") else None
+    context.setdefault("flash", flash)
     html = env.get_template(template).render(
         request=request,
         viewer=viewer,
@@ -169,4 +191,7 @@ def page(request: Request, template: str, status_code: int = 200, headers: dict[
         htmx=request.headers.get("hx-request") == "true",
         **context,
     )
-    return HTMLResponse(html, status_code=status_code, headers=headers)
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response

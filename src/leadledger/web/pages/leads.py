@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
@@ -30,7 +31,7 @@ from leadledger.services.preview import Requirements, requirements
 from leadledger.services.visibility import LeadScope
 from leadledger.services.writer import ChangeJob, Done
 from leadledger.web.context import CurrentViewer, State, Viewer, WebState, form_data
-from leadledger.web.render import page
+from leadledger.web.render import FLASH_COOKIE, page
 
 router = APIRouter()
 LeadId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
@@ -153,6 +154,13 @@ async def _visible(state: WebState, viewer: Viewer, lead_id: str) -> LeadPage:
 # --- changing one lead ----------------------------------------------------------------------------------
 
 
+CONTEXTS = ("row", "page", "board")  # where a change form sits: a list row, the lead page, a board card
+
+
+def context_of(value: str | None) -> str:
+    return value if value in CONTEXTS else "row"
+
+
 def needs_form(model: StatusModel, need: Requirements, fields: Mapping[str, Any]) -> bool:
     """Whether moving a lead with these fields to the status asks for anything: else one click does it."""
 
@@ -184,17 +192,27 @@ async def change_menu(request: Request, lead_id: LeadId, viewer: CurrentViewer, 
     lead = found.rows[0]
     model = state.model
     return page(request, "leads/menu.html", lead=lead, targets=targets_for(model, viewer, lead), model=model,
-                context=request.query_params.get("context", "row"))  # fmt: skip
+                context=context_of(request.query_params.get("context")))  # fmt: skip
 
 
 @router.get("/leads/{lead_id}/change/{status}")
 async def change_form(request: Request, lead_id: LeadId, status: str, viewer: CurrentViewer, state: State) -> Response:
+    """The in-place form for moving the lead to `status`: exactly what the status asks for, and the preview."""
     found = await _visible(state, viewer, lead_id)
     model = state.model
     if status not in model.statuses:
         raise NotFound(f"no status {status!r}")
     return page(request, "leads/change_form.html", lead=found.rows[0], need=requirements(model, status), values={},
-                errors={}, general=[], context=request.query_params.get("context", "row"))  # fmt: skip
+                errors={}, general=[], context=context_of(request.query_params.get("context")))  # fmt: skip
+
+
+@router.get("/leads/{lead_id}/form")
+async def change_form_for(request: Request, lead_id: LeadId, viewer: CurrentViewer, state: State) -> Response:
+    """The same form, the status given as `?to=` (what the lead page's "Move to" drop-down sends)."""
+    status = request.query_params.get("to", "")
+    if not status:
+        return Response(status_code=200)  # "Choose a status…": an empty form area
+    return await change_form(request, lead_id, status, viewer, state)
 
 
 def change_spec(model: StatusModel, lead_id: str, form: Mapping[str, list[str]], tz: Any) -> ChangeSpec:
@@ -267,7 +285,7 @@ def violations_by_field(
 @router.post("/leads/{lead_id}/status")
 async def change_status(request: Request, lead_id: LeadId, viewer: CurrentViewer, state: State) -> Response:
     form = await form_data(request)
-    context = _one(form, "context") or "row"
+    context = context_of(_one(form, "context"))
     model = state.model
     await _visible(state, viewer, lead_id)
     spec = change_spec(model, lead_id, form, model.calendar(None).tz)
@@ -287,12 +305,35 @@ async def change_status(request: Request, lead_id: LeadId, viewer: CurrentViewer
                     values=values, errors=errors, general=general, context=context,
                     headers={"HX-Retarget": f"#pop-{lead_id}", "HX-Reswap": "innerHTML"})  # fmt: skip
     message, kind = _outcome_message(model, outcome, spec)
+    still: LeadPage = await run_in_threadpool(
+        leadquery.find_leads, state.app, viewer.scope, LeadFilter(ids=(lead_id,)), limit=1, with_count=False
+    )
+    if not still.rows:  # routed away from the viewer (Qualified -> an AE): their list, with what happened
+        owner = done.lead["owner"] if done.lead else None
+        message += f" It now belongs to {owner}." if owner else ""
+        if context == "board":
+            events = {"flash": {"kind": kind, "message": message}, "board-refresh": {}}
+            return Response(status_code=204, headers={"HX-Trigger": json.dumps(events)})
+        response = Response(status_code=204, headers={"HX-Redirect": "/leads"})
+        set_flash(response, kind, message)
+        return response
     if context == "page":
-        return Response(status_code=204, headers={"HX-Redirect": f"/leads/{lead_id}"})
-    found = await _visible(state, viewer, lead_id)
+        response = Response(status_code=204, headers={"HX-Redirect": f"/leads/{lead_id}"})
+        set_flash(response, kind, message)
+        return response
+    if context == "board":  # the board reloads its columns: the card moved, and counts changed
+        events = {"flash": {"kind": kind, "message": message}, "board-refresh": {}}
+        return Response(status_code=204, headers={"HX-Trigger": json.dumps(events)})
+    found = still
     return page(request, "leads/row.html", lead=found.rows[0], clock=found.sla.get(lead_id), model=model,
                 viewer_scope=viewer.scope, headers={**flash_header(kind, message), "HX-Retarget": f"#lead-{lead_id}",
                                                     "HX-Reswap": "outerHTML"})  # fmt: skip
+
+
+def set_flash(response: Response, kind: str, message: str) -> None:
+    """A message for the next page this browser shows (after a redirect), read once."""
+    response.set_cookie(FLASH_COOKIE, quote(json.dumps({"kind": kind, "message": message[:500]})), max_age=60,
+                        httponly=True, samesite="lax", path="/")  # fmt: skip
 
 
 def flash_header(kind: str, message: str) -> dict[str, str]:

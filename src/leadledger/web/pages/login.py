@@ -29,7 +29,7 @@ def safe_next(target: str | None) -> str:
 
 
 def home_for(role: str) -> str:
-    return "/leads"  # My work becomes the home of reps and managers when it exists
+    return "/work" if role in ("rep", "manager") else "/leads"
 
 
 @router.get("/", include_in_schema=False)

@@ -100,6 +100,57 @@
     updateSelected();
   });
 
+  // the board: drag a card to a column the model allows for it; a move that needs data opens its form on the card
+  function csrf() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"]; } catch (e) { return ""; }
+  }
+  var dragged = null;
+  document.addEventListener("dragstart", function (event) {
+    var card = event.target.closest && event.target.closest(".card[draggable=true]");
+    if (!card) return;
+    dragged = card;
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", card.getAttribute("data-lead"));
+    var allowed = (card.getAttribute("data-targets") || "").split(" ");
+    document.querySelectorAll(".lane").forEach(function (lane) {
+      lane.classList.add(allowed.indexOf(lane.getAttribute("data-status")) >= 0 ? "can-drop" : "no-drop");
+    });
+  });
+  document.addEventListener("dragend", function () {
+    dragged = null;
+    document.querySelectorAll(".lane").forEach(function (lane) { lane.classList.remove("can-drop", "no-drop", "over"); });
+  });
+  document.addEventListener("dragover", function (event) {
+    var lane = event.target.closest && event.target.closest(".lane.can-drop");
+    if (!lane || !dragged) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "move";
+    document.querySelectorAll(".lane.over").forEach(function (l) { if (l !== lane) l.classList.remove("over"); });
+    lane.classList.add("over");
+  });
+  document.addEventListener("drop", function (event) {
+    var lane = event.target.closest && event.target.closest(".lane.can-drop");
+    if (!lane || !dragged) return;
+    event.preventDefault();
+    var card = dragged;
+    var id = card.getAttribute("data-lead");
+    var status = lane.getAttribute("data-status");
+    var pop = "#pop-" + CSS.escape(id);
+    var needsForm = (card.getAttribute("data-forms") || "").split(" ").indexOf(status) >= 0;
+    var headers = { "X-CSRF-Token": csrf() };
+    if (needsForm) {
+      htmx.ajax("GET", "/leads/" + encodeURIComponent(id) + "/change/" + encodeURIComponent(status) + "?context=board",
+        { target: pop, swap: "innerHTML", headers: headers });
+    } else {
+      htmx.ajax("POST", "/leads/" + encodeURIComponent(id) + "/status",
+        { target: pop, swap: "innerHTML", values: { status: status, context: "board" }, headers: headers });
+    }
+  });
+  document.addEventListener("board-refresh", function () {
+    var board = document.getElementById("board");
+    if (board) htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#board", select: "#board", swap: "outerHTML", headers: { "HX-Target": "board" } });
+  });
+
   // live updates: the server says which leads changed; each part of the page showing one reloads itself
   function live() {
     if (document.body.getAttribute("data-live") !== "on" || !window.EventSource || !window.htmx) return;

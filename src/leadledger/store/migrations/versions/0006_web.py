@@ -1,4 +1,4 @@
-"""web: browser sessions (stored hashed) and saved lead views per user, site settings; leads paged by team
+"""web: browser sessions (stored hashed) and saved lead views per user, site settings; leads paged by team; recent overrides
 
 Revision ID: 0006
 Revises: 0005
@@ -55,9 +55,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_site_settings")),
     )
     op.create_index("ix_leads_team_id", "leads", ["team", "id"])
+    overrides = sa.text("override_of_seq IS NOT NULL")
+    op.create_index("ix_ledger_overrides_at", "ledger", ["at"], sqlite_where=overrides, postgresql_where=overrides)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledger_overrides_at", table_name="ledger")
     op.drop_index("ix_leads_team_id", table_name="leads")
     op.drop_table("site_settings")
     op.drop_table("saved_views")
