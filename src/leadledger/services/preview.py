@@ -207,13 +207,14 @@ def _judge(batch: WriteBatch, spec: ChangeSpec, approved_by: str | None) -> Prev
         )
     assert isinstance(outcome, Applied)
     started = [
-        {"sla": c["sla"], "due_at": c["due_at"], "responsible": c["responsible"], "status": c["status"]}
-        for c in batch.new_clocks
+        {"sla": c.sla, "due_at": c.due_at, "responsible": c.responsible, "status": c.status}
+        for lead_id, c in batch.new_clocks
+        if lead_id == spec.lead_id
     ]
     stopped = [
-        {"sla": c["sla"], "outcome": c["status"], "due_at": c["due_at"], "closed_at": c["closed_at"]}
-        for c in batch.closed_clocks
-        if c["closed_at"] is not None
+        {"sla": c.sla, "outcome": c.status, "due_at": c.due_at, "closed_at": c.closed_at}
+        for c in batch.changed_clocks.values()
+        if c.closed_at is not None
     ]
     return Preview(
         **base,
