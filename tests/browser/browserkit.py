@@ -125,19 +125,21 @@ class Site:
         return str(get_lead(self.app, lead_id)["status"])
 
 
-def organisation(app: App) -> None:
+def organisation(app: App, *, existing_ok: bool = False) -> None:
     """maria manages east (ana, ben) and the AEs (ines: the default model routes Qualified leads to team `ae`);
     jonas manages west (wes); oscar is ops. Everyone logs in with PASSWORD."""
-    people.add_user(app, name="maria", role="manager", email="maria@example.com")
-    people.add_user(app, name="jonas", role="manager")
-    people.add_team(app, name="east", calendar="default", manager="maria")
-    people.add_team(app, name="west", calendar="default", manager="jonas")
-    people.add_team(app, name="ae", calendar="default", manager="maria")
-    people.add_user(app, name="ines", role="rep", team="ae")
-    people.add_user(app, name="ana", role="rep", team="east", email="ana@example.com")
-    people.add_user(app, name="ben", role="rep", team="east")
-    people.add_user(app, name="wes", role="rep", team="west")
-    people.add_user(app, name="oscar", role="ops")
+    users = {u["name"] for u in people.list_users(app)} if existing_ok else set()
+    teams = {t["name"] for t in people.list_teams(app)} if existing_ok else set()
+    for name, role, email in (("maria", "manager", "maria@example.com"), ("jonas", "manager", None)):
+        if name not in users:
+            people.add_user(app, name=name, role=role, email=email)
+    for team, manager in (("east", "maria"), ("west", "jonas"), ("ae", "maria")):
+        if team not in teams:
+            people.add_team(app, name=team, calendar="default", manager=manager)
+    for name, role, team in (("ines", "rep", "ae"), ("ana", "rep", "east"), ("ben", "rep", "east"),
+                             ("wes", "rep", "west"), ("oscar", "ops", None)):  # fmt: skip
+        if name not in users:
+            people.add_user(app, name=name, role=role, team=team)
     for name in ("maria", "jonas", "ana", "ben", "wes", "oscar", "ines"):
         auth.set_password(app, name=name, password=PASSWORD)
 

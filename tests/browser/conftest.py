@@ -37,6 +37,25 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 @pytest.fixture(scope="session")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """A second site with `leadledger demo` data (as `make run` has), for dashboards and the README's screenshots."""
+    from leadledger.services import demo, sla
+
+    folder = tmp_path_factory.mktemp("demo-site")
+    app = build_app(db_url=f"sqlite:///{folder / 'leadledger.db'}")
+    models.initialise(app)
+    demo.generate(app, leads=600, seed=11, workers=0)
+    sla.rebuild(app)
+    organisation(app, existing_ok=True)
+    server = Server(app)
+    try:
+        yield Site(app, server.url)
+    finally:
+        server.stop()
+        app.db.dispose()
+
+
+@pytest.fixture(scope="session")
 def browser(chromium: str) -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright

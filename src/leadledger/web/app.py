@@ -27,7 +27,7 @@ from leadledger.services.errors import Conflict, Forbidden, Invalid, NotFound, S
 from leadledger.services.writer import ChangeWriter
 from leadledger.web.context import CsrfRejected, LoginRequired, WebOptions, WebState
 from leadledger.web.live import LiveFeed
-from leadledger.web.pages import board, lead, leads, live, login, work
+from leadledger.web.pages import board, dashboards, lead, leads, live, login, work
 from leadledger.web.render import page
 from leadledger.web.security import ASGIApp, Receive, Scope, Send, WebGuard
 
@@ -61,7 +61,8 @@ def create_web(
     web.state.web = state
     web.state.feed = feed
     web.mount("/static", StaticFiles(packages=[("leadledger.web", "static")]), name="static")
-    for router in (login.router, leads.router, lead.router, board.router, work.router, live.router):
+    for router in (login.router, leads.router, lead.router, board.router, work.router, dashboards.router,
+                   live.router):
         web.include_router(router)
     _install_errors(web)
     guarded = WebGuard(web)
