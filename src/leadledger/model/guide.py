@@ -163,6 +163,11 @@ right now, and <strong>reason</strong> why it moved or stopped. {{ primary }} pr
 """
 
 
+def guide_context(model: StatusModel) -> dict[str, Any]:
+    """What the guide says, as data: the web app renders the same guide in its own pages."""
+    return _context(model)
+
+
 def guide_markdown(model: StatusModel) -> str:
     env = Environment(autoescape=False, trim_blocks=False, keep_trailing_newline=True)
     return env.from_string(MARKDOWN).render(**_context(model))

@@ -26,8 +26,9 @@ from leadledger.services.auth import TooManyAttempts
 from leadledger.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from leadledger.services.writer import ChangeWriter
 from leadledger.web.context import CsrfRejected, LoginRequired, WebOptions, WebState
+from leadledger.web.imports import ImportJobs
 from leadledger.web.live import LiveFeed
-from leadledger.web.pages import board, dashboards, lead, leads, live, login, work
+from leadledger.web.pages import admin, board, dashboards, guide, imports, lead, leads, live, login, work
 from leadledger.web.render import page
 from leadledger.web.security import ASGIApp, Receive, Scope, Send, WebGuard
 
@@ -46,6 +47,7 @@ def create_web(
     """The pages, and the API beside them when `api` is given (`api_owns(path)` says which paths are its)."""
     state = WebState(app, writer, options or WebOptions())
     feed = LiveFeed(app, interval=state.options.live_interval)
+    import_jobs = ImportJobs(app)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -56,13 +58,25 @@ def create_web(
             app.loaded_model()
             yield
         feed.stop()
+        import_jobs.close()
 
     web = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     web.state.web = state
     web.state.feed = feed
+    web.state.imports = import_jobs
     web.mount("/static", StaticFiles(packages=[("leadledger.web", "static")]), name="static")
-    for router in (login.router, leads.router, lead.router, board.router, work.router, dashboards.router,
-                   live.router):
+    for router in (
+        login.router,
+        leads.router,
+        lead.router,
+        board.router,
+        work.router,
+        dashboards.router,
+        guide.router,
+        imports.router,
+        admin.router,
+        live.router,
+    ):
         web.include_router(router)
     _install_errors(web)
     guarded = WebGuard(web)
