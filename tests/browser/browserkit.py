@@ -25,7 +25,7 @@ import pytest
 
 from leadledger.services import auth, people
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, ChangeSpec
+from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.leads import change_lead, create_lead
 
 CHROMIUM_FLAGS = [

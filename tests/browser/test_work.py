@@ -9,7 +9,7 @@ import pytest
 from browserkit import Browse, Site, axe_violations, screenshot
 from playwright.sync_api import expect
 
-from leadledger.services.batch import ActivityIn, ChangeSpec
+from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.leads import ApprovalPending, change_lead, log_activity, timeline
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from leadledger.services import people
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, ChangeSpec
+from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.leads import change_lead, create_lead, get_lead
 from leadledger.services.preview import preview_change, requirements
 from leadledger.store.tables import approvals, ledger, notifications, outbox, routing_state, sla_clocks, tasks

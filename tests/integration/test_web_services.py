@@ -9,7 +9,7 @@ import pytest
 from leadledger.domain.clock import FixedClock
 from leadledger.services import auth, leadquery, people, sessions, views
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, ChangeSpec
+from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.errors import Invalid, NotFound
 from leadledger.services.leadquery import LeadFilter
 from leadledger.services.leads import change_lead, create_lead

@@ -19,9 +19,12 @@ from typing import Any
 
 from leadledger.domain.changes import Violation
 from leadledger.domain.statusmodel import StatusModel
+from leadledger.services import changes
 from leadledger.services.app import App
-from leadledger.services.batch import Applied, ChangeSpec, PendingApproval, WriteBatch
+from leadledger.services.changes import Applied, ChangeSpec, PendingApproval
 from leadledger.services.errors import ChangeRefused
+from leadledger.services.unit_of_work import UnitOfWork
+from leadledger.store.session import SqlWriteSession
 
 # --- what a status asks for ----------------------------------------------------------------------------
 
@@ -160,33 +163,38 @@ def preview_change(app: App, *, actor: str, spec: ChangeSpec) -> Preview:
     found: list[Preview] = []
     try:
         with app.db.write() as conn:
-            batch = WriteBatch(app, conn, actor)
-            found.append(_judge(batch, spec, approved_by=None))
+
+            def unit_of_work() -> UnitOfWork:  # as `in_unit_of_work` builds one, on this transaction
+                model = app.loaded_model(conn).model
+                return UnitOfWork(SqlWriteSession(conn), model, now=app.clock.now(), actor=actor,
+                                  smtp_configured=app.smtp_configured)  # fmt: skip
+
+            found.append(_judge(unit_of_work(), spec, approved_by=None))
             pending = found[0]
             if pending.outcome == "needs_approval":
                 # what saying yes would do: the same change, judged afresh as the approver's decision applies it
-                approver = WriteBatch(app, conn, actor)
-                found[0] = _replace(pending, after_approval=_judge(approver, spec, approved_by="(approver)"))
-            raise _RollBack
+                found[0] = _replace(pending, after_approval=_judge(unit_of_work(), spec, approved_by="(approver)"))
+            raise _RollBack  # nothing was flushed; the approval request the first judgement recorded goes too
     except _RollBack:
         pass
     return found[0]
 
 
-def _replace(preview: Preview, **changes: Any) -> Preview:
+def _replace(preview: Preview, **changes_: Any) -> Preview:
     from dataclasses import replace
 
-    return replace(preview, **changes)
+    return replace(preview, **changes_)
 
 
-def _judge(batch: WriteBatch, spec: ChangeSpec, approved_by: str | None) -> Preview:
-    batch.load([spec.lead_id])
-    before = batch.states.get(spec.lead_id)
-    outcome = batch.apply(spec, approved_by=approved_by)
+def _judge(uow: UnitOfWork, spec: ChangeSpec, approved_by: str | None) -> Preview:
+    uow.load([spec.lead_id])
+    before = uow.states.get(spec.lead_id)
+    outcome = changes.apply(uow, spec, approved_by=approved_by)
     if isinstance(outcome, ChangeRefused):
         return Preview(spec.lead_id, "refused", violations=outcome.violations)
     assert before is not None
-    after = batch.states[spec.lead_id]
+    after = uow.states[spec.lead_id]
+    writes = uow.writes
     base: dict[str, Any] = {
         "lead_id": spec.lead_id,
         "status_before": before.status,
@@ -194,7 +202,7 @@ def _judge(batch: WriteBatch, spec: ChangeSpec, approved_by: str | None) -> Prev
         "owner_before": before.owner,
     }
     if isinstance(outcome, PendingApproval):
-        asked = [n["recipient"] for n in batch.notification_rows if n["kind"] == "approval"]
+        asked = [n["recipient"] for n in writes.notifications if n["kind"] == "approval"]
         return Preview(
             **base,
             outcome="needs_approval",
@@ -208,12 +216,12 @@ def _judge(batch: WriteBatch, spec: ChangeSpec, approved_by: str | None) -> Prev
     assert isinstance(outcome, Applied)
     started = [
         {"sla": c.sla, "due_at": c.due_at, "responsible": c.responsible, "status": c.status}
-        for lead_id, c in batch.new_clocks
+        for lead_id, c in uow.new_clocks
         if lead_id == spec.lead_id
     ]
     stopped = [
         {"sla": c.sla, "outcome": c.status, "due_at": c.due_at, "closed_at": c.closed_at}
-        for c in batch.changed_clocks.values()
+        for c in uow.changed_clocks.values()
         if c.closed_at is not None
     ]
     return Preview(
@@ -223,17 +231,16 @@ def _judge(batch: WriteBatch, spec: ChangeSpec, approved_by: str | None) -> Prev
         status_after=after.status,
         stage_after=after.stage,
         owner_after=after.owner,
-        entries=tuple(_entry(e) for e in batch.entries if e["lead_id"] == spec.lead_id),
+        entries=tuple(_entry(e) for e in writes.entries if e["lead_id"] == spec.lead_id),
         tasks=tuple(
             {"title": t["title"], "assignee": t["assignee"], "due_at": t["due_at"], "rule": t["rule"]}
-            for t in batch.task_rows
+            for t in writes.tasks
         ),
         notifications=tuple(
-            {"recipient": n["recipient"], "message": n["message"], "rule": n["rule"]} for n in batch.notification_rows
+            {"recipient": n["recipient"], "message": n["message"], "rule": n["rule"]} for n in writes.notifications
         ),
         messages=tuple(
-            {"kind": m["kind"], "topic": m["topic"], "target": m["target"], "rule": m["rule"]}
-            for m in batch.outbox_rows
+            {"kind": m["kind"], "topic": m["topic"], "target": m["target"], "rule": m["rule"]} for m in writes.outbox
         ),
         clocks_started=tuple(started),
         clocks_stopped=tuple(stopped),

@@ -12,8 +12,8 @@ from urllib.parse import parse_qsl
 from sqlalchemy import delete, insert, select
 
 from leadledger.services.app import App
-from leadledger.services.batch import resolve_actor
 from leadledger.services.errors import Invalid, NotFound
+from leadledger.services.people import resolve_actor
 from leadledger.store.tables_web import saved_views
 
 MAX_VIEWS = 50

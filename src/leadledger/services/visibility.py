@@ -16,8 +16,8 @@ from sqlalchemy import ColumnElement, Connection, or_, select, true
 
 from leadledger.domain.changes import Actor
 from leadledger.services.app import App
-from leadledger.services.batch import resolve_actor
 from leadledger.services.errors import NotFound
+from leadledger.services.people import resolve_actor
 from leadledger.store.tables import leads, teams, users
 
 

@@ -24,7 +24,7 @@ from leadledger.domain.changes import Violation
 from leadledger.domain.durations import parse_duration
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services import leadquery, people, views
-from leadledger.services.batch import ActivityIn, Applied, ChangeSpec, PendingApproval
+from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, PendingApproval
 from leadledger.services.errors import ChangeRefused, Invalid, NotFound
 from leadledger.services.leadquery import SORTS, UNOWNED, LeadFilter, LeadPage
 from leadledger.services.preview import Requirements, requirements
