@@ -195,10 +195,10 @@ def axe_violations(page: Any, impacts: tuple[str, ...] = ("serious", "critical")
     ]
 
 
-def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+def screenshot(page: Any, name: str, tmp_path: Path, *, full_page: bool = True) -> Path:
     """Save a full-page screenshot: into docs/screenshots when LEADLEDGER_SCREENSHOTS=docs, else tmp_path."""
     folder = DOCS_SCREENSHOTS if os.environ.get("LEADLEDGER_SCREENSHOTS") == "docs" else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{name}.png"
-    page.screenshot(path=str(target), full_page=True)
+    page.screenshot(path=str(target), full_page=full_page)
     return target

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browserkit import Browse, Site, axe_violations, screenshot
+from browserkit import Browse, Site, axe_violations
 from playwright.sync_api import expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -83,8 +83,6 @@ def test_the_board_is_accessible_and_stacks_on_a_phone(browse: Browse, site: Sit
     page.goto("/board")
     expect(page.locator(".lane").first).to_be_visible()
     assert axe_violations(page) == []
-    screenshot(page, "board-desktop", tmp_path)
     phone = browse.page("ana", phone=True)
     phone.goto("/board")
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
-    screenshot(phone, "board-phone", tmp_path)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browserkit import DESKTOP, PHONE, Site, axe_violations, log_in, screenshot
+from browserkit import DESKTOP, PHONE, Site, axe_violations, log_in
 from playwright.sync_api import expect
 
 from leadledger.services import leadquery
@@ -91,7 +91,6 @@ def test_the_dashboards_are_accessible_and_fit_a_phone(
 ) -> None:
     oscar.goto("/dashboards")
     assert axe_violations(oscar) == []
-    screenshot(oscar, "dashboards-desktop", tmp_path)
     context = browser.new_context(viewport=PHONE, base_url=demo_site.url, locale="en-US", is_mobile=True)
     try:
         phone = context.new_page()
@@ -100,6 +99,5 @@ def test_the_dashboards_are_accessible_and_fit_a_phone(
         wide = phone.evaluate("""() => [...document.querySelectorAll('main *')].filter(e => !e.closest('.scroll')
             && e.getBoundingClientRect().right > 391).slice(0, 6).map(e => e.tagName + '.' + e.className + '@' + (e.closest('section') || {}).id)""")
         assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1, wide
-        screenshot(phone, "dashboards-phone", tmp_path)
     finally:
         context.close()

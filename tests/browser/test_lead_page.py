@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from browserkit import Browse, Site, axe_violations, screenshot
+from browserkit import Browse, Site, axe_violations
 from playwright.sync_api import expect
 
 from leadledger.services.leadpage import lead_page
@@ -112,11 +112,9 @@ def test_the_lead_page_is_accessible_and_fits_a_phone(browse: Browse, site: Site
     page.get_by_label("Move to").select_option("qualified")
     expect(page.locator(".preview")).to_be_visible()
     assert axe_violations(page) == []
-    screenshot(page, "lead-desktop", tmp_path)
     phone = browse.page("maria", phone=True)
     phone.goto(f"/leads/{lead}")
     phone.get_by_label("Move to").select_option("nurture")
     expect(phone.locator(".preview")).to_be_visible()
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
     assert axe_violations(phone) == []
-    screenshot(phone, "lead-phone", tmp_path)

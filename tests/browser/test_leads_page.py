@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browserkit import PASSWORD, Browse, Site, axe_violations, log_in, screenshot
+from browserkit import PASSWORD, Browse, Site, axe_violations, log_in
 from playwright.sync_api import expect
 
 from leadledger.services import leads as lead_service
@@ -236,7 +236,6 @@ def test_the_lead_list_has_no_serious_accessibility_violation(browse: Browse, si
     row(page, lead).get_by_role("button", name="Change status").click()
     expect(page.locator(".menu")).to_be_visible()
     assert axe_violations(page) == []
-    screenshot(page, "leads-desktop", tmp_path)
 
 
 def test_the_list_and_the_change_form_work_at_phone_width(browse: Browse, site: Site, tmp_path: Path) -> None:
@@ -251,7 +250,6 @@ def test_the_list_and_the_change_form_work_at_phone_width(browse: Browse, site: 
     form = row(page, lead).locator("form.change-form")
     form.get_by_label("Reason (required)").select_option("not_interested")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
-    screenshot(page, "leads-phone", tmp_path)
     form.get_by_role("button", name="Save").click()
     expect(row(page, lead).locator(".status-cell > .badge")).to_have_text("Disqualified / Lost")
     assert lead_service.get_lead(site.app, lead)["reason"] == "not_interested"

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browserkit import Browse, Site, axe_violations, screenshot
+from browserkit import Browse, Site, axe_violations
 from playwright.sync_api import expect
 
 from leadledger.services import sitesettings
@@ -23,7 +23,6 @@ def test_the_guide_explains_every_status_and_is_public_only_when_ops_says_so(bro
     expect(page.locator("section#nurture")).to_contain_text("Re-evaluate on")
     expect(page.locator("section#disqualified")).to_contain_text("What happens automatically")
     assert axe_violations(page) == []
-    screenshot(page, "guide-desktop", tmp_path)
     anonymous = browse.page(None)
     anonymous.goto("/guide")
     assert "/login" in anonymous.url
@@ -50,7 +49,6 @@ def test_the_model_page_is_for_ops_and_shows_transitions_lint_and_versions(brows
     page.get_by_role("button", name="Lint it").click()
     expect(page.locator("#new-model .error")).to_be_visible()
     assert axe_violations(page) == []
-    screenshot(page, "model-desktop", tmp_path)
 
 
 def test_an_import_shows_progress_a_summary_and_its_rejects(browse: Browse, site: Site, tmp_path: Path) -> None:
@@ -75,7 +73,6 @@ def test_an_import_shows_progress_a_summary_and_its_rejects(browse: Browse, site
     assert "No Contact" in rejects
     assert axe_violations(page) == []
     page.goto("/imports")
-    screenshot(page, "imports-desktop", tmp_path)
 
 
 def test_admin_adds_a_user_who_can_log_in_and_creates_a_token_shown_once(browse: Browse, site: Site,
@@ -100,7 +97,6 @@ def test_admin_adds_a_user_who_can_log_in_and_creates_a_token_shown_once(browse:
     answer = page.request.get("/api/v1/me", headers={"Authorization": f"Bearer {secret}"})
     assert answer.json() == {"name": "newrep", "role": "rep"}
     assert axe_violations(page) == []
-    screenshot(page, "admin-desktop", tmp_path)
     fresh: Any = browse.page(None)
     fresh.goto("/login")
     fresh.get_by_label("Username").fill("newrep")

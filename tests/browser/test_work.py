@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browserkit import Browse, Site, axe_violations, screenshot
+from browserkit import Browse, Site, axe_violations
 from playwright.sync_api import expect
 
 from leadledger.services.changes import ActivityIn, ChangeSpec
@@ -97,8 +97,6 @@ def test_my_work_is_accessible_for_both_roles_and_fits_a_phone(browse: Browse, s
         page = browse.page(user)
         page.goto("/work")
         assert axe_violations(page) == [], user
-        screenshot(page, f"work-{'rep' if user == 'ana' else 'manager'}-desktop", tmp_path)
     phone = browse.page("maria", phone=True)
     phone.goto("/work")
     assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1
-    screenshot(phone, "work-manager-phone", tmp_path)
