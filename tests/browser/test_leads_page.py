@@ -253,3 +253,13 @@ def test_the_list_and_the_change_form_work_at_phone_width(browse: Browse, site: 
     form.get_by_role("button", name="Save").click()
     expect(row(page, lead).locator(".status-cell > .badge")).to_have_text("Disqualified / Lost")
     assert lead_service.get_lead(site.app, lead)["reason"] == "not_interested"
+
+
+def test_the_login_page_and_an_error_page_have_no_serious_accessibility_violation(browse: Browse, site: Site) -> None:
+    page = browse.page(None)
+    page.goto("/login")
+    assert axe_violations(page) == []
+    signed_in = browse.page("ana")
+    assert signed_in.goto("/leads/NO-SUCH-LEAD").status == 404
+    expect(signed_in.get_by_role("alert")).to_contain_text("no lead")
+    assert axe_violations(signed_in) == []
