@@ -1,7 +1,7 @@
 """web: browser sessions (stored hashed) and saved lead views per user, site settings; leads paged by team; recent overrides
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-03
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 from leadledger.store.tables import UTCDateTime
 
-revision = "0007"
-down_revision = "0006"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
