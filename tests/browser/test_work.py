@@ -9,6 +9,7 @@ import pytest
 from browserkit import Browse, Site, axe_violations
 from playwright.sync_api import expect
 
+from leadledger.services import inbox
 from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.leads import ApprovalPending, change_lead, log_activity, timeline
 
@@ -30,10 +31,16 @@ def test_a_rep_sees_tasks_and_marks_one_done(browse: Browse, site: Site) -> None
     page.goto("/work")
     task = page.locator("#tasks-h + ul li", has_text="Contact Task Tom within 2 business hours")
     expect(task).to_be_visible()
-    task.get_by_role("button", name="Done").click()
-    expect(page.locator("#flash")).to_contain_text("done")
+    # the task belongs to Assigned: it is done by moving the lead on, or by saying why it stays
+    task.get_by_role("button", name="Done, no change").click()  # the reason is required: nothing is sent
+    expect(task).to_be_visible()
+    task.get_by_label("Why the lead stays in its status").fill("waiting for the buyer's callback on Monday")
+    task.get_by_role("button", name="Done, no change").click()
+    expect(page.locator("#flash")).to_contain_text("Task #")
     page.reload()
     expect(page.locator("#tasks-h + ul li", has_text="Contact Task Tom")).to_have_count(0)
+    done = [t for t in inbox.list_tasks(site.app, assignee="ben", status="done") if "Task Tom" in t["title"]]
+    assert [t["note"] for t in done] == ["no change: waiting for the buyer's callback on Monday"]
 
 
 def test_a_manager_approves_from_the_queue_with_a_note(browse: Browse, site: Site) -> None:

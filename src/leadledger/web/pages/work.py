@@ -53,7 +53,11 @@ async def my_work(request: Request, viewer: CurrentViewer, state: State) -> Resp
 
 @router.post("/tasks/{task_id}/done")
 async def task_done(request: Request, task_id: RowId, viewer: CurrentViewer, state: State) -> Response:
-    await run_in_threadpool(lambda: inbox.complete_task(state.app, task_id=task_id, actor=viewer.name))
+    form = await form_data(request)
+    why = (form.get("no_change") or [""])[-1].strip() or None  # a status's task: why the lead stays there
+    await run_in_threadpool(
+        lambda: inbox.complete_task(state.app, task_id=task_id, actor=viewer.name, no_change=why)
+    )
     if request.headers.get("hx-request") == "true":
         return Response(status_code=200, headers=flash_header("ok", f"Task #{task_id} done."))
     response = RedirectResponse("/work", status_code=303)
