@@ -19,7 +19,7 @@ from leadledger.services.errors import Invalid
 from leadledger.services.history import LeadHistory, write_histories
 from leadledger.store import repository as repo
 from leadledger.store.session import SqlWriteSession
-from leadledger.store.tables import activities, leads, ledger, users
+from leadledger.store.tables import CONTACT_COLUMNS, activities, leads, ledger, users
 
 
 @pytest.fixture
@@ -194,7 +194,9 @@ def test_demo_projection_is_the_fold_of_its_ledger(demo_app):
         captured: dict = {}
         for entry in history:
             captured.update(entry.data or {})
-        assert {k: row.fields[k] for k in captured} == captured, lead_id  # the data changes captured are fields
+        # the ledger's data folds to the lead's fields, contact columns included (the creation entry captures them)
+        known = {**row.fields, **{c: getattr(row, c) for c in CONTACT_COLUMNS if getattr(row, c) is not None}}
+        assert captured == known, lead_id
         nurtured += last.to_status == "nurture" and "re_evaluate_on" in row.fields
     assert nurtured > 0  # the sweep's nurture re-evaluation has a date to read
 
@@ -260,7 +262,9 @@ def test_write_histories_stores_nulls_booleans_json_and_the_folded_projection(ap
     assert (row.prev_status, row.status_entry_seq, row.phone, row.incomplete) == ("new", 2, None, False)
     assert row.fields == {"territory": "EMEA"}
     assert [e.off_model for e in stored] == [False, False, True]
-    assert stored[0].from_status is None and stored[0].data is None and stored[0].kind == "created"
+    assert stored[0].from_status is None and stored[0].kind == "created"
+    # the creation entry captures the lead's data, as the service's creation entry does
+    assert stored[0].data == {"name": "Jo Doe", "email": "jo@example.com", "source": "web", "territory": "EMEA"}
     assert stored[1].data == {"next_follow_up_at": "2026-11-30"} and stored[1].kind == "change"
     assert nulls == 3
     assert (logged.type, logged.data, logged.key, logged.source) == ("call_logged", {"outcome": "no_answer"}, None, "manual")

@@ -18,6 +18,8 @@ What is kept (all in one DuckDB file, see `store_path`):
   attributes of the entry that started it and business time counters for every calendar of the model.
 * ``first_touch`` – derived: when each lead was first touched, by whom, since when that owner had it.
 * ``calday`` – business time per calendar and UTC day (see `calendar_days`).
+* ``fvals`` – derived: each field value a lead's entries set (the data every entry captured), with the time
+  the next value replaced it, so "the lead's fields at T" is a filter, as for the state (segments read it).
 
 Derived rows are recomputed for the leads the new rows concern (late imported history included), and for
 every lead when the status model changes (calendars, outreach activity types) or the data leaves the
@@ -50,13 +52,14 @@ from sqlalchemy.engine import make_url
 
 from leadledger.analytics import benchmarks as seed
 from leadledger.analytics.calendar_days import DayTable, build_day_table, day_number
+from leadledger.domain.segments import LEDGER_META_KEYS
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
 
 if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
     import duckdb
 
-SCHEMA_VERSION = "6"  # the copied tables: a change resets the store (a full copy)
+SCHEMA_VERSION = "8"  # the copied tables: a change resets the store (a full copy)
 DERIVED_VERSION = "6"  # the derived tables: a change recomputes them from the copy
 FULL_REBUILD_SHARE = 0.2  # recompute every lead when more than this share of leads is touched at once
 FULL_REBUILD_MIN = 10_000  # ... and at least this many (small stores always update in place)
@@ -87,6 +90,7 @@ _LEDGER_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("override_rule", "VARCHAR", "override_rule", "override_rule"),
     ("off_model", "BOOLEAN", "CASE WHEN off_model THEN 1 ELSE 0 END", "CASE WHEN off_model THEN 1 ELSE 0 END"),
     ("re_eval", "VARCHAR", "json_extract(data, '$.re_evaluate_on')", "data->>'re_evaluate_on'"),
+    ("data", "VARCHAR", "data", "data::text"),
 )
 _ACTIVITY_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("id", "BIGINT", "id", "id"),
@@ -116,7 +120,7 @@ _BASE_TABLES = (
     # ids of activities above the final watermark already counted (PostgreSQL reads them again until final)
     "CREATE TABLE IF NOT EXISTS act_recent (id BIGINT)",
 )
-_DERIVED_TABLES = ("inst", "stints", "first_touch", "lead_facts", "lead_owners", "calday")
+_DERIVED_TABLES = ("inst", "stints", "first_touch", "lead_facts", "lead_owners", "calday", "fvals")
 
 
 def store_path(app: App) -> str:
@@ -758,13 +762,14 @@ def _derive(conn: duckdb.DuckDBPyConnection, facts: ModelFacts, affected: str | 
     inst_sql = """
         SELECT lead_id, ts, status, stage, owner, next_ts,
                max(CASE WHEN starts_stint THEN ts END) OVER fw AS stint_at,
-               last_value(CASE WHEN starts_stint THEN {'owner': owner, 'ec': ec, 're_eval': re_eval} END IGNORE NULLS)
+               last_value(CASE WHEN starts_stint THEN {'owner': owner, 'ec': ec, 're_eval': re_eval, 'reason': reason} END IGNORE NULLS)
                    OVER fw AS stint,
                max(CASE WHEN prev_family IS DISTINCT FROM family THEN ts END) OVER fw AS run_at
         FROM x_inst
         WINDOW fw AS (PARTITION BY lead_id ORDER BY ts ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"""
     inst_sql = f"""SELECT lead_id, ts, status, stage, owner, next_ts, stint_at, stint.owner AS stint_owner,
-                          stint.ec AS stint_ec, stint.re_eval AS re_eval, run_at FROM ({inst_sql})"""
+                          stint.ec AS stint_ec, stint.re_eval AS re_eval, stint.reason AS stint_reason, run_at
+                   FROM ({inst_sql})"""
     stints_sql = """
         SELECT lead_id, status, ts AS entered_at,
                lead(ts) OVER sw AS left_at, lead(status) OVER sw AS next_status,
@@ -806,15 +811,18 @@ def _derive(conn: duckdb.DuckDBPyConnection, facts: ModelFacts, affected: str | 
     owners_sql = (
         "SELECT lead_id, owner, min(ts) AS first_at FROM x_inst WHERE owner IS NOT NULL GROUP BY lead_id, owner"
     )
+    fvals_sql = _field_values_sql(lead_filter)
     if affected is None:
+        conn.execute(f"CREATE OR REPLACE TABLE fvals AS {fvals_sql}")
         conn.execute(f"CREATE OR REPLACE TABLE lead_owners AS {owners_sql}")
         conn.execute(f"CREATE OR REPLACE TABLE inst AS {inst_sql}")
         conn.execute(f"CREATE OR REPLACE TABLE stints AS {stints_sql}")
         conn.execute(f"CREATE OR REPLACE TABLE first_touch AS {touch_sql}", params)
         conn.execute(f"CREATE OR REPLACE TABLE lead_facts AS {_lead_facts_sql(facts, None)}", _lead_facts_params(facts))
     else:
-        for table in ("inst", "stints", "first_touch", "lead_facts", "lead_owners"):
+        for table in ("inst", "stints", "first_touch", "lead_facts", "lead_owners", "fvals"):
             conn.execute(f"DELETE FROM {table} WHERE lead_id IN (SELECT lead_id FROM {affected})")
+        conn.execute(f"INSERT INTO fvals {fvals_sql}")
         conn.execute(f"INSERT INTO lead_owners {owners_sql}")
         conn.execute(f"INSERT INTO inst {inst_sql}")
         conn.execute(f"INSERT INTO stints {stints_sql}")
@@ -822,6 +830,23 @@ def _derive(conn: duckdb.DuckDBPyConnection, facts: ModelFacts, affected: str | 
         conn.execute(f"INSERT INTO lead_facts {_lead_facts_sql(facts, affected)}", _lead_facts_params(facts))
     for temp in ("x_keys", "x_inst", "fam"):
         conn.execute(f"DROP TABLE IF EXISTS {temp}")
+
+
+def _field_values_sql(lead_filter: str) -> str:
+    """Every field value each entry set, the last one per (lead, field, instant), valid until the next one.
+
+    The ledger's `data` is what the entry captured (the lead's fields it set; null clears one); folded in
+    (at, seq) order it gives the lead's fields at any time, as the projection holds them now."""
+    meta = ", ".join(f"'{key}'" for key in sorted(LEDGER_META_KEYS))
+    where = f"{lead_filter} AND data IS NOT NULL" if lead_filter else "WHERE data IS NOT NULL"
+    return f"""
+        WITH kv AS (
+            SELECT lead_id, ts, seq, unnest(map_entries(CAST(CAST(data AS JSON) AS MAP(VARCHAR, JSON)))) AS e
+            FROM ledger_m {where}),
+        one AS (
+            SELECT lead_id, e.key AS key, ts, arg_max_null(json_extract_string(e.value, '$'), seq) AS value
+            FROM kv WHERE e.key NOT IN ({meta}) GROUP BY ALL)
+        SELECT lead_id, key, ts, value, lead(ts) OVER (PARTITION BY lead_id, key ORDER BY ts) AS next_ts FROM one"""
 
 
 def _lead_facts_params(facts: ModelFacts) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from leadledger.cli.model_changes import register as register_model_changes
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of, show
 from leadledger.cli.reports import report_app
 from leadledger.cli.review import review_app
+from leadledger.cli.segments import register as register_segments
 from leadledger.cli.timecmds import register as register_time
 from leadledger.config import Settings
 from leadledger.domain.durations import parse_duration
@@ -78,6 +79,7 @@ register_automation(app)
 register_api(app)  # serve, token, hook, demo-logins
 register_time(app)
 register_model_changes(model_app)  # model diff
+register_segments(app)
 
 
 class State:

@@ -15,6 +15,7 @@ from typing import Any
 
 from leadledger.domain.automation import Automation
 from leadledger.domain.calendar import BusinessCalendar
+from leadledger.domain.segments import Segment
 from leadledger.domain.timerules import SlaSpec, TimeRule
 
 SOURCES = ("manual", "automation", "time_rule", "integration", "import")
@@ -174,6 +175,7 @@ class StatusModel:
     automation: Automation = field(default_factory=Automation)
     slas: tuple[SlaSpec, ...] = ()
     time_rules: tuple[TimeRule, ...] = ()
+    segments: dict[str, Segment] = field(default_factory=dict)
     stage_by_key: dict[str, Stage] = field(init=False)
     children: dict[str, tuple[str, ...]] = field(init=False)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -37,6 +38,15 @@ from leadledger.domain.automation import (
 )
 from leadledger.domain.conditions import ALWAYS, Condition, ConditionError, compile_condition
 from leadledger.domain.durations import parse_duration
+from leadledger.domain.segments import (
+    ATTRIBUTES,
+    BOOL_OPS,
+    LEDGER_META_KEYS,
+    NUMBER_OPS,
+    Segment,
+    SegmentWebhook,
+    condition_attributes,
+)
 from leadledger.domain.statusmodel import (
     ActivityMatch,
     ActivityRule,
@@ -320,6 +330,7 @@ class _Compiler:
             automation=self._automation(statuses, {s.key for s in stages}, reasons, fields, roles),
             slas=self._slas(statuses),
             time_rules=self._time_rules(statuses, reasons, fields, roles),
+            segments=self._segments(statuses, stage_keys, reasons, fields),
         )
 
     def _stages(self, roles: set[str]) -> list[Stage]:
@@ -572,6 +583,127 @@ class _Compiler:
             )
         return tuple(rules)
 
+    def _segments(
+        self,
+        statuses: dict[str, Status],
+        stage_keys: set[str],
+        reasons: dict[str, Reason],
+        fields: dict[str, FieldSpec],
+    ) -> dict[str, Segment]:
+        out: dict[str, Segment] = {}
+        paths: dict[str, Path_] = {}
+        known = {s.key: s.kind for s in self.src.segments}
+        for i, spec in enumerate(self.src.segments):
+            path: Path_ = ("segments", i)
+            if spec.key in out:
+                self.error((*path, "key"), f"segment {spec.key!r} is declared twice")
+                continue
+            if spec.when is None and not spec.include:
+                self.error(path, "a segment needs when: (a condition) or include: (other segments)")
+            for group in ("include", "exclude"):
+                for j, other in enumerate(getattr(spec, group)):
+                    if other not in known:
+                        self.error((*path, group, j), f"unknown segment {other!r}")
+                    elif other == spec.key:
+                        self.error((*path, group, j), "a segment cannot include or exclude itself")
+                    elif spec.kind == "suppression" and known[other] != "suppression":
+                        self.error(
+                            (*path, group, j),
+                            f"a suppression segment may only combine suppression segments; {other!r} is an inclusion segment",
+                        )
+            when = None
+            if spec.when is not None:
+                when = self._condition(spec.when, (*path, "when"))
+                self._check_segment_tests(spec.when, (*path, "when"), statuses, stage_keys, reasons, fields)
+            webhook = None
+            if spec.webhook is not None:
+                webhook = SegmentWebhook(spec.webhook.endpoint, spec.webhook.on_enter, spec.webhook.on_leave)
+            out[spec.key] = Segment(
+                key=spec.key,
+                label=spec.label,
+                kind=spec.kind,
+                description=spec.description,
+                when=when,
+                include=tuple(spec.include),
+                exclude=tuple(spec.exclude),
+                webhook=webhook,
+                attributes=frozenset(condition_attributes(spec.when)),
+            )
+            paths[spec.key] = path
+        # segments combine other segments: the graph must have no cycle
+        state: dict[str, int] = {}
+
+        def visit(key: str, trail: tuple[str, ...]) -> None:
+            if state.get(key) == 2 or key not in out:
+                return
+            if state.get(key) == 1:
+                cycle = " -> ".join((*trail[trail.index(key) :], key))
+                self.error(paths[key], f"segments include or exclude each other in a cycle: {cycle}")
+                return
+            state[key] = 1
+            for other in (*out[key].include, *out[key].exclude):
+                visit(other, (*trail, key))
+            state[key] = 2
+
+        for key in out:
+            visit(key, ())
+        return out
+
+    def _check_segment_tests(
+        self,
+        data: Any,
+        path: Path_,
+        statuses: dict[str, Status],
+        stage_keys: set[str],
+        reasons: dict[str, Reason],
+        fields: dict[str, FieldSpec],
+    ) -> None:
+        """What a segment test reads must exist, and its operator and value must suit the attribute's type."""
+        if not isinstance(data, Mapping):
+            return
+        for key in ("all", "any"):
+            for j, item in enumerate(data.get(key) or ()):
+                self._check_segment_tests(item, (*path, key, j), statuses, stage_keys, reasons, fields)
+        if "not" in data:
+            self._check_segment_tests(data["not"], (*path, "not"), statuses, stage_keys, reasons, fields)
+        attr = data.get("attr")
+        if not isinstance(attr, str):
+            return
+        scope, _, name = attr.partition(".")
+        if scope != "lead":
+            self.error((*path, "attr"), f"a segment reads the lead only: write lead.<attribute>, not {attr!r}")
+            return
+        kind = segment_attribute_type(name, fields)
+        if kind is None:
+            self.error(
+                (*path, "attr"),
+                f"unknown attribute {attr!r}: one of {', '.join('lead.' + a for a in ATTRIBUTES)}, or lead.<field>",
+            )
+            return
+        op = data.get("op", "eq")
+        value = data.get("value")
+        values = value if isinstance(value, list) else [value]
+        if kind == "number":
+            if op not in NUMBER_OPS:
+                self.error((*path, "op"), f"{attr} is a number: use eq, ne, gt, gte, lt, lte, exists or missing")
+            elif op not in ("exists", "missing") and not _is_number(value):
+                self.error((*path, "value"), f"{attr} is a number: compare it with a number, not {value!r}")
+        elif kind == "bool":
+            if op not in BOOL_OPS:
+                self.error((*path, "op"), f"{attr} is yes/no: use eq, ne, exists or missing")
+            elif op not in ("exists", "missing") and str(value).lower() not in ("true", "false"):
+                self.error((*path, "value"), f"{attr} is yes/no: compare it with true or false, not {value!r}")
+        elif op in ("eq", "ne", "in", "not_in") and kind in ("status", "stage", "reason"):
+            catalogue = {"status": statuses, "stage": stage_keys, "reason": reasons}[kind]
+            for item in values:
+                if item is not None and str(item) not in catalogue:
+                    self.error((*path, "value"), f"unknown {kind} {item!r}")
+                elif name == "primary_status" and item is not None and statuses[str(item)].parent is not None:
+                    self.error(
+                        (*path, "value"),
+                        f"{item!r} is a sub-status: lead.primary_status is never one (use lead.status)",
+                    )
+
     def _condition(self, data: Any, path: Path_) -> Condition:
         try:
             return compile_condition(data)
@@ -774,6 +906,33 @@ class _Compiler:
                         origin, target, frozenset(rule.roles), rule.automatic, rule.description
                     )
         return out
+
+
+def segment_attribute_type(name: str, fields: Mapping[str, FieldSpec]) -> str | None:
+    """The type a segment condition sees for `lead.<name>`: a built-in attribute's, or the model field's
+    (bool and number fields keep their type, every other field is text); None when there is no such thing."""
+    if name in ATTRIBUTES:
+        return ATTRIBUTES[name][0]
+    spec = fields.get(name)
+    if spec is None or name in LEDGER_META_KEYS:
+        return None
+    if spec.type == "bool":
+        return "bool"
+    if spec.type in ("number", "integer"):
+        return "number"
+    return "text"
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    try:
+        float(str(value))
+    except ValueError:
+        return False
+    return True
 
 
 def _rank(stages: list[Stage], key: str) -> int:

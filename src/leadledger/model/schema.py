@@ -274,6 +274,23 @@ class TimeRuleIn(Strict):
         return _check_duration(value)
 
 
+class SegmentWebhookIn(Strict):
+    endpoint: str
+    on_enter: str | None = "segment.entered"
+    on_leave: str | None = "segment.left"
+
+
+class SegmentIn(Strict):
+    key: str = Field(pattern=KEY_PATTERN)
+    label: str
+    kind: Literal["suppression", "inclusion"] = "inclusion"
+    description: str = ""
+    when: Condition = None
+    include: list[str] = []
+    exclude: list[str] = []
+    webhook: SegmentWebhookIn | None = None
+
+
 class ModelFile(Strict):
     """The whole status model file."""
 
@@ -304,3 +321,5 @@ class ModelFile(Strict):
     # time: SLA clocks per status and time rules, evaluated by the sweep
     slas: list[SlaIn] = []
     time_rules: list[TimeRuleIn] = []
+    # marketing: audiences and suppression lists, computed from the ledger (leadledger.marketing)
+    segments: list[SegmentIn] = []

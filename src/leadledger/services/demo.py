@@ -45,6 +45,7 @@ from leadledger.services.history import (
     stored_time,
 )
 from leadledger.store import repository as repo
+from leadledger.store.tables import LEDGER_COLUMNS
 from leadledger.store.tables import leads as leads_table
 
 TEAMS = (("sdr-east", "default", "maria"), ("sdr-emea", "emea", "jonas"), ("ae", "default", "maria"))
@@ -213,6 +214,7 @@ class _Sim:
 # columns that are the same in every demo row: written once per statement (HistoryRows.constants)
 _LEDGER_CONSTANTS = ("recorded_at", "note", "idempotency_key", "off_model")
 _ACTIVITY_CONSTANTS = ("key", "recorded_at", "source")
+_DATA = tuple(c for c in LEDGER_COLUMNS if c not in _LEDGER_CONSTANTS).index("data")  # in an entry tuple
 
 
 @dataclass(frozen=True)
@@ -720,6 +722,13 @@ def _block(plan: _Plan, out: _Out, block: int, low: int, high: int, rows: Histor
         email = f"{first}.{last}{n}@{company.split()[0].lower()}.example".lower()
         lead = (lead_id, f"{first} {last}", email, phone, company, source, campaign)
         fields = f'{{"territory": "{territory}", "estimated_value": {value!r}}}'  # JSON, as _ENCODE would write it
+        # the creation entry captures the lead's data, as the service's does (the ledger folds to the fields)
+        captured = {"name": lead[1], "email": email, "phone": phone, "company": company, "source": source,
+                    "campaign": campaign, "territory": territory, "estimated_value": value}  # fmt: skip
+        if phone is null:
+            del captured["phone"]
+        first_entry = sim.entries[0]
+        sim.entries[0] = (*first_entry[:_DATA], _ENCODE(captured), *first_entry[_DATA + 1 :])
         rows.leads.append(sim.lead_row(lead, fields))
         rows.ledger.extend(sim.entries)
         rows.activities.extend(sim.activities)

@@ -109,6 +109,10 @@ def history_rows(
         for seq, entry in enumerate(history.entries, start=1):
             g = entry.get
             at = entry["at"]
+            if seq == 1:
+                # the creation entry captures the lead's data, as the service's does (the ledger folds to it)
+                entry = {**entry, "data": {**_initial_fields(lead), **(g("data") or {})}}
+                g = entry.get
             # `null if (v := g(...)) is None else v`: NULL in the form the driver binds fastest (see SQLITE_NULL)
             add_entry((
                 lead_id, seq, _ts(at, sqlite), recorded, g("kind", "change"), entry["actor"],
@@ -147,6 +151,12 @@ def _out_of_order(entries: Sequence[dict[str, Any]]) -> bool:
 
 def _at_seq(item: tuple[int, dict[str, Any]]) -> tuple[Any, int]:
     return item[1]["at"], item[0]
+
+
+def _initial_fields(lead: dict[str, Any]) -> dict[str, Any]:
+    values = {c: lead[c] for c in CONTACT_COLUMNS if lead.get(c) is not None}
+    values.update({k: v for k, v in (lead.get("fields") or {}).items() if v is not None})
+    return values
 
 
 def write_histories(
