@@ -200,3 +200,32 @@ def test_the_model_is_readable_by_all_and_replaced_only_when_it_lints(org: Org, 
     assert accepted.status_code == 201, accepted.text
     history = client.get("/api/v1/model/history", headers=org.headers("ana")).json()
     assert [v["id"] for v in history] == [1, accepted.json()["id"]] and history[-1]["created_by"] == "olga"
+
+
+def test_list_takes_several_statuses_not_status_reason_campaign_company_team_and_segment(
+    org: Org, client: TestClient, monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "analytics.duckdb"))
+    fresh = create(client, org, company="Acme Inc", campaign="webinar-q1")["id"]
+    owned = create(client, org, owner="ana", company="ACME INC", campaign="webinar-q2")["id"]
+    lost = create(client, org, owner="ben", company="Globex", campaign="webinar-q2")["id"]
+    moved = client.post(f"/api/v1/leads/{lost}/status", json={"status": "rejected", "reason": "poor_fit"},
+                        headers=org.headers("maria"))  # fmt: skip
+    assert moved.status_code == 200, moved.text
+
+    def listed(params: list[tuple[str, str]]) -> set[str]:
+        answer = client.get("/api/v1/leads", params=params, headers=org.headers("ana"))
+        assert answer.status_code == 200, answer.text
+        return {lead["id"] for lead in answer.json()["items"]}
+
+    # a repeated parameter means any of its values (it used to keep only the last one)
+    assert listed([("status", "assigned"), ("status", "rejected")]) == {owned, lost}
+    assert listed([("not_status", "new")]) == {lost}
+    assert listed([("reason", "poor_fit")]) == {lost}
+    assert listed([("campaign", "webinar-q2"), ("company", "acme inc")]) == {owned}
+    assert listed([("team", "east"), ("status", "new")]) == {owned}
+    assert listed([("segment", "review_before_inclusion")]) == {lost}
+    assert listed([("segment", "needs_first_response")]) == {fresh}
+    for bad in ([("segment", "nope")], [("not_status", "hot")], [("reason", "because")]):
+        answer = client.get("/api/v1/leads", params=bad, headers=org.headers("ana"))
+        assert answer.status_code == 422 and bad[0][1] in answer.json()["detail"], answer.text

@@ -658,9 +658,19 @@ def lead_list(
     status: Annotated[
         Optional[list[str]], typer.Option("--status", help="a status key or label; repeat it for any of several")
     ] = None,
+    not_status: Annotated[
+        Optional[list[str]], typer.Option("--not-status", help="repeatable: none of these (with sub-statuses)")
+    ] = None,
     stage: Annotated[Optional[str], typer.Option("--stage", help="a stage key or label")] = None,
     owner: Annotated[Optional[str], typer.Option("--owner", help="a user name")] = None,
+    team: Annotated[Optional[list[str]], typer.Option("--team", help="repeatable: any of these teams")] = None,
     source: Annotated[Optional[str], typer.Option("--source")] = None,
+    reason: Annotated[Optional[list[str]], typer.Option("--reason", help="repeatable: any of these reasons")] = None,
+    campaign: Annotated[Optional[list[str]], typer.Option("--campaign", help="repeatable: any of these")] = None,
+    company: Annotated[Optional[str], typer.Option("--company", help="the company, any case")] = None,
+    segment: Annotated[
+        Optional[list[str]], typer.Option("--segment", help="repeatable: a member of every one of these now")
+    ] = None,
     older_than: Annotated[Optional[str], typer.Option("--in-status-longer-than", help="e.g. 24h, 7d")] = None,
     after: Annotated[
         Optional[str], typer.Option("--after", help="the cursor printed with the previous page (its last id)")
@@ -668,7 +678,8 @@ def lead_list(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="leads per page")] = 50,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """List leads by status, stage, owner, source or age in status, a page at a time (oldest first).
+    """List leads by status (any of several, or not), stage, owner, team, source, reason, campaign, company,
+    segment or age in status, a page at a time (oldest first).
 
     JSON is {"leads": [...], "next_cursor": ID or null}; pass the cursor to --after for the next page.
     """
@@ -676,12 +687,23 @@ def lead_list(
         age = parse_duration(older_than) if older_than else None
     except ValueError as exc:
         fail(f"--in-status-longer-than: {exc}")
+    members = None
+    if segment:
+        from leadledger.marketing.segments import segment_members
+
+        members = segment_members(State.app(), segment)
     rows = lead_service.list_leads(
         State.app(),
-        status=status,
+        status=status or (),
+        not_status=not_status or (),
         stage=stage,
         owner=owner,
+        team=team or (),
         source=source,
+        reason=reason or (),
+        campaign=campaign or (),
+        company=company,
+        lead_ids=members,
         in_status_longer_than=age,
         after=after,
         limit=limit + 1,  # one more than asked says whether there is a next page

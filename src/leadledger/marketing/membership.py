@@ -45,7 +45,7 @@ class Builder:
         found = self.segments.get(key)
         if found is None:
             known = ", ".join(self.segments) or "none"
-            raise Invalid(f"unknown segment {key!r} (segments of the active model: {known})")
+            raise Invalid(f"segment: unknown segment {key!r} (segments of the active model: {known})")
         return found
 
     def kind_of(self, name: str) -> str:

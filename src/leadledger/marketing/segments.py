@@ -163,15 +163,14 @@ def memberships(app: App, keys: Sequence[str] | None = None, *, as_of: datetime 
     return found
 
 
-def member_ids(app: App, keys: Sequence[str], *, as_of: datetime | None = None) -> set[str]:
-    """The ids of the leads in every one of `keys` at `as_of` (what the lead list's segment filter reads)."""
-    found: set[str] | None = None
-    with _session(app, as_of) as session:
-        for key in keys:
-            query = session.builder.members(key, session.as_of)
-            ids = {row[0] for row in session.conn.execute(query.sql, query.params).fetchall()}
-            found = ids if found is None else found & ids
-    return found or set()
+def segment_members(app: App, keys: Sequence[str], *, as_of: datetime | None = None) -> set[str]:
+    """The ids of the leads in every one of `keys` at `as_of`: what the lead list's segment filter reads."""
+    model = app.loaded_model().model
+    builder = Builder(model.segments, model.fields)
+    for key in keys:
+        builder.segment(key)  # an unknown segment is refused, naming the field
+    found = memberships(app, list(dict.fromkeys(keys)), as_of=as_of)
+    return set.intersection(*found.values()) if found else set()
 
 
 def segment_changes(app: App, key: str, *, since: datetime, until: datetime | None = None) -> dict[str, Any]:

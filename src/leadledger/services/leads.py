@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -177,48 +177,80 @@ def list_leads(
     app: App,
     *,
     status: str | Sequence[str] | None = None,
+    not_status: Sequence[str] = (),
     stage: str | None = None,
     owner: str | None = None,
     source: str | None = None,
+    reason: Sequence[str] = (),
+    campaign: Sequence[str] = (),
+    company: str | None = None,
+    team: Sequence[str] = (),
+    lead_ids: Collection[str] | None = None,
     in_status_longer_than: timedelta | None = None,
     after: str | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
     """Leads matching every filter given, ordered by id (ids sort by creation), `after` an id for the next page.
 
-    Several statuses mean any of them; each includes its sub-statuses (`new` lists Assigned leads too). A
-    status or stage may be named by its label; an unknown status, stage or owner is an error (`Invalid`) that
-    lists the valid ones, never an empty page.
+    Several statuses (or reasons, campaigns, teams) mean any of them; a status includes its sub-statuses
+    (`new` lists Assigned leads too), and so does `not_status`. `company` ignores case. `lead_ids` keeps only
+    those leads (a segment's members, which adapters compute from the analytics store). A status or stage may
+    be named by its label; an unknown status, stage, reason or owner is an error (`Invalid`) that lists the
+    valid ones, never an empty page.
     """
+    limit = max(1, min(limit, 10_000))
     with app.db.read() as conn:
         model = app.loaded_model(conn).model
-        wanted = [status] if isinstance(status, str) else list(status or ())
-        keys: list[str] = []
-        for given in wanted:
-            key = model.resolve_status(given)
-            if key is None:
-                raise Invalid(f"status: {model.unknown_status(given)}")
-            keys.extend([key, *model.children.get(key, ())])
+        keys = _resolve_statuses(model, "status", [status] if isinstance(status, str) else list(status or ()))
+        not_keys = _resolve_statuses(model, "not_status", list(not_status))
         stage_key = model.resolve_stage(stage) if stage else None
         if stage and stage_key is None:
             raise Invalid(f"stage: {model.unknown_stage(stage)}")
+        _check_known("reason", reason, model.reasons)
         if owner and repo.user_row(conn, owner) is None:
             names = sorted(r.name for r in repo.user_rows(conn) if r.name != "system")
             shown = ", ".join(names[:30]) + (f" and {len(names) - 30} more" if len(names) > 30 else "")
             raise Invalid(f"owner: unknown user {owner!r}: users are {shown}")
         rows = repo.find_leads(
             conn,
-            statuses=sorted(set(keys)) or None,
+            statuses=_with_children(model, keys) if keys else None,
+            not_statuses=_with_children(model, not_keys) if not_keys else (),
             stage=stage_key,
             owner=owner,
             source=source,
+            reasons=list(reason),
+            campaigns=list(campaign),
+            company=company,
+            teams=list(team),
+            lead_ids=lead_ids,
             status_since_before=(
                 app.clock.now() - in_status_longer_than if in_status_longer_than is not None else None
             ),
             after=after,
-            limit=max(1, min(limit, 10_000)),
+            limit=limit,
         )
         return [lead_view(row) for row in rows]
+
+
+def _check_known(option: str, values: Sequence[str], known: Collection[str]) -> None:
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise Invalid(f"{option}: unknown {option.removeprefix('not_')} {unknown[0]!r} (one of: {', '.join(known)})")
+
+
+def _resolve_statuses(model: Any, option: str, given: Sequence[str]) -> list[str]:
+    """Status keys for what the caller named (a key or a label); an unknown one names the closest keys."""
+    keys = []
+    for text in given:
+        key = model.resolve_status(text)
+        if key is None:
+            raise Invalid(f"{option}: {model.unknown_status(text)}")
+        keys.append(key)
+    return keys
+
+
+def _with_children(model: Any, keys: Sequence[str]) -> list[str]:
+    return sorted({k for key in keys for k in (key, *model.children.get(key, ()))})
 
 
 def timeline(app: App, lead_id: str) -> dict[str, Any]:

@@ -6,11 +6,11 @@ fields, rewritten under a version check when entries are appended.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, Row, bindparam, func, select
 
 from leadledger.store import bulk
 from leadledger.store.tables import (
@@ -57,22 +57,47 @@ def find_leads(
     status_since_before: datetime | None,
     after: str | None,
     limit: int,
+    not_statuses: Sequence[str] = (),
+    reasons: Sequence[str] = (),
+    campaigns: Sequence[str] = (),
+    company: str | None = None,
+    teams: Sequence[str] = (),
+    lead_ids: Collection[str] | None = None,
 ) -> list[Row[Any]]:
-    """Leads matching every filter given, by id."""
+    """Leads matching every filter given, by id (a list of values means any of them; `company` ignores case;
+    `lead_ids` keeps only those: walked in id order a chunk at a time, so a huge set stays cheap)."""
     query = select(leads).order_by(leads.c.id).limit(limit)
     if statuses:
         query = query.where(leads.c.status.in_(list(statuses)))
+    if not_statuses:
+        query = query.where(leads.c.status.not_in(list(not_statuses)))
     if stage:
         query = query.where(leads.c.stage == stage)
     if owner:
         query = query.where(leads.c.owner == owner)
     if source:
         query = query.where(leads.c.source == source)
+    if reasons:
+        query = query.where(leads.c.reason.in_(list(reasons)))
+    if campaigns:
+        query = query.where(leads.c.campaign.in_(list(campaigns)))
+    if company:
+        query = query.where(func.lower(leads.c.company) == company.strip().lower())
+    if teams:
+        query = query.where(leads.c.team.in_(list(teams)))
     if status_since_before is not None:
         query = query.where(leads.c.status_since <= status_since_before)
     if after:
         query = query.where(leads.c.id > after)
-    return list(conn.execute(query))
+    if lead_ids is None:
+        return list(conn.execute(query))
+    wanted = sorted(i for i in lead_ids if after is None or i > after)
+    found: list[Row[Any]] = []
+    for start in range(0, len(wanted), 900):
+        found.extend(conn.execute(query.where(leads.c.id.in_(wanted[start : start + 900]))))
+        if len(found) >= limit:
+            break
+    return found[:limit]
 
 
 def lead_rows(conn: Connection, lead_ids: Sequence[str], *, lock: bool = False) -> dict[str, Row[Any]]:

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from leadledger.api.deps import AppDep, CurrentUser, WriterDep
@@ -39,6 +40,7 @@ from leadledger.api.schemas import (
     TimelineRead,
 )
 from leadledger.domain.durations import parse_duration
+from leadledger.marketing.segments import segment_members
 from leadledger.services import leads as lead_service
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, PendingApproval
@@ -115,34 +117,58 @@ async def create_lead(body: LeadCreate, user: CurrentUser, app: AppDep, writer: 
     return done.lead
 
 
-@router.get("/leads", response_model=LeadPage, summary="List leads by status, stage, owner, source, age in status")
+KeyList = list[Annotated[str, StringConstraints(pattern=KEY_PATTERN)]] | None
+TextList = list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] | None
+NameList = list[Annotated[str, StringConstraints(pattern=NAME_PATTERN)]] | None
+
+
+@router.get(
+    "/leads",
+    response_model=LeadPage,
+    summary="List leads by status (any of several, or not), stage, owner, team, source, reason, campaign, company, "
+    "segment, age in status",
+)
 def list_leads(
     user: CurrentUser,
     app: AppDep,
-    status: Annotated[str | None, Query(pattern=KEY_PATTERN, description="includes its sub-statuses")] = None,
+    status: Annotated[
+        KeyList, Query(max_length=50, description="any of these statuses (each includes its sub-statuses)")
+    ] = None,
+    not_status: Annotated[
+        KeyList, Query(max_length=50, description="none of these statuses (with their sub-statuses)")
+    ] = None,
     stage: Annotated[str | None, Query(pattern=KEY_PATTERN)] = None,
     owner: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    team: Annotated[NameList, Query(max_length=50, description="any of these teams")] = None,
     source: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    reason: Annotated[
+        KeyList, Query(max_length=50, description="any of these reasons (why the lead entered its status)")
+    ] = None,
+    campaign: Annotated[TextList, Query(max_length=50, description="any of these campaigns")] = None,
+    company: Annotated[str | None, Query(min_length=1, max_length=300, description="the company, any case")] = None,
+    segment: Annotated[KeyList, Query(max_length=50, description="a member of every one of these segments now")] = None,
     in_status_longer_than: Annotated[
         str | None, Query(pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?[smhdw]$", description="e.g. 24h, 7d, 2w")
     ] = None,
     cursor: Annotated[str | None, Query(pattern=ID_PATTERN, description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    model = app.loaded_model().model
-    if status is not None and status not in model.statuses:
-        raise Invalid(f"status: {model.unknown_status(status)}")
-    if stage is not None and stage not in model.stage_by_key:
-        raise Invalid(f"stage: {model.unknown_stage(stage)}")
     age = parse_duration(in_status_longer_than) if in_status_longer_than else None
     if age is not None and age > MAX_AGE:
         raise Invalid("in_status_longer_than: at most 100 years")
+    members = segment_members(app, segment) if segment else None
     rows = lead_service.list_leads(
         app,
         status=status,
+        not_status=not_status or (),
         stage=stage,
         owner=owner,
+        team=team or (),
         source=source,
+        reason=reason or (),
+        campaign=campaign or (),
+        company=company,
+        lead_ids=members,
         in_status_longer_than=age,
         after=cursor,
         limit=limit + 1,  # one more than asked tells whether there is a next page
