@@ -17,6 +17,7 @@ from typing import Any
 from leadledger.domain.changes import Activity, Actor, ChangeRequest, LeadState, Refused, StatusChange, Violation
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.services import approvals, automation
+from leadledger.services.duplicates import check_duplicate_of
 from leadledger.services.errors import ChangeRefused, Forbidden
 from leadledger.services.unit_of_work import UnitOfWork
 
@@ -128,6 +129,9 @@ def apply(
         owner_problem = owner_violation(spec.owner, uow)
         if owner_problem:
             problems.append(owner_problem)
+    pointer = check_duplicate_of(uow.model, spec.lead_id, spec.fields, lambda other: state_of(uow, other))
+    if pointer is not None:
+        problems.append(pointer)
     if spec.expected_version is not None and spec.expected_version != state.version:
         problems.append(
             Violation("version", "stale", f"the lead is at version {state.version}, not {spec.expected_version}")
@@ -197,6 +201,9 @@ def create(
         problems.append(owner_problem)
     if who.role == "rep" and owner not in (None, who.name) and source == "manual":
         problems.append(Violation("owner", "not_allowed", "a rep may create leads for themselves only"))
+    pointer = check_duplicate_of(uow.model, lead_id, fields, lambda other: state_of(uow, other))
+    if pointer is not None:
+        problems.append(pointer)
     if problems or isinstance(result, Refused):
         return ChangeRefused(lead_id, tuple(problems))
     has_contact = bool(result.fields.get("email") or result.fields.get("phone"))
@@ -244,6 +251,13 @@ def log_event(
 def log_activity(uow: UnitOfWork, lead_id: str, activity: ActivityIn, at: datetime, actor: str | None,
                  source: str) -> None:  # fmt: skip
     uow.log(lead_id, activity.type, at, activity.data, key=activity.key, actor=actor, source=source)
+
+
+def state_of(uow: UnitOfWork, lead_id: str) -> LeadState | None:
+    """Another lead's state, loaded (and locked) into this unit of work: what a change points at."""
+    if lead_id not in uow.leads:
+        uow.load([lead_id])
+    return uow.states.get(lead_id)
 
 
 def owner_violation(owner: str | None, uow: UnitOfWork) -> Violation | None:
