@@ -21,6 +21,7 @@ from leadledger.cli.council import council_app
 from leadledger.cli.imports import import_app
 from leadledger.cli.model_changes import register as register_model_changes
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of, show
+from leadledger.cli.quality import register as register_quality
 from leadledger.cli.reports import report_app
 from leadledger.cli.review import review_app
 from leadledger.cli.segments import register as register_segments
@@ -80,6 +81,7 @@ register_api(app)  # serve, token, hook, demo-logins
 register_time(app)
 register_model_changes(model_app)  # model diff
 register_segments(app)
+register_quality(app)
 
 
 class State:
