@@ -725,7 +725,10 @@ def lead_list(
 @lead_app.command("show")
 def lead_show(lead: str, fmt: FormatOpt = Format.table) -> None:
     """A lead and its timeline: every ledger entry and every logged activity."""
+    from leadledger.services.merge import merged_timelines
+
     data = lead_service.timeline(State.app(), lead)
+    data["merged"] = merged_timelines(State.app(), lead)
     if fmt is Format.json:
         print_json(data)
         return
@@ -790,6 +793,13 @@ def lead_show(lead: str, fmt: FormatOpt = Format.table) -> None:
     if data["activities"]:
         acts = [{"at": a["at"], "type": a["type"], "by": a["actor"], "data": a["data"]} for a in data["activities"]]
         emit(acts, ["at", "type", "by", "data"], fmt, title="activities")
+    for merged in data.get("merged", []):
+        rows = [
+            {"#": e["seq"], "at": e["at"], "status": e["to_status"], "reason": e["reason"],
+             "by": f"{e['actor']} ({e['source']})", "note": e["note"]}
+            for e in merged["entries"]
+        ]  # fmt: skip
+        emit(rows, ["#", "at", "status", "reason", "by", "note"], fmt, title=f"merged from {merged['lead_id']}")
 
 
 @app.command()

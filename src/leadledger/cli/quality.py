@@ -105,3 +105,50 @@ def quality_duplicates(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(quality_app, name="quality")
+
+
+@quality_app.command("merge")
+def quality_merge(
+    survivor: Annotated[str, typer.Argument(help="the lead that stays")],
+    duplicate: Annotated[str, typer.Argument(help="the lead that becomes its Duplicate")],
+    note: Annotated[Optional[str], typer.Option("--note")] = None,
+    actor: Annotated[Optional[str], typer.Option("--actor", help="who merges (default: $LEADLEDGER_ACTOR)")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Merge DUPLICATE into SURVIVOR: the survivor gets the fields it lacked (its own win; conflicts listed), the
+    other becomes Duplicate of it; both ledgers are kept and the survivor's timeline shows the merged history."""
+    from leadledger.services.merge import merge_leads
+
+    result = merge_leads(_app(), survivor=survivor, duplicate=duplicate, actor=actor or Settings().actor, note=note)
+    if fmt is Format.json:
+        print_json(result)
+        return
+    console.print(
+        f"{duplicate} merged into {survivor}: filled {', '.join(result['filled']) or 'nothing'}", markup=False
+    )
+    for conflict in result["conflicts"]:
+        console.print(
+            f"  kept {conflict['field']} {conflict['kept']!r} (the merged lead had {conflict['other']!r})",
+            markup=False,
+            highlight=False,
+        )
+
+
+@quality_app.command("unmerge")
+def quality_unmerge(
+    duplicate: Annotated[str, typer.Argument(help="the lead that was merged into another")],
+    note: Annotated[Optional[str], typer.Option("--note")] = None,
+    actor: Annotated[Optional[str], typer.Option("--actor", help="who undoes it (default: $LEADLEDGER_ACTOR)")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Undo a merge by appended entries: the lead gets back its state from before, the survivor loses what the
+    merge filled (where it is unchanged since)."""
+    from leadledger.services.merge import unmerge
+
+    result = unmerge(_app(), duplicate=duplicate, actor=actor or Settings().actor, note=note)
+    if fmt is Format.json:
+        print_json(result)
+        return
+    console.print(
+        f"{duplicate} is no longer merged into {result['survivor']}: back to {result['restored_status']}", markup=False
+    )

@@ -3,7 +3,8 @@
 A Duplicate points at the record that survives (seed 004: "Duplicate - record should be merged or linked").
 The pointer must lead somewhere real: an existing lead, not the lead itself, and not a lead that is itself a
 duplicate (a chain, or two leads naming each other, would leave no survivor). The check runs in the write
-transaction (`WriteBatch`), so every writer gets it: the CLI, the API, bulk changes and event rules alike.
+transaction (`changes.apply`, `changes.create`), so every writer gets it: the CLI, the API, bulk changes and
+event rules alike.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
-from leadledger.services.batch import ChangeSpec, Outcome
+from leadledger.services.changes import ChangeSpec, Outcome
 from leadledger.services.errors import ChangeRefused
 from leadledger.services.leads import change_leads
 from leadledger.store.tables import leads
