@@ -7,6 +7,7 @@ nothing: a fingerprint of every table a write could touch is the same before and
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,8 +39,11 @@ class Case:
     prepare: Callable[[Org, str], Call]  # fresh state for one actor's attempt
 
 
+_mailboxes = itertools.count()
+
+
 def lead_of(org: Org, owner: str | None = "ana", **fields: Any) -> str:
-    values = {"name": "Jo Doe", "email": "jo@example.com", **fields}
+    values = {"name": "Jo Doe", "email": f"jo{next(_mailboxes)}@example.com", **fields}  # one person, one lead
     return svc.create_lead(org.app, actor="admin", fields=values, owner=owner).lead_id
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 
@@ -17,8 +18,11 @@ LEAKS = ("Traceback", "sqlalchemy", "psycopg", "sqlite3", "SELECT ", "INSERT ", 
 
 def lead_of(org: Org) -> str:
     return svc.create_lead(
-        org.app, actor="admin", fields={"name": "Jo", "email": "jo@example.com"}, owner="ana"
+        org.app, actor="admin", fields={"name": "Jo", "email": f"jo{next(_mailboxes)}@example.com"}, owner="ana"
     ).lead_id
+
+
+_mailboxes = itertools.count()
 
 
 def assert_clean(answer: object, status: int | tuple[int, ...]) -> None:

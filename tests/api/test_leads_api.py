@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 from apikit import Org, fingerprint
@@ -10,10 +11,14 @@ from fastapi.testclient import TestClient
 from leadledger.model.loader import default_model_text
 from leadledger.services import leads as svc
 
+_mailboxes = itertools.count()
+
 
 def create(client: TestClient, org: Org, user: str = "maria", **body: object) -> dict[str, object]:
     answer = client.post(
-        "/api/v1/leads", json={"name": "Jo Doe", "email": "jo@example.com", **body}, headers=org.headers(user)
+        "/api/v1/leads",
+        json={"name": "Jo Doe", "email": f"jo{next(_mailboxes)}@example.com", **body},  # one person, one lead
+        headers=org.headers(user),
     )
     assert answer.status_code == 201, answer.text
     return dict(answer.json())
@@ -229,3 +234,11 @@ def test_list_takes_several_statuses_not_status_reason_campaign_company_team_and
     for bad in ([("segment", "nope")], [("not_status", "hot")], [("reason", "because")]):
         answer = client.get("/api/v1/leads", params=bad, headers=org.headers("ana"))
         assert answer.status_code == 422 and bad[0][1] in answer.json()["detail"], answer.text
+
+
+def test_a_second_lead_for_the_same_mailbox_is_refused_with_409(org: Org, client: TestClient) -> None:
+    first = create(client, org, email="Jo.Doe@gmail.com")
+    again = client.post("/api/v1/leads", json={"name": "Jo", "email": "jodoe+crm@gmail.com"}, headers=org.headers("maria"))
+    assert again.status_code == 409
+    (violation,) = again.json()["violations"]
+    assert violation["field"] == "email" and violation["code"] == "duplicate" and first["id"] in violation["message"]

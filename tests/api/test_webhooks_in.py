@@ -3,6 +3,7 @@ window, idempotent on the event id) from an integration."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from apikit import HOOK_SECRET, Org, fingerprint, sign
@@ -20,9 +21,12 @@ def call_event(lead_id: str, key: str = "evt-1") -> list[dict[str, object]]:
              "data": {"outcome": "connected"}}]  # fmt: skip
 
 
+_mailboxes = itertools.count()
+
+
 def attempting_lead(org: Org) -> str:
     lead_id = svc.create_lead(
-        org.app, actor="admin", fields={"name": "Jo", "email": "jo@example.com"}, owner="ana"
+        org.app, actor="admin", fields={"name": "Jo", "email": f"jo{next(_mailboxes)}@example.com"}, owner="ana"
     ).lead_id
     svc.change_lead(org.app, actor="admin", spec=svc.ChangeSpec(lead_id, status="attempting_contact",
                                                                 log=svc.ActivityIn("email_sent")))  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,8 +20,11 @@ from leadledger.store.tables import activities, leads, ledger
 BANT = {"budget": "50k", "authority": "CFO", "need": "visibility", "timeline": "Q1"}
 
 
+_mailboxes = itertools.count()
+
+
 def add_lead(app: App, **fields: Any) -> str:
-    fields = {"name": "Jo Doe", "email": "jo@example.com", **fields}
+    fields = {"name": "Jo Doe", "email": f"jo{next(_mailboxes)}@example.com", **fields}  # one person, one lead
     return svc.create_lead(app, actor="admin", fields=fields).lead_id
 
 

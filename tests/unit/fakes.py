@@ -10,7 +10,7 @@ from typing import Any
 
 from leadledger.domain.changes import Activity
 from leadledger.domain.timeline import Projection, SlaClock
-from leadledger.store.ports import StoredEntry, StoredLead, Team, User, VersionConflict, Writes
+from leadledger.store.ports import KeyedLead, StoredEntry, StoredLead, Team, User, VersionConflict, Writes
 from leadledger.store.tables import CONTACT_COLUMNS
 
 
@@ -33,6 +33,7 @@ class MemorySession:
     routing: dict[str, dict[str, float]] = field(default_factory=dict)
     firings: list[dict[str, Any]] = field(default_factory=list)
     writes: int = 0
+    locked: set[str] = field(default_factory=set)  # contact keys held (lock_contact)
     _ids: Iterable[int] = field(default_factory=lambda: itertools.count(1))
 
     # --- setting the scene
@@ -57,9 +58,15 @@ class MemorySession:
     def lead_exists(self, lead_id: str) -> bool:
         return lead_id in self.leads_
 
-    def lead_by_email(self, email: str) -> str | None:
-        found = [r for r in self.leads_.values() if r["email"] == email]
-        return max(found, key=lambda r: r["created_at"])["id"] if found else None
+    def leads_with_key(self, column: str, key: str) -> list[KeyedLead]:
+        return [_keyed(r) for _, r in sorted(self.leads_.items()) if r.get(column) == key]
+
+    def lead_head(self, lead_id: str) -> KeyedLead | None:
+        row = self.leads_.get(lead_id)
+        return _keyed(row) if row is not None else None
+
+    def lock_contact(self, key: str) -> None:
+        self.locked.add(key)
 
     def entries(self, lead_id: str) -> list[StoredEntry]:
         rows = sorted((e for e in self.ledger if e["lead_id"] == lead_id), key=lambda e: (e["at"], e["seq"]))
@@ -171,3 +178,7 @@ def _fields(row: Mapping[str, Any]) -> dict[str, Any]:
     fields = dict(row.get("fields") or {})
     fields.update({c: row[c] for c in CONTACT_COLUMNS if row.get(c) is not None})
     return fields
+
+
+def _keyed(row: Mapping[str, Any]) -> KeyedLead:
+    return KeyedLead(row["id"], row["version"], row["status"], dict(row.get("fields") or {}))

@@ -37,6 +37,10 @@ def test_every_kind_of_change_is_named_by_section_key_and_field():
             status["entry"]["reason"]["codes"] = [c for c in status["entry"]["reason"]["codes"] if c != "gone_cold"]
         if status["key"] == "connected":
             status["definition"] = "Two-way conversation happened."
+    for segment in new.get("segments", []):  # ...and so does the not-now nurture segment
+        for condition in segment.get("when", {}).get("all", []):
+            if isinstance(condition.get("value"), list):
+                condition["value"] = [c for c in condition["value"] if c != "gone_cold"]
     new["slas"][0]["target"] = "3h"
     new["calendars"]["default"]["days_off"] = ["2026-12-24"]
     new["rules"] = [r for r in new["rules"] if r["name"] != "email_reply_connects"]

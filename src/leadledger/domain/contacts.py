@@ -62,6 +62,27 @@ def email_key(email: str | None) -> str | None:
     return f"{local}@{domain}" if local else None
 
 
+_TRUNK = re.compile(r"\(0\)")
+_DIGITS = re.compile(r"[^0-9]")
+
+
+def phone_key(phone: str | None) -> str | None:
+    """`+44 (0)20 7946-0958` -> `+442079460958`: a number written with its country code, in E.164. A number
+    without one needs a region to read (the model's `phone_region`, at write time or in the quality scan)."""
+    if not phone:
+        return None
+    text = phone.strip()
+    if not text.startswith(("+", "00")):
+        return None
+    digits = _DIGITS.sub("", _TRUNK.sub("", text.removeprefix("00") if text.startswith("00") else text))
+    return f"+{digits}" if 7 <= len(digits) <= 15 and digits[0] != "0" else None
+
+
+def contact_keys(email: str | None, phone: str | None) -> dict[str, str | None]:
+    """The match keys of a lead's contact data, as the `leads` row stores them."""
+    return {"email_key": email_key(email), "phone_key": phone_key(phone)}
+
+
 def email_domain(email: str | None) -> str | None:
     key = email_key(email)
     return key.rpartition("@")[2] if key else None

@@ -176,6 +176,7 @@ class StatusModel:
     slas: tuple[SlaSpec, ...] = ()
     time_rules: tuple[TimeRule, ...] = ()
     segments: dict[str, Segment] = field(default_factory=dict)
+    duplicate_on_create: str = "refuse"  # refuse | link: a new lead with an existing lead's e-mail or phone
     stage_by_key: dict[str, Stage] = field(init=False)
     children: dict[str, tuple[str, ...]] = field(init=False)
 

@@ -21,11 +21,12 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from leadledger.domain.changes import Actor, ChangeRequest, LeadState, StatusChange
+from leadledger.domain.contacts import contact_keys
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import fold
 from leadledger.importers.facts import CHANGE, CREATED, LEAD, OWNER_BY_ID, Fact, to_datetime
-from leadledger.store.tables import CONTACT_COLUMNS
+from leadledger.store.tables import CONTACT_COLUMNS, KEY_COLUMNS
 
 SOURCE = "import"
 # one encoder for every row: json.dumps(..., default=str) would build a new one per call
@@ -89,7 +90,7 @@ class LeadPlan:
 # columns written for a new lead (LEAD_COLUMNS), and for an existing lead's projection (then id and the expected
 # version); its fields too when the import changed them (a narrower statement leaves the indexes on contact
 # columns alone)
-FIELD_COLUMNS = (*CONTACT_COLUMNS, "incomplete", "fields")
+FIELD_COLUMNS = (*CONTACT_COLUMNS, "incomplete", "fields", *KEY_COLUMNS)
 
 
 class Planner:
@@ -476,6 +477,7 @@ class Planner:
         return (
             lead_id, *columns, owner, self._team(owner), status, stage, stamp(status_since), stamp(stage_since),
             stamp(created), stamp(updated), version, *entry, not (fields.get("email") or fields.get("phone")), extra,
+            *_keys(fields),
         )  # fmt: skip
 
     def _projection(self, existing: ExistingLead, items: list[Item], fields: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -487,8 +489,13 @@ class Planner:
         )  # fmt: skip
         if fields is not None:
             columns, extra = self._split_fields(fields)
-            values += (*columns, not (fields.get("email") or fields.get("phone")), extra)
+            values += (*columns, not (fields.get("email") or fields.get("phone")), extra, *_keys(fields))
         return (*values, existing.id, existing.version)
+
+
+def _keys(fields: dict[str, Any]) -> tuple[str | None, ...]:
+    keys = contact_keys(fields.get("email") or None, fields.get("phone") or None)
+    return tuple(keys[c] for c in KEY_COLUMNS)
 
 
 _fact_order = attrgetter("at", "kind", "row")  # facts of one lead: by time; at one instant, a record first

@@ -331,6 +331,7 @@ class _Compiler:
             slas=self._slas(statuses),
             time_rules=self._time_rules(statuses, reasons, fields, roles),
             segments=self._segments(statuses, stage_keys, reasons, fields),
+            duplicate_on_create=src.duplicates.on_create,
         )
 
     def _stages(self, roles: set[str]) -> list[Stage]:

@@ -291,6 +291,12 @@ class SegmentIn(Strict):
     webhook: SegmentWebhookIn | None = None
 
 
+class DuplicatesIn(Strict):
+    # a new lead whose e-mail or phone an existing lead has: refuse it (naming that lead), or link it (the
+    # creation answers with the existing lead and creates nothing)
+    on_create: Literal["refuse", "link"] = "refuse"
+
+
 class ModelFile(Strict):
     """The whole status model file."""
 
@@ -323,3 +329,4 @@ class ModelFile(Strict):
     time_rules: list[TimeRuleIn] = []
     # marketing: audiences and suppression lists, computed from the ledger (leadledger.marketing)
     segments: list[SegmentIn] = []
+    duplicates: DuplicatesIn = DuplicatesIn()

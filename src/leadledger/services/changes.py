@@ -17,7 +17,7 @@ from typing import Any
 from leadledger.domain.changes import Activity, Actor, ChangeRequest, LeadState, Refused, StatusChange, Violation
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.services import approvals, automation
-from leadledger.services.duplicates import check_duplicate_of
+from leadledger.services.duplicates import check_duplicate_of, existing_contact
 from leadledger.services.errors import ChangeRefused, Forbidden
 from leadledger.services.unit_of_work import UnitOfWork
 
@@ -206,6 +206,12 @@ def create(
         problems.append(pointer)
     if problems or isinstance(result, Refused):
         return ChangeRefused(lead_id, tuple(problems))
+    known = existing_contact(uow, result.fields)
+    if known is not None:  # one person, one lead: never silently created twice
+        if uow.model.duplicate_on_create == "link":
+            return Applied(known.lead_id, known.version, None, duplicate=True)
+        message = f"lead {known.lead_id} already has this {known.field} ({known.value}): update or merge it"
+        return ChangeRefused(lead_id, (Violation(known.field, "duplicate", message),))
     has_contact = bool(result.fields.get("email") or result.fields.get("phone"))
     uow.add_lead(lead_id, result, incomplete=not has_contact)
     if uow.automation and source != "import":

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 
+from leadledger.domain.contacts import email_key, phone_key
 from leadledger.domain.timeline import Projection
 from leadledger.services import people
 from leadledger.services.app import App
@@ -208,6 +209,7 @@ class _Sim:
             p.status_since, p.stage_since, p.created_at, p.updated_at, p.version, p.status_entry_seq,
             p.status_source, null if p.status_rule is None else p.status_rule,
             null if p.prev_status is None else p.prev_status, null if p.reason is None else p.reason, fields,
+            email_key(lead[2]) or null, null if lead[3] is null else phone_key(lead[3]),
         )  # fmt: skip
 
 

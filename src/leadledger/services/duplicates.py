@@ -22,9 +22,10 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 
 from leadledger.domain.changes import LeadState, Violation
-from leadledger.domain.contacts import company_key, email_key
+from leadledger.domain.contacts import company_key, contact_keys, email_key
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
+from leadledger.services.unit_of_work import UnitOfWork
 from leadledger.store.tables import leads
 
 FIELD = "duplicate_of"
@@ -61,6 +62,50 @@ def check_duplicate_of(
             return Violation(FIELD, "cycle", f"lead {target} is itself a duplicate of this lead")
         hint = f": name the lead it duplicates ({survivor})" if survivor else ""
         return Violation(FIELD, "is_duplicate", f"lead {target} is itself a duplicate{hint}")
+    return None
+
+
+# --- one person, one lead: the check when a lead is created ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExistingContact:
+    """The lead that already has a new lead's e-mail or phone (the survivor, when it matched a duplicate)."""
+
+    lead_id: str
+    version: int
+    field: str  # email | phone
+    value: str
+
+
+def existing_contact(uow: UnitOfWork, fields: Mapping[str, Any]) -> ExistingContact | None:
+    """The lead that already has the e-mail (same mailbox) or the phone (same number) in `fields`: among the leads
+    this unit of work wrote (not stored yet), then one indexed look-up per key. Each key is held (PostgreSQL:
+    an advisory lock) until the transaction ends, so two creations with one address cannot both pass."""
+    keys = contact_keys(fields.get("email"), fields.get("phone"))
+    resolved = duplicate_statuses(uow.model)
+    session = uow.session
+    for field_name, column in (("email", "email_key"), ("phone", "phone_key")):
+        key = keys[column]
+        if not key:
+            continue
+        value = str(fields[field_name])
+        local = uow.lead_with_contact(column, key)
+        if local is not None and uow.states[local].status not in resolved:
+            return ExistingContact(local, uow.leads[local].projection.version, field_name, value)
+        session.lock_contact(f"{column}:{key}")
+        found = [
+            lead for lead in session.leads_with_key(column, key)
+            if lead.id not in uow.leads or uow.contact_key(lead.id, column) == key  # as this transaction left it
+        ]  # fmt: skip
+        alive = [lead for lead in found if lead.status not in resolved]
+        if alive:
+            return ExistingContact(alive[0].id, alive[0].version, field_name, value)
+        for lead in found:  # only duplicates have it: the lead they duplicate is the person's record
+            survivor = lead.fields.get(FIELD)
+            head = session.lead_head(str(survivor)) if survivor else None
+            if head is not None:
+                return ExistingContact(head.id, head.version, field_name, value)
     return None
 
 

@@ -17,6 +17,7 @@ from leadledger.domain.automation import Automation
 from leadledger.services import automation, changes
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, PendingApproval
+from leadledger.services.duplicates import existing_contact
 from leadledger.services.errors import ChangeRefused
 from leadledger.services.leads import new_lead_id
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
@@ -201,15 +202,14 @@ def _apply_chunk(
 
 
 def _lead_for_form(uow: UnitOfWork, event: Event, local: EventSummary) -> str | None:
-    """A form from an unknown visitor creates the lead (New, then routed); a known e-mail finds its lead."""
+    """A form from an unknown visitor creates the lead (New, then routed); a known mailbox finds its lead (the
+    same person however the address is written: case, dots and +tags where the provider ignores them; the
+    lead a Duplicate points to)."""
     email = str(event.data.get("email", "")).strip()
-    for lead_id, state in uow.states.items():
-        if str(state.fields.get("email", "")).lower() == email.lower():
-            return lead_id
-    found = uow.session.lead_by_email(email)
+    found = existing_contact(uow, {"email": email})
     if found is not None:
-        uow.load([found])
-        return found
+        uow.load([found.lead_id])
+        return found.lead_id
     fields = {key: event.data.get(key) for key in LEAD_FIELDS_FROM_FORMS if event.data.get(key) not in (None, "")}
     lead_id = new_lead_id(event.at)
     created = changes.create(

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from leadledger.domain.changes import Activity, Actor, LeadState, StatusChange, Violation
+from leadledger.domain.contacts import contact_keys
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import (
     DueAt,
@@ -98,6 +99,8 @@ class UnitOfWork:
         self._context_cache: dict[str, tuple[LeadState, dict[str, Any], dict[str, Any]]] = {}
         leads = self.leads
         self.lead_tasks = LeadTasks(session, model, lambda: [i for i, r in leads.items() if r.base_version is not None])
+        # contact keys (email_key, phone_key) the leads written here hold now: the stored rows do not say yet
+        self._contacts: dict[tuple[str, str], str] = {}
 
     # --- loading ---------------------------------------------------------------------------------------
 
@@ -279,6 +282,8 @@ class UnitOfWork:
         projection.add(change.at, seq, change.from_status, change.to_status, change.to_stage, change.to_owner,
                        change.source, change.rule, change.reason)  # fmt: skip
         projection.set_fields(change.fields)
+        if "email" in change.fields or "phone" in change.fields:
+            self._index_contacts(lead_id, projection.fields)
         if change.owner_changed and seq > 1:
             record.team = self.team_of(change.to_owner)
         self.states[lead_id] = projection.state(lead_id)
@@ -299,6 +304,23 @@ class UnitOfWork:
                 self._changed(closed)
                 self.new_clocks.extend((lead_id, clock) for clock in started)
         return seq
+
+    def _index_contacts(self, lead_id: str, fields: Mapping[str, Any]) -> None:
+        for column, key in contact_keys(fields.get("email"), fields.get("phone")).items():
+            if key:
+                self._contacts[(column, key)] = lead_id
+
+    def lead_with_contact(self, column: str, key: str) -> str | None:
+        """A lead this unit of work created or changed whose contact key `column` is `key` now."""
+        lead_id = self._contacts.get((column, key))
+        if lead_id is None or self.contact_key(lead_id, column) != key:  # changed again since
+            return None
+        return lead_id
+
+    def contact_key(self, lead_id: str, column: str) -> str | None:
+        """A loaded lead's contact key as this unit of work leaves it."""
+        fields = self.leads[lead_id].projection.fields
+        return contact_keys(fields.get("email"), fields.get("phone"))[column]
 
     def log(self, lead_id: str, type_: str, at: datetime, data: Mapping[str, Any], *, key: str | None,
             actor: str | None, source: str) -> None:  # fmt: skip

@@ -88,6 +88,16 @@ class Writes:
     firings: list[dict[str, Any]] = field(default_factory=list)  # time rules fired (rule_firings)
 
 
+@dataclass(frozen=True)
+class KeyedLead:
+    """A lead found by a contact key (`email_key`, `phone_key`): enough to say who already has it."""
+
+    id: str
+    version: int
+    status: str
+    fields: dict[str, Any]
+
+
 class WriteSession(Protocol):
     """One write transaction, as the services see it."""
 
@@ -99,8 +109,14 @@ class WriteSession(Protocol):
         """The leads among `lead_ids` that exist, locked for this transaction."""
 
     def lead_exists(self, lead_id: str) -> bool: ...
-    def lead_by_email(self, email: str) -> str | None:
-        """The newest lead with this e-mail address."""
+    def leads_with_key(self, column: str, key: str) -> list[KeyedLead]:
+        """The leads whose contact key column (email_key, phone_key) holds `key`, by id (not locked)."""
+
+    def lead_head(self, lead_id: str) -> KeyedLead | None:
+        """A lead's id, version, status and extra fields (not locked)."""
+
+    def lock_contact(self, key: str) -> None:
+        """Hold a contact key until the transaction ends, so two creations with one address queue."""
 
     def entries(self, lead_id: str) -> list[StoredEntry]:
         """A lead's whole ledger in (at, seq) order."""

@@ -16,11 +16,13 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadledger.domain.changes import Activity
+from leadledger.domain.contacts import contact_keys
 from leadledger.domain.timeline import Projection, SlaClock
 from leadledger.store import bulk
-from leadledger.store.ports import StoredEntry, StoredLead, Team, User, VersionConflict, Writes
+from leadledger.store.ports import KeyedLead, StoredEntry, StoredLead, Team, User, VersionConflict, Writes
 from leadledger.store.tables import (
     CONTACT_COLUMNS,
+    KEY_COLUMNS,
     PROJECTION_COLUMNS,
     activities,
     approvals,
@@ -38,7 +40,7 @@ CHUNK = 900  # ids per IN (...) list: below SQLite's default limit on bound para
 
 _LEAD_READ = ("id", "created_at", "incomplete", "fields", *CONTACT_COLUMNS, *PROJECTION_COLUMNS)
 _TIMES = frozenset(("created_at", "updated_at", "status_since", "stage_since"))
-_LEAD_UPDATE = (*PROJECTION_COLUMNS, *CONTACT_COLUMNS, "fields")
+_LEAD_UPDATE = (*PROJECTION_COLUMNS, *CONTACT_COLUMNS, "fields", *KEY_COLUMNS)
 _LEAD_INSERT = ("id", "created_at", "incomplete", *_LEAD_UPDATE)
 _CLOCK_UPDATE = ("status", "closed_at", "breached_at", "responsible", "team", "due_at")
 _TASK_READ = ("id", "lead_id", "assignee", "status", "rule", "open_while")
@@ -68,6 +70,7 @@ def projection_values(projection: Projection, team: str | None) -> dict[str, Any
     for column in CONTACT_COLUMNS:
         values[column] = fields.get(column)
     values["fields"] = extra or None
+    values.update(contact_keys(values["email"], values["phone"]))
     return values
 
 
@@ -128,9 +131,19 @@ class SqlWriteSession:
     def lead_exists(self, lead_id: str) -> bool:
         return bool(self._rows("SELECT 1 FROM leads WHERE id = ?", (lead_id,)))
 
-    def lead_by_email(self, email: str) -> str | None:
-        rows = self._rows("SELECT id FROM leads WHERE email = ? ORDER BY created_at DESC LIMIT 1", (email,))
-        return rows[0][0] if rows else None
+    def leads_with_key(self, column: str, key: str) -> list[KeyedLead]:
+        if column not in KEY_COLUMNS:
+            raise ValueError(f"not a key column: {column}")
+        rows = self._rows(f"SELECT id, version, status, fields FROM leads WHERE {column} = ? ORDER BY id", (key,))
+        return [KeyedLead(r[0], int(r[1]), r[2], dict(read_json(r[3]) or {})) for r in rows]
+
+    def lead_head(self, lead_id: str) -> KeyedLead | None:
+        rows = self._rows("SELECT id, version, status, fields FROM leads WHERE id = ?", (lead_id,))
+        return KeyedLead(rows[0][0], int(rows[0][1]), rows[0][2], dict(read_json(rows[0][3]) or {})) if rows else None
+
+    def lock_contact(self, key: str) -> None:
+        if not self._sqlite:  # SQLite's writers already queue (BEGIN IMMEDIATE)
+            self._rows("SELECT pg_advisory_xact_lock(hashtext(?))", (f"leadledger.contact:{key}",))
 
     def entries(self, lead_id: str) -> list[StoredEntry]:
         rows = self._rows(

@@ -106,6 +106,7 @@ model_versions = Table(
 # projection (`PROJECTED`) is the state the lead's last ledger instant describes (domain.timeline.Projection).
 CONTACT = {"contact": True}
 PROJECTED = {"projection": True}
+KEY = {"key": True}  # derived from the contact columns, for matching (domain.contacts)
 
 leads = Table(
     "leads",
@@ -134,7 +135,11 @@ leads = Table(
     Column("reason", String(64), info=PROJECTED),
     Column("incomplete", Boolean, nullable=False, server_default=false()),
     Column("fields", Json),
+    Column("email_key", String(320), info=KEY),  # the mailbox: case, dots and +tags as the provider reads them
+    Column("phone_key", String(40), info=KEY),  # the number in E.164, when it is written with its country code
     Index("ix_leads_status_stage", "status", "stage"),
+    Index("ix_leads_email_key", "email_key"),
+    Index("ix_leads_phone_key", "phone_key"),
     Index("ix_leads_owner_status", "owner", "status"),
     Index("ix_leads_source", "source"),
 )
@@ -339,5 +344,6 @@ def written_columns(table: Table) -> tuple[str, ...]:
 LEAD_COLUMNS = written_columns(leads)
 CONTACT_COLUMNS = tuple(c.name for c in leads.columns if c.info.get("contact"))
 PROJECTION_COLUMNS = tuple(c.name for c in leads.columns if c.info.get("projection"))
+KEY_COLUMNS = tuple(c.name for c in leads.columns if c.info.get("key"))
 LEDGER_COLUMNS = written_columns(ledger)
 ACTIVITY_COLUMNS = written_columns(activities)
