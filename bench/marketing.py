@@ -6,7 +6,7 @@
 - the duplicate scan (exact + fuzzy with blocking) over a synthetic list with realistic names and 3 %
   injected duplicates (the demo's few names and companies are not realistic for it), target <= 30 s and peak
   memory < 1 GB at 1 M leads, in a subprocess so only the scan is counted;
-- the create-time duplicate check: the look-up `WriteBatch.create` makes, per lead, target <= 1 ms.
+- the create-time duplicate check: the look-ups `changes.create` makes, per lead, target <= 1 ms.
 
 `python -m bench.run --only marketing` (1 M leads; `--quick`: 20 k).
 """
@@ -128,14 +128,17 @@ def _run_child(kind: str, db: str, extra: str | None) -> dict[str, Any]:
         result = {"members": sum(len(v) for v in found.values())}
     elif kind == "check":
         from leadledger.services.duplicates import existing_contact
+        from leadledger.services.unit_of_work import UnitOfWork
+        from leadledger.store.session import SqlWriteSession
 
         model = app.loaded_model().model
         probes = [(f"nobody{i}@example.com", f"+1555{i:07d}") for i in range(2000)]
-        with app.db.read() as conn:
-            existing_contact(conn, model, {"email": "warm@example.com"}, {})
+        with app.db.write() as conn:  # as in a creation: the unit of work's session, nothing written
+            uow = UnitOfWork(SqlWriteSession(conn), model, now=app.clock.now(), actor="system")
+            existing_contact(uow, {"email": "warm@example.com"})
             started = time.perf_counter()
             for email, phone in probes:
-                existing_contact(conn, model, {"email": email, "phone": phone}, {})
+                existing_contact(uow, {"email": email, "phone": phone})
         result = {"probes": len(probes)}
     result["seconds"] = time.perf_counter() - started
     result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
