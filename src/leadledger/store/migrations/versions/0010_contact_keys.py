@@ -1,8 +1,8 @@
 """contact keys: the mailbox and the E.164 number of every lead, indexed, so a second lead with the same
 e-mail or phone is found when it is created (and duplicates are found without a full scan)
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-03
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 from leadledger.domain.contacts import contact_keys
 
-revision = "0007"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
