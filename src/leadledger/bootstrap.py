@@ -15,7 +15,7 @@ GC_THRESHOLD = (100_000, 50, 100)  # CPython's default is (700, 10, 10)
 def tune_gc() -> None:
     """Run the cyclic garbage collector far less often than CPython's default (every 700 allocations).
 
-    A write batch keeps thousands of short-lived dicts and rows alive at once, so the default spent 10-20 %
+    A unit of work keeps thousands of short-lived dicts and rows alive at once, so the default spent 10-20 %
     of a batch scanning them for cycles they do not have (measured: batched changes +25-50 %, event apply
     +27 %). Reference counting still frees everything at once; only cycles wait a little longer. The
     threshold is process-wide, so the composition root sets it, and never lowers one set higher.

@@ -16,14 +16,24 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadledger.domain.changes import Violation
 from leadledger.model.loader import ModelError
 from leadledger.services.app import NotInitialised
 from leadledger.services.auth import TooManyAttempts, Unauthenticated
-from leadledger.services.errors import ChangeRefused, Conflict, Forbidden, Invalid, NotFound, ServiceError
+from leadledger.services.errors import (
+    ChangeRefused,
+    Conflict,
+    DatabaseError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    NotStorable,
+    ServiceError,
+    Unavailable,
+    as_service_error,
+)
 from leadledger.services.models import ModelRejected
 
 log = logging.getLogger("leadledger.api")
@@ -149,10 +159,11 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
     async def on_database(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, DataError):  # a value the database cannot hold slipped past validation
+        translated = as_service_error(exc)
+        if isinstance(translated, NotStorable):  # a value the database cannot hold slipped past validation
             log.warning("database refused a value: %s", exc.__class__.__name__)
-            return problem(422, "a value in the request cannot be stored")
-        if isinstance(exc, OperationalError):
+            return problem(422, str(translated))
+        if isinstance(translated, Unavailable):
             log.error("database unavailable", exc_info=exc)
             return problem(503, "the database is unavailable or busy; try again", headers={"Retry-After": "1"})
         return unexpected(exc)
@@ -161,4 +172,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ModelError, on_model_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(DBAPIError, on_database)
+    app.add_exception_handler(DatabaseError, on_database)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from sqlalchemy.exc import OperationalError
 from typer.core import TyperGroup
 
 from leadledger.bootstrap import build_app
@@ -33,9 +32,8 @@ from leadledger.services import leads as lead_service
 from leadledger.services import models as model_service
 from leadledger.services import people
 from leadledger.services.app import App, NotInitialised
-from leadledger.services.errors import ChangeRefused, ServiceError
+from leadledger.services.errors import ChangeRefused, ServiceError, as_service_error
 from leadledger.services.leads import ActivityIn, ChangeSpec
-from leadledger.store.db import is_initialised
 
 
 class _Commands(TyperGroup):
@@ -51,8 +49,11 @@ class _Commands(TyperGroup):
             fail(str(exc))
         except FileNotFoundError as exc:
             fail(f"no such file: {exc.filename}")
-        except OperationalError as exc:
-            fail(f"database error: {exc.orig}")
+        except Exception as exc:
+            translated = as_service_error(exc)  # a database the command cannot reach or store into
+            if translated is None:
+                raise
+            fail(str(translated))
 
 
 app = typer.Typer(
@@ -104,7 +105,7 @@ class State:
             settings = Settings()
             cls._app = build_app(settings, db_url=cls.db)
         if initialised and not cls._checked:
-            if not is_initialised(cls._app.db):
+            if not cls._app.is_initialised():
                 raise NotInitialised(f"no LeadLedger database at {cls._app.db.describe()}: run `leadledger init`")
             cls._checked = True
         return cls._app
@@ -112,7 +113,7 @@ class State:
     @classmethod
     def has_database(cls) -> bool:
         """Whether an initialised database is there (without creating anything)."""
-        return is_initialised(cls.app(initialised=False).db)
+        return cls.app(initialised=False).is_initialised()
 
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
@@ -860,4 +861,7 @@ def main() -> None:
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except Exception as exc:
+        translated = as_service_error(exc)
+        if translated is not None:
+            fail(str(translated))
         fail(f"unexpected {exc.__class__.__name__}: {exc}", 2)

@@ -106,13 +106,14 @@ def _test(data: Mapping[str, Any], path: tuple[str | int, ...]) -> Test:
     if op == "missing":
         return lambda ctx: not _present(read(ctx))
     if op == "in":
-        return lambda ctx: _present(read(ctx)) and str(read(ctx)) in members
+        return lambda ctx: _member(read(ctx), members)
     if op == "not_in":
-        return lambda ctx: not (_present(read(ctx)) and str(read(ctx)) in members)
+        return lambda ctx: not _member(read(ctx), members)
+    number = _number(value)  # the value is a constant: read as a number once, here
     if op == "eq":
-        return lambda ctx: _equal(read(ctx), value)
+        return lambda ctx: _equal(read(ctx), value, number)
     if op == "ne":
-        return lambda ctx: not _equal(read(ctx), value)
+        return lambda ctx: not _equal(read(ctx), value, number)
     if op == "contains":
         return lambda ctx: _present(read(ctx)) and str(value).lower() in str(read(ctx)).lower()
     compare = {
@@ -128,14 +129,19 @@ def _present(value: Any) -> bool:
     return value is not None and value != ""
 
 
-def _equal(left: Any, right: Any) -> bool:
+def _member(value: Any, members: frozenset[str]) -> bool:
+    return _present(value) and str(value) in members
+
+
+def _equal(left: Any, right: Any, number_right: float | None) -> bool:
     if left is None or right is None:
         return left is right
     if isinstance(right, bool) or isinstance(left, bool):
         return str(left).lower() == str(right).lower()
-    number_left, number_right = _number(left), _number(right)
-    if number_left is not None and number_right is not None:
-        return number_left == number_right
+    if number_right is not None:
+        number_left = _number(left)
+        if number_left is not None:
+            return number_left == number_right
     return str(left) == str(right)
 
 

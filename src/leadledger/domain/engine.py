@@ -1,7 +1,8 @@
 """The transition engine: judges a change against the status model and returns a ledger entry or every violation.
 
-Pure: no I/O, no clock of its own (the caller passes `now`). The service layer loads the lead, calls
-`change_status`, and appends what it returns; every write path goes through here.
+Pure: no I/O, no clock of its own (the caller passes `now`). Change handling (`services.changes`) loads the
+lead, calls `change_status` for every change it is asked for, and appends what it returns; the importer
+asks it whether a recorded move is one the model allows (history is recorded either way, flagged).
 """
 
 from __future__ import annotations

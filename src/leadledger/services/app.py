@@ -12,7 +12,7 @@ from leadledger.domain.statusmodel import StatusModel
 from leadledger.model.loader import LoadedModel, load_text
 from leadledger.services.errors import ServiceError
 from leadledger.store import repository as repo
-from leadledger.store.db import Database
+from leadledger.store.db import Database, is_initialised
 
 
 class NotInitialised(ServiceError):
@@ -48,6 +48,10 @@ class App:
         with self._lock:
             self._model = (latest, loaded)
         return loaded
+
+    def is_initialised(self) -> bool:
+        """Whether `leadledger init` has set this database up (nothing is created by asking)."""
+        return is_initialised(self.db)
 
     @property
     def smtp_configured(self) -> bool:

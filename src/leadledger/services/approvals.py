@@ -23,6 +23,8 @@ def request_if_needed(
     uow: UnitOfWork, state: LeadState, change: StatusChange, spec: changes.ChangeSpec, who: Actor
 ) -> changes.PendingApproval | None:
     """When an approval rule holds the change: record the request (the state does not move), tell the approvers."""
+    if change.to_status not in uow.approval_statuses:
+        return None
     rule = uow.auto.approval_for(change.to_status, uow.context(state.id, change=change))
     if rule is None or (who.role in rule.approvers and spec.source == "manual"):
         return None  # an approver deciding for themselves; automation never approves its own moves

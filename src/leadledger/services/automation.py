@@ -48,14 +48,21 @@ def after_change(uow: UnitOfWork, change: StatusChange, causation: tuple[str, ..
     if not change.status_changed or len(causation) >= auto.max_depth:
         return
     lead_id = change.lead_id
+    on_enter = auto.on_enter.get(change.to_status, ())
+    if not on_enter and not uow.status_entered_rules:
+        return
     context = uow.context(lead_id, change=change)
-    for action in auto.on_enter.get(change.to_status, ()):
-        if uow.states[lead_id].status != change.to_status:
+    for action in on_enter:
+        state = uow.states[lead_id]
+        if state.status != change.to_status:
             break  # an earlier action (or a rule it set off) already moved the lead on
         if action.name in causation or not action.when(context):
             continue
         ACTION_HANDLERS[type(action.spec)](uow, action.spec, action.name, change, (*causation, action.name))
-        context = uow.context(lead_id, change=change)  # an action may have moved the lead
+        if uow.states[lead_id] is not state:
+            context = uow.context(lead_id, change=change)  # the action moved the lead: guards read it anew
+    if not uow.status_entered_rules:
+        return
     event = {
         "type": STATUS_ENTERED,
         "from_status": change.from_status,

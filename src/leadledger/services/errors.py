@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from leadledger.domain.changes import Violation
+from leadledger.store.db import DatabaseError, error_kind
+
+__all__ = ["DatabaseError", "as_service_error"]
 
 
 class ServiceError(Exception):
@@ -33,3 +36,21 @@ class ChangeRefused(ServiceError):
         self.violations = violations
         listed = "; ".join(f"{v.field}: {v.message}" for v in violations)
         super().__init__(f"change refused for {lead_id}: {listed}" if lead_id else f"refused: {listed}")
+
+
+class Unavailable(ServiceError):
+    """The database is unreachable or busy; trying again later can succeed."""
+
+
+class NotStorable(Invalid):
+    """A value passed validation but the database cannot hold it."""
+
+
+def as_service_error(exc: BaseException) -> ServiceError | None:
+    """A database error (`DatabaseError`) as the service error an adapter reports; None when it is a bug."""
+    kind = error_kind(exc)
+    if kind == "unavailable":
+        return Unavailable(f"database error: {getattr(exc, 'orig', exc)}")
+    if kind == "bad_value":
+        return NotStorable("a value in the request cannot be stored")
+    return None

@@ -20,8 +20,10 @@ from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, Outcome
 from leadledger.services.errors import ChangeRefused, Forbidden, Invalid, NotFound, ServiceError
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 from leadledger.store import repository as repo
+from leadledger.store.ports import CONTACT_FIELDS
 
 __all__ = [
+    "CONTACT_FIELDS",
     "ActivityIn",
     "Applied",
     "ApprovalPending",

@@ -1,6 +1,6 @@
 """SLA records: list the clocks due soon or breached, and rebuild them from recorded history.
 
-Live changes keep SLA clocks current as they happen (the write batch opens and closes them). History
+Live changes keep SLA clocks current as they happen (the unit of work steps them). History
 written in bulk (demo data, imports) has none until `rebuild` replays each lead's ledger and activities
 through the same SLA definitions; the rule backtest uses the same replay.
 """

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from leadledger.domain.automation import STATUS_ENTERED
 from leadledger.domain.changes import Activity, Actor, LeadState, StatusChange, Violation
 from leadledger.domain.contacts import contact_keys
 from leadledger.domain.statusmodel import StatusModel
@@ -52,10 +53,12 @@ class LeadRecord:
     created_at: datetime
     incomplete: bool
     base_version: int | None  # the version read; None: created in this unit of work
+    stored: dict[str, Any] | None = None  # the columns as read, so the write sets only those that changed
 
     @classmethod
-    def stored(cls, lead: StoredLead) -> LeadRecord:
-        return cls(lead.id, lead.projection, lead.team, lead.created_at, lead.incomplete, lead.projection.version)
+    def read(cls, lead: StoredLead) -> LeadRecord:
+        p = lead.projection
+        return cls(lead.id, p, lead.team, lead.created_at, lead.incomplete, p.version, projection_values(p, lead.team))
 
 
 class UnitOfWork:
@@ -96,6 +99,8 @@ class UnitOfWork:
         self._endpoints: set[str] | None = None
         self._loads: dict[str, int] | None = None
         self._entry_activity_types = _entry_activity_types(model)
+        self.approval_statuses = frozenset(s for rule in self.auto.approvals for s in rule.to)
+        self.status_entered_rules = any(STATUS_ENTERED in rule.on for rule in self.auto.rules)
         self._context_cache: dict[str, tuple[LeadState, dict[str, Any], dict[str, Any]]] = {}
         leads = self.leads
         self.lead_tasks = LeadTasks(session, model, lambda: [i for i, r in leads.items() if r.base_version is not None])
@@ -110,7 +115,7 @@ class UnitOfWork:
         if not wanted:
             return
         for lead_id, stored in self.session.leads(wanted).items():
-            self.leads[lead_id] = LeadRecord.stored(stored)
+            self.leads[lead_id] = LeadRecord.read(stored)
             self.states[lead_id] = stored.projection.state(lead_id)
         self.load_users(self.leads[i].projection.owner for i in wanted if i in self.leads)
 
@@ -348,8 +353,8 @@ class UnitOfWork:
         return self.clocks[lead_id]
 
     def _due_at(self, owner: str | None) -> DueAt:
-        calendar = self.model.calendar(self.calendar_of(owner))
-        return lambda spec, at: spec.target.after(calendar, at)
+        """When a clock started for `owner` is due: on their team's calendar (looked up when a clock starts)."""
+        return lambda spec, at: spec.target.after(self.model.calendar(self.calendar_of(owner)), at)
 
     def _changed(self, clocks: Iterable[SlaClock]) -> None:
         for clock in clocks:
@@ -403,7 +408,8 @@ class UnitOfWork:
             if record.base_version is None:
                 writes.leads.append(self.lead_row(lead_id))
             elif version != record.base_version:
-                row = projection_values(record.projection, record.team)
+                before = record.stored or {}
+                row = {k: v for k, v in projection_values(record.projection, record.team).items() if before.get(k) != v}
                 row.update(b_id=lead_id, b_version=record.base_version)
                 writes.lead_updates.append(row)
         writes.task_updates = self.lead_tasks.updates()

@@ -14,9 +14,21 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 _WRITE = "leadledger_write"
+
+DatabaseError = DBAPIError  # what the database layer raises: adapters catch it by this name, through services
+
+
+def error_kind(exc: BaseException) -> str:
+    """What a database error means to a caller: "unavailable" (try again), "bad_value" (input), or "other"."""
+    if isinstance(exc, OperationalError):
+        return "unavailable"
+    if isinstance(exc, DataError):
+        return "bad_value"
+    return "other"
 
 
 class Database:

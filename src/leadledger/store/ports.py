@@ -15,6 +15,9 @@ from typing import Any, Protocol
 
 from leadledger.domain.changes import Activity
 from leadledger.domain.timeline import Projection, SlaClock
+from leadledger.store.tables import CONTACT_COLUMNS
+
+CONTACT_FIELDS = CONTACT_COLUMNS  # the lead fields stored as columns (name, email, phone...), the rest as JSON
 
 
 class VersionConflict(Exception):
@@ -69,9 +72,9 @@ class StoredEntry:
 class Writes:
     """Everything one unit of work writes, grouped by table, in an order the foreign keys accept.
 
-    Rows are dicts keyed by column name (`store.tables` names them). `lead_updates` carry the lead's id and
-    the version it was read at under `b_id` and `b_version`: a lead changed since makes the write fail with
-    VersionConflict. `clock_updates` carry the row id under `ref`.
+    Rows are dicts keyed by column name (`store.tables` names them). `lead_updates` hold the columns that
+    changed, and the lead's id and the version it was read at under `b_id` and `b_version`: a lead changed
+    since makes the write fail with VersionConflict. `clock_updates` carry the row id under `ref`.
     """
 
     leads: list[dict[str, Any]] = field(default_factory=list)

@@ -83,8 +83,11 @@ def read_time(value: Any) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        return _from_text(value + "+00:00")  # stored as naive UTC: one parse, no replace()
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+_from_text = datetime.fromisoformat
 
 
 def read_instant(value: Any) -> datetime:
@@ -318,10 +321,16 @@ class SqlWriteSession:
         bulk.insert_many(conn, leads, writes.leads, columns=_LEAD_INSERT)
         bulk.insert_many(conn, activities, writes.activities)
         bulk.insert_many(conn, ledger, writes.entries)
-        changed = bulk.update_many(conn, leads, writes.lead_updates, set_columns=_LEAD_UPDATE,
-                                   where=[("id", "b_id"), ("version", "b_version")])  # fmt: skip
-        if changed != len(writes.lead_updates):
-            raise VersionConflict("a lead changed during the transaction")
+        # one statement per set of changed columns: an index whose columns are not set is left alone
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in writes.lead_updates:
+            groups.setdefault(tuple(row), []).append(row)
+        for keys, rows in groups.items():
+            columns = [k for k in keys if k not in ("b_id", "b_version")]
+            changed = bulk.update_many(conn, leads, rows, set_columns=columns,
+                                       where=[("id", "b_id"), ("version", "b_version")])  # fmt: skip
+            if changed != len(rows):
+                raise VersionConflict("a lead changed during the transaction")
         bulk.insert_many(conn, tasks, writes.tasks)
         bulk.update_many(conn, tasks, writes.task_updates, set_columns=_TASK_UPDATE, where=[("id", "id")])
         bulk.insert_many(conn, notifications, writes.notifications)
@@ -351,26 +360,25 @@ class SqlWriteSession:
                 )
 
 
-_TIME_AT = tuple(i for i, c in enumerate(_LEAD_READ) if c in _TIMES)
-_FIELDS_AT = _LEAD_READ.index("fields")
-_CONTACT_AT = tuple((c, _LEAD_READ.index(c)) for c in CONTACT_COLUMNS)
-_PROJ_AT = {c: _LEAD_READ.index(c) for c in PROJECTION_COLUMNS}
+_CONTACTS = len(CONTACT_COLUMNS)
+# _stored_lead unpacks the projection columns by position: this is the order it expects
+assert PROJECTION_COLUMNS == ("owner", "team", "status", "stage", "status_since", "stage_since", "updated_at", "version",
+                              "status_entry_seq", "status_source", "status_rule", "prev_status", "reason")  # fmt: skip
 
 
 def _stored_lead(row: tuple[Any, ...]) -> StoredLead:
-    values = list(row)
-    for i in _TIME_AT:
-        values[i] = read_time(values[i])
-    fields = dict(read_json(values[_FIELDS_AT]) or {})
-    for column, i in _CONTACT_AT:
-        if values[i] is not None:
-            fields[column] = values[i]
-    p = _PROJ_AT
+    lead_id, created, incomplete, extra = row[:4]
+    fields = dict(read_json(extra) or {})
+    for column, value in zip(CONTACT_COLUMNS, row[4 : 4 + _CONTACTS], strict=True):
+        if value is not None:
+            fields[column] = value
+    (owner, team, status, stage, status_since, stage_since, updated_at, version, status_entry_seq, status_source,
+     status_rule, prev_status, reason) = row[4 + _CONTACTS :]  # fmt: skip
+    created = read_instant(created)
     projection = Projection.resume(
-        status=values[p["status"]], stage=values[p["stage"]], owner=values[p["owner"]], created_at=values[1],
-        updated_at=values[p["updated_at"]], version=values[p["version"]], status_since=values[p["status_since"]],
-        stage_since=values[p["stage_since"]], status_entry_seq=values[p["status_entry_seq"]],
-        status_source=values[p["status_source"]], status_rule=values[p["status_rule"]],
-        prev_status=values[p["prev_status"]], reason=values[p["reason"]], fields=fields,
+        status=status, stage=stage, owner=owner, created_at=created, updated_at=read_instant(updated_at),
+        version=version, status_since=read_instant(status_since), stage_since=read_instant(stage_since),
+        status_entry_seq=status_entry_seq, status_source=status_source, status_rule=status_rule,
+        prev_status=prev_status, reason=reason, fields=fields,
     )  # fmt: skip
-    return StoredLead(values[0], projection, values[p["team"]], values[1], bool(values[2]))
+    return StoredLead(lead_id, projection, team, created, bool(incomplete))

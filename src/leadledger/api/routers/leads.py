@@ -45,8 +45,8 @@ from leadledger.services import leads as lead_service
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, PendingApproval
 from leadledger.services.errors import ChangeRefused, Invalid
+from leadledger.services.leads import CONTACT_FIELDS
 from leadledger.services.writer import ChangeJob, ChangeWriter, CreateJob, Done
-from leadledger.store.tables import CONTACT_COLUMNS
 
 router = APIRouter(tags=["leads"])
 LeadId = Annotated[str, Path(pattern=ID_PATTERN, description="the lead's id")]
@@ -101,7 +101,7 @@ async def _applied(app: App, outcome: Applied, done: Done) -> dict[str, Any]:
 )
 async def create_lead(body: LeadCreate, user: CurrentUser, app: AppDep, writer: WriterDep, response: Response) -> Any:
     fields: dict[str, Any] = dict(body.fields)
-    fields.update({c: getattr(body, c) for c in CONTACT_COLUMNS if getattr(body, c) is not None})
+    fields.update({c: getattr(body, c) for c in CONTACT_FIELDS if getattr(body, c) is not None})
     job = CreateJob(
         user.name, fields, owner=body.owner, stage=body.stage, at=body.at, idempotency_key=body.idempotency_key
     )
@@ -190,7 +190,7 @@ def get_lead(lead_id: LeadId, user: CurrentUser, app: AppDep) -> dict[str, Any]:
 async def update_lead(lead_id: LeadId, body: LeadUpdate, user: CurrentUser, app: AppDep, writer: WriterDep) -> Any:
     given = body.model_dump(exclude_unset=True)
     fields: dict[str, Any] = dict(body.fields)
-    fields.update({c: given[c] for c in CONTACT_COLUMNS if c in given})
+    fields.update({c: given[c] for c in CONTACT_FIELDS if c in given})
     if not fields:
         raise Invalid("fields: give at least one field to update")
     spec = ChangeSpec(lead_id, fields=fields, note=body.note, expected_version=body.expected_version)
