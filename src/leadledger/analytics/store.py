@@ -55,6 +55,7 @@ from leadledger.analytics.calendar_days import DayTable, build_day_table, day_nu
 from leadledger.domain.segments import LEDGER_META_KEYS
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
+from leadledger.store.bulk import chunks
 
 if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
     import duckdb
@@ -549,8 +550,7 @@ def _load_new_rows(
         else:
             ids = [row[0] for row in conn.execute("SELECT lead_id FROM new_ledger_leads").fetchall()]
             files = []
-            for start in range(0, len(ids), 900):
-                batch = ids[start : start + 900]
+            for batch in chunks(ids):
                 marks = ", ".join("?" for _ in batch)
                 part = source.export("leads", _LEAD_COLUMNS, f"id IN ({marks})", batch)
                 files.extend(part)

@@ -130,3 +130,8 @@ class Refused:
 
     def __bool__(self) -> bool:  # a Refused reads as a failure in `if result:`
         return False
+
+
+def json_ready(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Field values as JSON holds them: dates and times as ISO 8601 text, the rest as they are."""
+    return {key: (value.isoformat() if hasattr(value, "isoformat") else value) for key, value in values.items()}

@@ -20,14 +20,13 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from leadledger.importers.plan import FIELD_COLUMNS, ExistingLead, Item, LeadPlan
+from leadledger.store.bulk import chunks
 from leadledger.store.tables import CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS, ledger, users
 from leadledger.store.tables_import import import_runs
 
-CHUNK = 900
-
 
 class WriteConflict(Exception):
-    """The batch met the database moving under it: a key or lead id already there, or a lead changed since read."""  # ids per IN (...) list: below SQLite's default limit on bound parameters
+    """The batch met the database moving under it: a key or lead id already there, or a lead changed since read."""
 
 
 NAIVE_EPOCH = datetime(1970, 1, 1)
@@ -75,8 +74,8 @@ def load_existing(
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     wanted = f"incomplete, fields, {', '.join(CONTACT_COLUMNS)}" if fields else "incomplete"
     try:
-        for start in range(0, len(lead_ids), CHUNK):
-            chunk = sorted(lead_ids[start : start + CHUNK])
+        for part in chunks(lead_ids):
+            chunk = sorted(part)
             marks = ", ".join(mark for _ in chunk)
             query = f"SELECT id, version, created_at, {wanted} FROM leads WHERE id IN ({marks})"
             if lock and not sqlite:
@@ -117,10 +116,8 @@ def load_existing(
 def keys_taken(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     """Which of `keys` the ledger already holds, and on which lead."""
     taken: dict[str, str] = {}
-    for start in range(0, len(keys), CHUNK):
-        query = select(ledger.c.idempotency_key, ledger.c.lead_id).where(
-            ledger.c.idempotency_key.in_(keys[start : start + CHUNK])
-        )
+    for part in chunks(keys):
+        query = select(ledger.c.idempotency_key, ledger.c.lead_id).where(ledger.c.idempotency_key.in_(part))
         for row in conn.execute(query):
             taken[row.idempotency_key] = row.lead_id
     return taken

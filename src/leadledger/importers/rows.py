@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from operator import itemgetter
 from typing import Any
 
+from leadledger.domain.engine import FUTURE_TOLERANCE
 from leadledger.importers.facts import CHANGE, CREATED, LEAD, OWNER_BY_ID, Fact, RowProblem, TimeParser
 from leadledger.importers.mapping import (
     FIELD_LIMITS,
@@ -30,7 +32,7 @@ from leadledger.store.tables import CONTACT_COLUMNS
 
 TRUE_VALUES = frozenset({"true", "1", "yes", "y", "t", "x"})
 SALESFORCE_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
-FUTURE_TOLERANCE_US = 5 * 60 * 1_000_000  # the engine's: a fact may be stamped a little ahead of our clock
+FUTURE_TOLERANCE_US = FUTURE_TOLERANCE // timedelta(microseconds=1)  # a fact may be a little ahead of our clock
 
 
 class RowReader:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from leadledger.domain.changes import Actor, LeadState, StatusChange
+from leadledger.domain.changes import Actor, LeadState, StatusChange, json_ready
 from leadledger.services import changes
 from leadledger.services.app import App
 from leadledger.services.errors import ChangeRefused, Forbidden, Invalid, NotFound
@@ -34,7 +34,7 @@ def request_if_needed(
         "owner": spec.owner,
         "reason": spec.reason,
         "note": spec.note,
-        "fields": {k: _jsonable(v) for k, v in spec.fields.items()},
+        "fields": json_ready(spec.fields),
         "at": (spec.at or uow.now).isoformat(),
         "source": spec.source,
         "rule": spec.rule,
@@ -125,7 +125,3 @@ def decide(app: App, *, approval_id: int, actor: str, approve: bool, note: str |
 def _close(uow: UnitOfWork, approval_id: int, status: str, note: str | None) -> None:
     uow.session.close_approval(approval_id, {"status": status, "decided_by": uow.who.name, "decided_at": uow.now,
                                              "note": note})  # fmt: skip
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value

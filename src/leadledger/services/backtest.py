@@ -36,6 +36,7 @@ from leadledger.services.errors import Invalid
 from leadledger.services.models import initialise
 from leadledger.services.sweep import sweep
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
+from leadledger.store.bulk import chunks
 from leadledger.store.db import Database
 from leadledger.store.tables import (
     CONTACT_COLUMNS,
@@ -151,7 +152,7 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
     later_keys: dict[str, set[str]] = defaultdict(set)
     changes: list[Input] = []
     requests: list[Any] = []
-    for part in _chunks(lead_ids):
+    for part in chunks(lead_ids):
         for row in conn.execute(
             select(ledger).where(ledger.c.lead_id.in_(part), ledger.c.seq > 1, ledger.c.at < end).order_by(ledger.c.seq)
         ):
@@ -226,7 +227,7 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
                 },
             )
         )
-    for part in _chunks(lead_ids):
+    for part in chunks(lead_ids):
         for row in conn.execute(
             select(activities).where(activities.c.lead_id.in_(part), activities.c.at >= start, activities.c.at < end)
         ):
@@ -248,10 +249,6 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
     inputs.extend(changes)
     inputs.sort(key=lambda i: (i.at, i.order, i.lead_id))
     return inputs, lead_ids
-
-
-def _chunks(items: list[str], size: int = 900) -> list[list[str]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # --- the scratch database ---------------------------------------------------------------------------------
@@ -289,8 +286,7 @@ def _replay(
         while position < len(inputs) and inputs[position].at < window_end:
             batch_inputs.append(inputs[position])
             position += 1
-        for offset in range(0, len(batch_inputs), CHUNK):
-            chunk = batch_inputs[offset : offset + CHUNK]
+        for chunk in chunks(batch_inputs, CHUNK):
             clock.at = max(clock.at, chunk[-1].at)
             in_unit_of_work(app, "system", partial(_apply_inputs, chunk=chunk))
             if progress:
@@ -427,7 +423,7 @@ def rule_effects(conn: Connection, lead_ids: list[str], start: datetime, end: da
 
 def _sla(conn: Connection, lead_ids: list[str]) -> dict[str, dict[str, int]]:
     out: dict[str, Counter[str]] = defaultdict(Counter)
-    for part in _chunks(lead_ids):
+    for part in chunks(lead_ids):
         for row in conn.execute(
             select(sla_clocks.c.sla, sla_clocks.c.status, func.count())
             .where(sla_clocks.c.lead_id.in_(part))
@@ -440,7 +436,7 @@ def _sla(conn: Connection, lead_ids: list[str]) -> dict[str, dict[str, int]]:
 def _distribution_at(conn: Connection, lead_ids: list[str], end: datetime) -> Counter[str]:
     """Status per lead at `end` from the ledger (the last entry at or before it)."""
     counts: Counter[str] = Counter()
-    for part in _chunks(lead_ids):
+    for part in chunks(lead_ids):
         last: dict[str, tuple[Any, int, str]] = {}
         for row in conn.execute(
             select(ledger.c.lead_id, ledger.c.at, ledger.c.seq, ledger.c.to_status).where(

@@ -10,10 +10,11 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from leadledger.domain.automation import Automation
+from leadledger.domain.engine import FUTURE_TOLERANCE
 from leadledger.services import automation, changes
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, PendingApproval
@@ -24,7 +25,6 @@ from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 
 CHUNK = 2000
 MAX_KEY = 200
-FUTURE_TOLERANCE = timedelta(minutes=5)
 LEAD_FIELDS_FROM_FORMS = ("name", "email", "phone", "company", "title", "source", "campaign", "territory")
 
 

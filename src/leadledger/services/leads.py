@@ -14,12 +14,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from leadledger.domain.changes import Violation
+from leadledger.domain.engine import FUTURE_TOLERANCE
 from leadledger.services import automation, changes
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, Applied, ChangeSpec, Outcome, PendingApproval
 from leadledger.services.errors import ChangeRefused, Forbidden, Invalid, NotFound, ServiceError
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 from leadledger.store import repository as repo
+from leadledger.store.bulk import chunks
 from leadledger.store.ports import CONTACT_FIELDS
 
 __all__ = [
@@ -39,7 +41,6 @@ __all__ = [
 ]
 
 BATCH_SIZE = 2000
-FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 class ApprovalPending(ServiceError):
@@ -119,8 +120,7 @@ def change_leads(app: App, specs: Sequence[ChangeSpec], *, actor: str, batch_siz
     violations. Changes to the same lead apply in order, each judged against the state the previous one left.
     """
     results: list[Outcome] = []
-    for start in range(0, len(specs), batch_size):
-        chunk = specs[start : start + batch_size]
+    for chunk in chunks(specs, batch_size):
 
         def work(uow: UnitOfWork, chunk: Sequence[ChangeSpec] = chunk) -> list[Outcome]:
             uow.load(spec.lead_id for spec in chunk)

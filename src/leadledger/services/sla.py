@@ -38,8 +38,7 @@ def calendar_lookup(conn: Connection, model: StatusModel) -> Callable[[str | Non
 def lead_timelines(conn: Connection, lead_ids: list[str]) -> Iterator[tuple[str, list[TimelineStep]]]:
     """Each lead's status changes and activities in time order (ledger order for changes at the same instant)."""
     steps: dict[str, list[tuple[datetime, int, TimelineStep]]] = {lead_id: [] for lead_id in lead_ids}
-    for start in range(0, len(lead_ids), 900):
-        part = lead_ids[start : start + 900]
+    for part in bulk.chunks(lead_ids):
         for row in conn.execute(
             select(ledger.c.lead_id, ledger.c.at, ledger.c.seq, ledger.c.to_status, ledger.c.to_owner).where(
                 ledger.c.lead_id.in_(part)
@@ -88,8 +87,7 @@ def rebuild(app: App, *, now: datetime | None = None, progress: Callable[[int], 
     with app.db.read() as conn:
         owner_teams = {row.name: row.team for row in conn.execute(select(users.c.name, users.c.team))}
     counts = {"leads": 0, "clocks": 0, "breached": 0, "open": 0}
-    for start in range(0, len(lead_ids), CHUNK):
-        chunk = lead_ids[start : start + CHUNK]
+    for chunk in bulk.chunks(lead_ids, CHUNK):
         with app.db.write() as conn:
             found = clocks_for(conn, model, model.slas, chunk, now)
             conn.execute(delete(sla_clocks).where(sla_clocks.c.lead_id.in_(chunk)))

@@ -41,6 +41,7 @@ from leadledger.services.errors import ChangeRefused
 from leadledger.services.lead_tasks import open_while
 from leadledger.services.people import SYSTEM
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
+from leadledger.store.bulk import chunks
 from leadledger.store.tables import activities, leads, notifications, rule_firings, sla_clocks, tasks, teams, users
 
 MOVE_CHUNK = 1000
@@ -309,8 +310,7 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
             )
         ]
     action = rule.action
-    for start in range(0, len(lead_ids), MOVE_CHUNK):
-        chunk = lead_ids[start : start + MOVE_CHUNK]
+    for chunk in chunks(lead_ids, MOVE_CHUNK):
 
         def work(uow: UnitOfWork, chunk: list[str] = chunk) -> tuple[int, int, list[dict[str, Any]], int, int]:
             uow.load(chunk)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from leadledger.domain.automation import STATUS_ENTERED
-from leadledger.domain.changes import Activity, Actor, LeadState, StatusChange, Violation
+from leadledger.domain.changes import Activity, Actor, LeadState, StatusChange, Violation, json_ready
 from leadledger.domain.contacts import contact_keys
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import (
@@ -435,7 +435,7 @@ class UnitOfWork:
 def _entry_row(
     change: StatusChange, seq: int, recorded_at: datetime, extra: Mapping[str, Any] | None
 ) -> dict[str, Any]:
-    data = _jsonable(change.fields)
+    data = json_ready(change.fields)
     if extra:
         data.update(extra)
     return {
@@ -447,10 +447,6 @@ def _entry_row(
         "override_of_seq": change.override_of_seq, "override_rule": change.override_rule,
         "idempotency_key": change.idempotency_key, "off_model": change.off_model,
     }  # fmt: skip
-
-
-def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in values.items()}
 
 
 def _entry_activity_types(model: StatusModel) -> frozenset[str]:

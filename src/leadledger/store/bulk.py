@@ -8,7 +8,7 @@ thousands of rows, with the same result in the database.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,14 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.types import JSON, DateTime
 
 from leadledger.store.tables import UTCDateTime
+
+IN_LIST = 900  # values per `IN (...)` list: below SQLite's default limit of bound parameters per statement
+
+
+def chunks(items: Sequence[Any], size: int = IN_LIST) -> Iterator[list[Any]]:
+    """`items` in consecutive lists of at most `size` (an IN list, a transaction's share of the work)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def _converter(column: Any, sqlite: bool) -> tuple[Any, bool]:

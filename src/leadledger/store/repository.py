@@ -33,13 +33,7 @@ class VersionConflict(Exception):
 # several times what executing the cached compiled form does.
 _LEAD = select(leads).where(leads.c.id == bindparam("id"))
 _LEAD_LOCKED = _LEAD.with_for_update()
-_LEADS = select(leads).where(leads.c.id.in_(bindparam("ids", expanding=True)))
-_LEADS_LOCKED = _LEADS.order_by(leads.c.id).with_for_update()
 _USER = select(users).where(users.c.name == bindparam("name"))
-_ACTIVITIES = select(activities.c.lead_id, activities.c.type, activities.c.at, activities.c.data).where(
-    activities.c.lead_id.in_(bindparam("ids", expanding=True))
-)
-_ACTIVITIES_SINCE = _ACTIVITIES.where(activities.c.at >= bindparam("since", type_=activities.c.at.type))
 
 
 def lead_row(conn: Connection, lead_id: str, *, lock: bool = False) -> Row[Any] | None:
@@ -98,15 +92,6 @@ def find_leads(
         if len(found) >= limit:
             break
     return found[:limit]
-
-
-def lead_rows(conn: Connection, lead_ids: Sequence[str], *, lock: bool = False) -> dict[str, Row[Any]]:
-    found: dict[str, Row[Any]] = {}
-    query = _LEADS_LOCKED if lock and conn.dialect.name != "sqlite" else _LEADS
-    for start in range(0, len(lead_ids), 900):
-        for row in conn.execute(query, {"ids": list(lead_ids[start : start + 900])}):
-            found[row.id] = row
-    return found
 
 
 def lead_fields(row: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from leadledger.domain.changes import Activity
+from leadledger.domain.changes import Activity, json_ready
 from leadledger.domain.contacts import contact_keys
 from leadledger.domain.timeline import Projection, SlaClock
 from leadledger.store import bulk
@@ -35,8 +35,6 @@ from leadledger.store.tables import (
     sla_clocks,
     tasks,
 )
-
-CHUNK = 900  # ids per IN (...) list: below SQLite's default limit on bound parameters
 
 _LEAD_READ = ("id", "created_at", "incomplete", "fields", *CONTACT_COLUMNS, *PROJECTION_COLUMNS)
 _TIMES = frozenset(("created_at", "updated_at", "status_since", "stage_since"))
@@ -63,10 +61,7 @@ def projection_values(projection: Projection, team: str | None) -> dict[str, Any
     values = {column: getattr(projection, column) for column in _PROJECTED_ATTRS}
     values["team"] = team
     fields = projection.fields
-    extra: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key not in _CONTACT:
-            extra[key] = value.isoformat() if hasattr(value, "isoformat") else value
+    extra = json_ready({key: value for key, value in fields.items() if key not in _CONTACT})
     for column in CONTACT_COLUMNS:
         values[column] = fields.get(column)
     values["fields"] = extra or None
@@ -125,8 +120,7 @@ class SqlWriteSession:
         columns = ", ".join(_LEAD_READ)
         lock = "" if self._sqlite else " ORDER BY id FOR UPDATE"
         ids = list(lead_ids)
-        for start in range(0, len(ids), CHUNK):
-            part = ids[start : start + CHUNK]
+        for part in bulk.chunks(ids):
             for row in self._rows(f"SELECT {columns} FROM leads WHERE id IN ({self._in(len(part))}){lock}", part):
                 found[row[0]] = _stored_lead(row)
         return found
@@ -167,8 +161,7 @@ class SqlWriteSession:
         ids = list(lead_ids)
         since_value = bulk.stored_time(since, self._sqlite)
         kinds = sorted(types) if types is not None else []
-        for start in range(0, len(ids), CHUNK):
-            part = ids[start : start + CHUNK]
+        for part in bulk.chunks(ids):
             sql = f"SELECT lead_id, type, at, data FROM activities WHERE lead_id IN ({self._in(len(part))}) AND at >= ?"
             params: list[Any] = [*part, since_value]
             if kinds:
@@ -180,8 +173,7 @@ class SqlWriteSession:
 
     def change_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
         found: dict[str, tuple[str, int]] = {}
-        for start in range(0, len(keys), CHUNK):
-            part = list(keys[start : start + CHUNK])
+        for part in bulk.chunks(keys):
             sql = f"SELECT idempotency_key, lead_id, seq FROM ledger WHERE idempotency_key IN ({self._in(len(part))})"
             for key, lead_id, seq in self._rows(sql, part):
                 found[key] = (lead_id, seq)
@@ -189,8 +181,7 @@ class SqlWriteSession:
 
     def activity_keys(self, keys: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        for start in range(0, len(keys), CHUNK):
-            part = list(keys[start : start + CHUNK])
+        for part in bulk.chunks(keys):
             found.update(k for (k,) in self._rows(f"SELECT key FROM activities WHERE key IN ({self._in(len(part))})",
                                                   part))  # fmt: skip
         return found
@@ -216,8 +207,7 @@ class SqlWriteSession:
     def open_clocks(self, lead_ids: Sequence[str]) -> dict[str, list[SlaClock]]:
         out: dict[str, list[SlaClock]] = {}
         ids = list(lead_ids)
-        for start in range(0, len(ids), CHUNK):
-            part = ids[start : start + CHUNK]
+        for part in bulk.chunks(ids):
             sql = (
                 "SELECT lead_id, sla, started_at, due_at, responsible, status, closed_at, breached_at, id "
                 f"FROM sla_clocks WHERE closed_at IS NULL AND lead_id IN ({self._in(len(part))}) ORDER BY id"
@@ -242,8 +232,7 @@ class SqlWriteSession:
     def users(self, names: Iterable[str]) -> dict[str, User]:
         wanted = sorted(set(names))
         found: dict[str, User] = {}
-        for start in range(0, len(wanted), CHUNK):
-            part = wanted[start : start + CHUNK]
+        for part in bulk.chunks(wanted):
             sql = (
                 "SELECT name, role, team, email, active, booking_url FROM users "
                 f"WHERE name IN ({self._in(len(part))})"
