@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from leadledger.domain.changes import Activity
-from leadledger.domain.timeline import Projection, SlaClock
+from leadledger.domain.timeline import Projection, SlaClock, TimelineStep
 from leadledger.store.ports import KeyedLead, StoredEntry, StoredLead, Team, User, VersionConflict, Writes
 from leadledger.store.tables import CONTACT_COLUMNS
 
@@ -105,6 +105,16 @@ class MemorySession:
                     c["responsible"], c["status"], c["closed_at"], c["breached_at"], c["id"]))  # fmt: skip
         return out
 
+    def timelines(self, lead_ids: Sequence[str]) -> dict[str, list[TimelineStep]]:
+        out: dict[str, list[tuple[Any, int, TimelineStep]]] = {lead_id: [] for lead_id in lead_ids}
+        for e in self.ledger:
+            if e["lead_id"] in out:
+                out[e["lead_id"]].append((e["at"], 2 * e["seq"], TimelineStep(e["at"], e["to_status"], e["to_owner"])))
+        for a in self.activities:
+            if a["lead_id"] in out:
+                out[a["lead_id"]].append((a["at"], 1, TimelineStep(a["at"], activity=a["type"])))
+        return {k: [s for *_, s in sorted(v, key=lambda i: (i[0], i[1]))] for k, v in out.items()}
+
     def users(self, names: Iterable[str]) -> dict[str, User]:
         return {n: self.users_[n] for n in names if n in self.users_}
 
@@ -159,6 +169,7 @@ class MemorySession:
             tasks_by_id[row["id"]].update(row)
         self.notifications.extend(writes.notifications)
         self.outbox.extend(writes.outbox)
+        self.clocks = [c for c in self.clocks if c["lead_id"] not in writes.clocks_replaced]
         for row in writes.clocks:
             self.clocks.append({**row, "id": next(self._ids)})  # type: ignore[call-overload]
         by_id = {c["id"]: c for c in self.clocks}

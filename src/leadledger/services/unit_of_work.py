@@ -352,6 +352,14 @@ class UnitOfWork:
             self.clocks.setdefault(lead_id, [])
         return self.clocks[lead_id]
 
+    def replace_clocks(self, lead_id: str, clocks: Iterable[SlaClock]) -> None:
+        """A lead's SLA clocks recomputed from its history: they replace the stored ones."""
+        self.writes.clocks_replaced.append(lead_id)
+        self.new_clocks.extend((lead_id, clock) for clock in clocks)
+
+    def due_at(self, owner: str | None) -> DueAt:
+        return self._due_at(owner)
+
     def _due_at(self, owner: str | None) -> DueAt:
         """When a clock started for `owner` is due: on their team's calendar (looked up when a clock starts)."""
         return lambda spec, at: spec.target.after(self.model.calendar(self.calendar_of(owner)), at)

@@ -129,6 +129,18 @@ def _execute_many(
         cursor.close()
 
 
+def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> int:
+    """Run one statement written with `?` marks straight on the driver; returns the rows it changed."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params))
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 def fetch_all(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Rows of a small query written with `?` marks, straight from the driver (no result processing).
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from leadledger.domain.changes import Activity
-from leadledger.domain.timeline import Projection, SlaClock
+from leadledger.domain.timeline import Projection, SlaClock, TimelineStep
 from leadledger.store.tables import CONTACT_COLUMNS
 
 CONTACT_FIELDS = CONTACT_COLUMNS  # the lead fields stored as columns (name, email, phone...), the rest as JSON
@@ -86,6 +86,7 @@ class Writes:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     clocks: list[dict[str, Any]] = field(default_factory=list)
+    clocks_replaced: list[str] = field(default_factory=list)  # leads whose stored clocks `clocks` replace
     clock_updates: list[dict[str, Any]] = field(default_factory=list)
     routing: dict[str, tuple[dict[str, float], dict[str, int]]] = field(default_factory=dict)  # pool -> state, +n
     firings: list[dict[str, Any]] = field(default_factory=list)  # time rules fired (rule_firings)
@@ -138,6 +139,8 @@ class WriteSession(Protocol):
     def open_clocks(self, lead_ids: Sequence[str]) -> dict[str, list[SlaClock]]: ...
     def open_tasks(self, lead_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         """Open tasks per lead, as rows (id, lead_id, assignee, status, open_while...)."""
+    def timelines(self, lead_ids: Sequence[str]) -> dict[str, list[TimelineStep]]:
+        """Each lead's status changes and activities in time order (at one instant: activities, then entries by seq)."""
 
     # --- people, teams, configuration
     def users(self, names: Iterable[str]) -> dict[str, User]: ...

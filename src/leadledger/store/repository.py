@@ -41,6 +41,11 @@ def lead_row(conn: Connection, lead_id: str, *, lock: bool = False) -> Row[Any] 
     return conn.execute(_LEAD_LOCKED if locked else _LEAD, {"id": lead_id}).first()
 
 
+def lead_ids(conn: Connection) -> list[str]:
+    """Every lead's id, in order."""
+    return [lead_id for (lead_id,) in bulk.fetch_all(conn, "SELECT id FROM leads ORDER BY id")]
+
+
 def find_leads(
     conn: Connection,
     *,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadledger.domain.changes import Activity, json_ready
 from leadledger.domain.contacts import contact_keys
-from leadledger.domain.timeline import Projection, SlaClock
+from leadledger.domain.timeline import Projection, SlaClock, TimelineStep
 from leadledger.store import bulk
 from leadledger.store.ports import KeyedLead, StoredEntry, StoredLead, Team, User, VersionConflict, Writes
 from leadledger.store.tables import (
@@ -227,6 +227,22 @@ class SqlWriteSession:
                 )
         return out
 
+    def timelines(self, lead_ids: Sequence[str]) -> dict[str, list[TimelineStep]]:
+        steps: dict[str, list[tuple[datetime, int, TimelineStep]]] = {lead_id: [] for lead_id in lead_ids}
+        for part in bulk.chunks(list(lead_ids)):
+            marks = self._in(len(part))
+            for lead_id, at, seq, status, owner in self._rows(
+                f"SELECT lead_id, at, seq, to_status, to_owner FROM ledger WHERE lead_id IN ({marks})", part
+            ):
+                moment = read_instant(at)
+                steps[lead_id].append((moment, 2 * seq, TimelineStep(moment, status=status, owner=owner)))
+            for lead_id, at, kind in self._rows(
+                f"SELECT lead_id, at, type FROM activities WHERE lead_id IN ({marks})", part
+            ):
+                moment = read_instant(at)
+                steps[lead_id].append((moment, 1, TimelineStep(moment, activity=kind)))
+        return {lead_id: [step for *_, step in sorted(items, key=_moment_order)] for lead_id, items in steps.items()}
+
     # --- people, teams, configuration -------------------------------------------------------------------
 
     def users(self, names: Iterable[str]) -> dict[str, User]:
@@ -324,6 +340,8 @@ class SqlWriteSession:
         bulk.update_many(conn, tasks, writes.task_updates, set_columns=_TASK_UPDATE, where=[("id", "id")])
         bulk.insert_many(conn, notifications, writes.notifications)
         bulk.insert_many(conn, outbox, writes.outbox)
+        for part in bulk.chunks(writes.clocks_replaced):
+            bulk.execute(conn, f"DELETE FROM sla_clocks WHERE lead_id IN ({self._in(len(part))})", part)
         bulk.insert_many(conn, sla_clocks, writes.clocks)
         bulk.update_many(conn, sla_clocks, writes.clock_updates, set_columns=_CLOCK_UPDATE, where=[("id", "ref")])
         bulk.insert_many(conn, rule_firings, writes.firings)
@@ -347,6 +365,10 @@ class SqlWriteSession:
                         pool=pool, member=member, weight_state=weight, assigned=assigned.get(member, 0)
                     )
                 )
+
+
+def _moment_order(item: tuple[datetime, int, TimelineStep]) -> tuple[datetime, int]:
+    return item[0], item[1]
 
 
 _CONTACTS = len(CONTACT_COLUMNS)
