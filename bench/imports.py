@@ -100,8 +100,8 @@ def baseline(imported_db: Path, folder: Path) -> tuple[float, float, int]:
     """(wall seconds, CPU seconds, rows) to write, with raw executemany into an empty database alike, the rows
     the import wrote: its leads and ledger rows, then the projection update of every lead the history import
     updated (those with more than their creation entry)."""
-    from leadledger.importers.database import update_sql
-    from leadledger.importers.plan import PROJECTION_COLUMNS
+    from leadledger.store.session import projection_update_sql
+    from leadledger.store.tables import PROJECTION_COLUMNS
 
     empty = folder / "baseline.db"
     env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{empty}"}
@@ -134,7 +134,7 @@ def baseline(imported_db: Path, folder: Path) -> tuple[float, float, int]:
     projected = ", ".join(PROJECTION_COLUMNS)
     cursor = source.execute(f"SELECT {projected}, id, version FROM leads WHERE version > 1 ORDER BY rowid")
     while chunk := cursor.fetchmany(20_000):
-        write(update_sql(PROJECTION_COLUMNS, "?"), chunk)
+        write(projection_update_sql(PROJECTION_COLUMNS), chunk)
     source.close()
     target.close()
     return wall, cpu, rows

@@ -21,7 +21,9 @@ from sqlalchemy import Connection, insert, select, update
 
 from leadledger.importers.plan import FIELD_COLUMNS, ExistingLead, Item, LeadPlan
 from leadledger.store.bulk import chunks
-from leadledger.store.tables import CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS, ledger, users
+from leadledger.store.ports import VersionConflict, Writes
+from leadledger.store.session import SqlWriteSession
+from leadledger.store.tables import CONTACT_COLUMNS, PROJECTION_COLUMNS, ledger, users
 from leadledger.store.tables_import import import_runs
 
 
@@ -124,39 +126,21 @@ def keys_taken(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
 
 
 def write_plans(conn: Connection, plans: Sequence[LeadPlan]) -> None:
-    """New leads, then every new ledger row, then the projections of the leads that existed."""
-    inserts = [plan.insert for plan in plans if plan.insert is not None]
-    entries = [entry for plan in plans for entry in plan.entries]
-    updates = [plan.update for plan in plans if plan.update is not None and not plan.update_fields]
-    full_updates = [plan.update for plan in plans if plan.update is not None and plan.update_fields]
-    sqlite = conn.dialect.name == "sqlite"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    mark = "?" if sqlite else "%s"
-    duplicate = conn.dialect.loaded_dbapi.IntegrityError
+    """New leads, every new ledger row, the projections of the leads that existed: the write path's grouped write
+    (`SqlWriteSession.write`), each projection guarded by the version read."""
+    full = (*PROJECTION_COLUMNS, *FIELD_COLUMNS)
+    writes = Writes(
+        lead_rows=[plan.insert for plan in plans if plan.insert is not None],
+        entry_rows=[entry for plan in plans for entry in plan.entries],
+        projection_rows={
+            PROJECTION_COLUMNS: [p.update for p in plans if p.update is not None and not p.update_fields],
+            full: [p.update for p in plans if p.update is not None and p.update_fields],
+        },
+    )
     try:
-        if inserts:
-            cursor.executemany(_insert_sql("leads", LEAD_COLUMNS, mark), inserts)
-        if entries:
-            cursor.executemany(_insert_sql("ledger", LEDGER_COLUMNS, mark), entries)
-        for rows, columns in ((updates, PROJECTION_COLUMNS), (full_updates, PROJECTION_COLUMNS + FIELD_COLUMNS)):
-            if rows:
-                cursor.executemany(update_sql(columns, mark), rows)
-                if cursor.rowcount != len(rows):
-                    raise WriteConflict("a lead changed while the import was writing it")
-    except duplicate as exc:
+        SqlWriteSession(conn).write(writes)
+    except VersionConflict as exc:
         raise WriteConflict(str(exc)) from exc
-    finally:
-        cursor.close()
-
-
-def update_sql(columns: Sequence[str], mark: str) -> str:
-    """The projection update, guarded by the version read: a live change in between fails it."""
-    assignments = ", ".join(f"{name} = {mark}" for name in columns)
-    return f"UPDATE leads SET {assignments} WHERE id = {mark} AND version = {mark}"
-
-
-def _insert_sql(table: str, columns: Sequence[str], mark: str) -> str:
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(mark for _ in columns)})"
 
 
 # --- the audit log of runs --------------------------------------------------------------------------

@@ -129,6 +129,20 @@ def _execute_many(
         cursor.close()
 
 
+def execute_rows(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+    """One statement written with `?` marks for each row (values already in the driver's form); rows changed."""
+    if not rows:
+        return 0
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> int:
     """Run one statement written with `?` marks straight on the driver; returns the rows it changed."""
     if conn.dialect.name != "sqlite":

@@ -23,6 +23,8 @@ from leadledger.store.ports import KeyedLead, StoredEntry, StoredLead, Team, Use
 from leadledger.store.tables import (
     CONTACT_COLUMNS,
     KEY_COLUMNS,
+    LEAD_COLUMNS,
+    LEDGER_COLUMNS,
     PROJECTION_COLUMNS,
     activities,
     approvals,
@@ -323,9 +325,14 @@ class SqlWriteSession:
 
     def _write(self, writes: Writes) -> None:
         conn = self.conn
+        bulk.execute_rows(conn, _insert_sql("leads", LEAD_COLUMNS), writes.lead_rows)
         bulk.insert_many(conn, leads, writes.leads, columns=_LEAD_INSERT)
         bulk.insert_many(conn, activities, writes.activities)
         bulk.insert_many(conn, ledger, writes.entries)
+        bulk.execute_rows(conn, _insert_sql("ledger", LEDGER_COLUMNS), writes.entry_rows)
+        for set_columns, prepared in writes.projection_rows.items():
+            if bulk.execute_rows(conn, projection_update_sql(set_columns), prepared) != len(prepared):
+                raise VersionConflict("a lead changed during the transaction")
         # one statement per set of changed columns: an index whose columns are not set is left alone
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for row in writes.lead_updates:
@@ -365,6 +372,15 @@ class SqlWriteSession:
                         pool=pool, member=member, weight_state=weight, assigned=assigned.get(member, 0)
                     )
                 )
+
+
+def projection_update_sql(columns: Sequence[str]) -> str:
+    """A lead's projection update (`?` marks), guarded by the version read: a change in between fails it."""
+    return f"UPDATE leads SET {', '.join(f'{name} = ?' for name in columns)} WHERE id = ? AND version = ?"
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
 
 
 def _moment_order(item: tuple[datetime, int, TimelineStep]) -> tuple[datetime, int]:
