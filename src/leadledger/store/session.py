@@ -194,9 +194,7 @@ class SqlWriteSession:
 
     def open_tasks(self, lead_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        ids = list(lead_ids)
-        for start in range(0, len(ids), CHUNK):
-            part = ids[start : start + CHUNK]
+        for part in bulk.chunks(list(lead_ids)):
             sql = (
                 f"SELECT {', '.join(_TASK_READ)} FROM tasks "
                 f"WHERE status = 'open' AND lead_id IN ({self._in(len(part))}) ORDER BY id"
