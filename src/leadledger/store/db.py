@@ -6,6 +6,8 @@ failing halfway; on PostgreSQL the service layer locks the lead row (SELECT ... 
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -28,8 +30,8 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             database = parsed.database or ""
-            if database and database != ":memory:":
-                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            if database and database != ":memory:" and not database.startswith("file:"):
+                create_private(Path(database).expanduser())
             options: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
             if database in ("", ":memory:"):
                 options["poolclass"] = StaticPool  # one shared connection, or each would see an empty database
@@ -57,6 +59,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def create_private(path: Path) -> None:
+    """Create the database file readable and writable by its owner only (0600), unless it exists already.
+
+    It holds password hashes, token hashes and webhook secrets; SQLite gives its -wal and -shm files the
+    database file's permissions. An existing file keeps the permissions its owner gave it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _tune_sqlite(engine: Engine) -> None:
