@@ -81,6 +81,10 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # INSERT OR REPLACE deletes the ledger row it collides with; with recursive triggers that delete fires
+        # the ledger's DELETE trigger, so it fails like UPDATE and DELETE (an insert trigger checking every
+        # unique key would do the same at twice the cost of each ledger insert)
+        cursor.execute("PRAGMA recursive_triggers=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA temp_store=MEMORY")

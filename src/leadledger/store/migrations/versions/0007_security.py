@@ -1,5 +1,4 @@
-"""security: per-caller idempotency keys and event ids, token lineage, hook secret rotation, and an SQLite
-ledger that refuses INSERT OR REPLACE
+"""security: per-caller idempotency keys and event ids, token lineage, hook secret rotation
 
 Revision ID: 0007
 Revises: 0006
@@ -17,7 +16,6 @@ branch_labels = None
 depends_on = None
 
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-APPEND_ONLY = "the ledger is append-only"
 
 
 def _unique_per_caller(table: str, name: str, key: str, columns: list[str]) -> None:
@@ -42,19 +40,9 @@ def upgrade() -> None:
     op.add_column("inbound_hooks", sa.Column("previous_secret", sa.String(200)))  # verifies until previous_until
     op.add_column("inbound_hooks", sa.Column("previous_until", UTCDateTime()))
     op.add_column("inbound_hooks", sa.Column("rotated_at", UTCDateTime()))
-    if op.get_bind().dialect.name == "sqlite":
-        # INSERT OR REPLACE deletes the row it collides with, and SQLite fires no DELETE trigger for that
-        # (unless recursive_triggers is on): refuse an insert that would take an existing entry's place
-        op.execute(
-            "CREATE TRIGGER ledger_no_replace BEFORE INSERT ON ledger WHEN EXISTS (SELECT 1 FROM ledger WHERE "
-            "id = NEW.id OR (lead_id = NEW.lead_id AND seq = NEW.seq) OR (idempotency_key = NEW.idempotency_key "
-            f"AND actor = NEW.actor)) BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY}'); END"
-        )
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
-        op.execute("DROP TRIGGER IF EXISTS ledger_no_replace")
     for table, column in (("inbound_hooks", "rotated_at"), ("inbound_hooks", "previous_until"),
                           ("inbound_hooks", "previous_secret"), ("api_tokens", "revoked_reason"),
                           ("api_tokens", "parent_id")):  # fmt: skip
