@@ -5,6 +5,7 @@ webhook secrets rotate with a grace period. On SQLite and PostgreSQL; time moves
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -16,6 +17,7 @@ import pytest
 from apikit import HOOK_SECRET, Org, sign
 from fastapi.testclient import TestClient
 
+from leadledger.bootstrap import build_app
 from leadledger.domain.clock import FixedClock
 from leadledger.services import auth
 from leadledger.services import leads as svc
@@ -142,6 +144,25 @@ def test_an_address_spraying_names_is_stopped(org: Org, monkeypatch: pytest.Monk
         auth.login(org.app, name="someone", password="wrong password", address="192.0.2.9")
     with pytest.raises(auth.Unauthenticated):  # another address is not held up
         auth.login(org.app, name="someone", password="wrong password", address="192.0.2.10")
+
+
+def test_failed_logins_on_one_database_do_not_throttle_another(
+    org: Org, tmp_path: Any, sqlite_template: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One process may serve (or test) several databases: each keeps its own counts, the per-address one too."""
+    monkeypatch.setattr(auth, "FAILURES_PER_ADDRESS", 3)
+    shutil.copy(sqlite_template, tmp_path / "other.db")
+    other = build_app(db_url=f"sqlite:///{tmp_path / 'other.db'}", clock=FixedClock(org.app.clock.now()))
+    try:
+        for n in range(auth.FAILURES_PER_ADDRESS):
+            with pytest.raises(auth.Unauthenticated):
+                auth.login(other, name=f"user{n}", password="wrong password", address="192.0.2.77")
+        with pytest.raises(auth.TooManyAttempts, match="address"):
+            auth.login(other, name="someone", password="wrong password", address="192.0.2.77")
+        with pytest.raises(auth.Unauthenticated):  # the same address, on org's database: not held up
+            auth.login(org.app, name="someone", password="wrong password", address="192.0.2.77")
+    finally:
+        other.db.dispose()
 
 
 def test_password_hashing_runs_a_few_at_a_time(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:

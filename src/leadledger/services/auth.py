@@ -224,13 +224,16 @@ class _LoginThrottle:
                 self._familiar.clear()
             self._familiar[(name, address)] = now
 
-    def reset(self) -> None:
-        with self._lock:
-            self._failures.clear()
-            self._familiar.clear()
+
+_throttles: dict[str, _LoginThrottle] = {}  # per database: one process may serve (or test) several
+_throttles_lock = threading.Lock()
 
 
-_throttle = _LoginThrottle()
+def _throttle_for(app: App) -> _LoginThrottle:
+    with _throttles_lock:
+        return _throttles.setdefault(str(app.db.url), _LoginThrottle())
+
+
 UNKNOWN_ADDRESS = "-"  # a caller with no network address (the command line, a test client)
 
 
@@ -240,18 +243,18 @@ def authenticate_password(app: App, name: str, password: str, *, address: str | 
     `address` is the client's network address (for the per-address limit and the owner's exemption from
     strangers' back-off); raises TooManyAttempts while a back-off applies, LoginBusy during a login flood.
     """
-    who_asks = f"{app.db.url}|{name}"  # per database: one process may serve (or test) several
+    throttle = _throttle_for(app)
     where = address or UNKNOWN_ADDRESS
     now = app.clock.now().timestamp()
-    _throttle.check(who_asks, where, now)
+    throttle.check(name, where, now)
     with app.db.read() as conn:
         row = repo.user_row(conn, name)
     stored = row.password_hash if row is not None and row.active and row.role != "integration" else None
     ok = _verify(stored or _dummy_hash(), password) and stored is not None
     if not ok or row is None:
-        _throttle.failed(who_asks, where, now)
+        throttle.failed(name, where, now)
         raise Unauthenticated("wrong user name or password")
-    _throttle.succeeded(who_asks, where, now)
+    throttle.succeeded(name, where, now)
     if _hasher.check_needs_rehash(row.password_hash):  # the hashing parameters were raised since it was set
         hashed = _hash(password)
         with app.db.write() as conn:
