@@ -17,7 +17,7 @@ import pytest
 from apikit import Org, fingerprint
 from fastapi.testclient import TestClient
 
-from leadledger.model.loader import default_model_text
+from leadledger.model.loader import default_model_text, load_default
 from leadledger.services import approvals, auth, inbox, people
 from leadledger.services import leads as svc
 from leadledger.services.leads import ActivityIn, ApprovalPending, ChangeSpec
@@ -90,10 +90,25 @@ def event(lead_id: str) -> list[dict[str, Any]]:
              "data": {"outcome": "no_answer"}}]  # fmt: skip
 
 
+EVENT_DATA = {"call_logged": {"outcome": "voicemail"}, "email_replied": {"classification": "neutral"},
+              "form_submitted": {"email": "jo@example.com"}}  # fmt: skip
+
+
+def typed_event(kind: str, lead_id: str) -> list[dict[str, Any]]:
+    return [{"id": f"{kind}-{lead_id}", "type": kind, "lead": lead_id, "at": "2026-11-23T14:00:00Z",
+             "data": EVENT_DATA.get(kind, {})}]  # fmt: skip
+
+
 LEAD_WRITERS = frozenset({"olga", "maria", "ana", "zap"})  # ben is a rep who does not own the lead
+PEOPLE_WHO_MAY = frozenset({"olga", "maria", "ana"})  # ...and no integration: owners and sales judgments
+# who may send each event type (the default model's `event_types`), on a lead ana owns
+SENDERS = {kind: LEAD_WRITERS if "rep" in event_type.roles else frozenset({"olga", "zap"})
+           for kind, event_type in load_default().model.automation.event_types.items()}  # fmt: skip
 CASES = [
-    Case("create a lead owned by ana", LEAD_WRITERS,
+    Case("create a lead owned by ana", PEOPLE_WHO_MAY,  # an integration creates leads; routing gives the owner
          lambda org, _: Call("POST", "/api/v1/leads", {"name": "Kim", "email": "kim@example.com", "owner": "ana"})),
+    Case("create a lead without an owner", frozenset(ACTORS),
+         lambda org, _: Call("POST", "/api/v1/leads", {"name": "Kim", "email": "kim@example.com"})),
     Case("update contact fields", LEAD_WRITERS,
          lambda org, _: Call("PATCH", f"/api/v1/leads/{lead_of(org)}", {"company": "Acme 2"})),
     Case("status change automation may make", LEAD_WRITERS,
@@ -107,12 +122,17 @@ CASES = [
                              {"status": "recycled", "reason": "timing_window"})),
     Case("stage change", LEAD_WRITERS,
          lambda org, _: Call("POST", f"/api/v1/leads/{lead_of(org)}/stage", {"stage": "mql"})),
-    Case("give ana's lead to ben", frozenset({"olga", "maria", "zap"}),
+    Case("stage change to SQL (a sales judgment)", PEOPLE_WHO_MAY,
+         lambda org, _: Call("POST", f"/api/v1/leads/{attempting(org)}/stage", {"stage": "sql"})),
+    Case("give ana's lead to ben", frozenset({"olga", "maria"}),
          lambda org, _: Call("POST", f"/api/v1/leads/{lead_of(org)}/owner", {"owner": "ben"})),
     Case("log an activity", LEAD_WRITERS,
          lambda org, _: Call("POST", f"/api/v1/leads/{lead_of(org)}/activities",
                              {"type": "call_logged", "data": {"outcome": "voicemail"}})),
     Case("post events", LEAD_WRITERS, lambda org, _: Call("POST", "/api/v1/events", event(lead_of(org)))),
+    *[Case(f"post a {kind} event", SENDERS[kind],
+           lambda org, _, kind=kind: Call("POST", "/api/v1/events", typed_event(kind, attempting(org))))
+      for kind in sorted(SENDERS)],
     Case("bulk change", LEAD_WRITERS,
          lambda org, _: Call("POST", "/api/v1/bulk-changes", {"leads": [lead_of(org)], "stage": "mql"})),
     Case("approve a pending change", frozenset({"olga", "maria"}),
@@ -233,11 +253,11 @@ def test_password_login_gives_an_expiring_token_and_refuses_integrations(org: Or
 def test_repeated_wrong_passwords_are_throttled(org: Org, client: TestClient) -> None:
     auth.set_password(org.app, name="ben", password="the right password")
     codes = [client.post("/api/v1/auth/token", json={"username": "ben", "password": f"guess {n}"}).status_code
-             for n in range(auth.FAILED_LOGINS_ALLOWED + 1)]  # fmt: skip
-    assert codes[:-1] == [401] * auth.FAILED_LOGINS_ALLOWED
+             for n in range(auth.FREE_FAILURES_PER_CLIENT + 1)]  # fmt: skip
+    assert codes[:-1] == [401] * auth.FREE_FAILURES_PER_CLIENT
     assert codes[-1] == 429
-    locked = client.post("/api/v1/auth/token", json={"username": "ben", "password": "the right password"})
-    assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
+    held = client.post("/api/v1/auth/token", json={"username": "ben", "password": "the right password"})
+    assert held.status_code == 429 and int(held.headers["Retry-After"]) > 0  # a short wait, not a lock-out
 
 
 def test_approval_through_the_api_applies_the_change_as_the_requester(org: Org, client: TestClient) -> None:

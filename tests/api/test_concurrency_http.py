@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -18,12 +20,17 @@ import uvicorn
 from apikit import Org
 
 from leadledger.api import create_app
+from leadledger.bootstrap import build_app
 from leadledger.services import leads as svc
+from leadledger.services.app import App
 from leadledger.services.leads import ActivityIn, ChangeSpec
 
 CLIENTS = 12
 FLIPS_EACH = 6
 WRITES_EACH = 10
+T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # the fixtures' clock
+MANY_CLIENTS = 24  # the review's load: 24 clients, two workers, a few hot leads, no `at`
+MANY_WRITES_EACH = 12
 
 
 @pytest.fixture
@@ -120,3 +127,65 @@ def test_concurrent_blind_writes_each_land_once(org: Org, server: str) -> None:
     for number in range(CLIENTS):  # each client's own writes are in the ledger in the order it made them
         mine = [int(n.rsplit(" ", 1)[1]) for n in notes if n.startswith(f"client {number} ")]
         assert mine == list(range(WRITES_EACH))
+
+
+class LiveClock:
+    """Real time, starting an hour after the fixtures' clock (so changes land after the setup's entries)."""
+
+    def __init__(self, start: datetime) -> None:
+        self.start, self.began = start, time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.began)
+
+
+@contextmanager
+def serving(app: App) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(app), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    running = uvicorn.Server(config)
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not running.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/api/v1"
+    finally:
+        running.should_exit = True
+        thread.join(10)
+
+
+def test_two_workers_and_many_clients_without_at_never_get_a_409(org: Org) -> None:
+    """ "Now" is taken after the lead is locked: a change without `at` is never dated before the one it waited for."""
+    leads = [svc.create_lead(org.app, actor="admin", fields={"name": f"Hot {n}", "email": f"h{n}@example.com"}).lead_id
+             for n in range(3)]  # fmt: skip
+    workers = [build_app(db_url=org.app.db.url, clock=LiveClock(T0 + timedelta(hours=1))) for _ in range(2)]
+    refused: list[str] = []
+    with serving(workers[0]) as first, serving(workers[1]) as second:
+
+        def client(number: int) -> int:
+            ok = 0
+            base = first if number % 2 else second
+            with httpx.Client(base_url=base, headers=org.headers("olga"), timeout=60) as http:
+                for step in range(MANY_WRITES_EACH):
+                    lead_id = leads[(number + step) % len(leads)]
+                    answer = http.patch(f"/leads/{lead_id}", json={"fields": {f"c{number}": step}})
+                    if answer.status_code == 200:
+                        ok += 1
+                    else:
+                        refused.append(f"{answer.status_code} {answer.text[:200]}")
+            return ok
+
+        with ThreadPoolExecutor(MANY_CLIENTS) as pool:
+            answered = sum(pool.map(client, range(MANY_CLIENTS)))
+    for app in workers:
+        app.db.dispose()
+    assert refused == [], f"{len(refused)} of {MANY_CLIENTS * MANY_WRITES_EACH} refused: {refused[:3]}"
+    assert answered == MANY_CLIENTS * MANY_WRITES_EACH
+    for lead_id in leads:
+        ledger_and_projection_agree(org, lead_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -166,3 +167,103 @@ def test_a_database_outage_is_503_without_sql(org: Org, client: TestClient, monk
     answer = client.get(f"/api/v1/leads/{lead_of(org)}", headers=org.headers("olga"))
     assert_clean(answer, 503)
     assert answer.headers["retry-after"] == "1"
+
+
+OVERFLOWING = ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1969-12-31T23:59:59Z", "2200-01-02T00:00:00Z")
+
+
+@pytest.mark.parametrize("moment", OVERFLOWING)
+def test_times_outside_the_accepted_range_are_422_naming_the_field(
+    moment: str, org: Org, client: TestClient
+) -> None:
+    lead_id = lead_of(org)
+    before = fingerprint(org.app)
+    headers = org.headers("olga")
+    answers = {
+        "at": client.post(f"/api/v1/leads/{lead_id}/status", json={"status": "attempting_contact", "at": moment,
+                          "log": {"type": "email_sent"}}, headers=headers),
+        "log.at": client.post(f"/api/v1/leads/{lead_id}/status", json={"status": "attempting_contact",
+                              "log": {"type": "email_sent", "at": moment}}, headers=headers),
+        "at ": client.post(f"/api/v1/leads/{lead_id}/activities", json={"type": "email_sent", "at": moment},
+                           headers=headers),
+        "0.at": client.post("/api/v1/events", json=[{"id": "t1", "type": "email_sent", "lead": lead_id, "at": moment}],
+                            headers=headers),
+        "query.as_of": client.get("/api/v1/reports/distribution", params={"as_of": moment}, headers=headers),
+    }
+    for field, answer in answers.items():
+        assert_clean(answer, 422)
+        assert field.strip() in {v["field"] for v in answer.json()["violations"]}, answer.text
+    assert fingerprint(org.app) == before
+
+
+@pytest.mark.parametrize("bound", ["from", "to"])
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "1969-12-31"])
+def test_report_bounds_outside_the_accepted_range_are_422(bound: str, day: str, org: Org, client: TestClient) -> None:
+    answer = client.get("/api/v1/reports/funnel", params={bound: day}, headers=org.headers("olga"))
+    assert_clean(answer, 422)
+    assert [v["field"] for v in answer.json()["violations"]] == [f"query.{bound}"]
+
+
+def test_an_event_file_with_an_overflowing_time_reports_the_line(org: Org) -> None:
+    from leadledger.services.events import apply_events
+
+    lead_id = lead_of(org)
+    lines = [json.dumps({"id": f"f{n}", "type": "email_sent", "lead": lead_id, "at": moment})
+             for n, moment in enumerate(OVERFLOWING)]  # fmt: skip
+    summary = apply_events(org.app, lines, actor="olga").as_dict()
+    assert summary["rejected"] == len(OVERFLOWING)
+    assert all(e["error"].startswith("at: ") and "1970 and 2200" in e["error"] for e in summary["errors"])
+
+
+def test_an_upload_is_refused_before_its_body_is_read(org: Org, client: TestClient) -> None:
+    read = []
+
+    def upload() -> Iterator[bytes]:
+        for _ in range(100):
+            read.append(1)
+            yield b"Id,LastName,Email\n" * 1000
+
+    answer = client.post("/api/v1/imports", params={"kind": "leads", "preset": "salesforce"}, content=upload(),
+                         headers={**org.headers("ana"), "Content-Type": "text/csv"})  # fmt: skip
+    assert_clean(answer, 403)
+    assert read == [], "the body was read before the role was checked"
+
+
+SECURITY_HEADERS = ("content-security-policy", "x-frame-options", "referrer-policy", "x-content-type-options")
+
+
+def test_every_answer_carries_the_security_headers(org: Org, client: TestClient) -> None:
+    answers = [
+        client.get("/api/v1/me", headers=org.headers("ana")),  # 200
+        client.get("/api/v1/me"),  # 401
+        client.get("/api/v1/leads/nope", headers=org.headers("ana")),  # 404
+        client.post("/api/v1/leads", content=b"x" * 2_000_000, headers={**org.headers("ana"),
+                    "Content-Type": "application/json"}),
+        client.post("/api/v1/leads", content=b"<x/>", headers={**org.headers("ana"), "Content-Type": "text/xml"}),
+        client.post("/api/v1/leads", json={"name": 5}, headers=org.headers("ana")),  # 422
+        client.get("/healthz"),
+        client.get("/openapi.json"),
+        client.get("/api/v1/model/guide", params={"format": "html"}, headers=org.headers("ana")),
+        client.get("/docs"),
+        client.get("/docs/static/swagger-ui-bundle.js"),
+    ]
+    for answer in answers:
+        missing = [h for h in SECURITY_HEADERS if h not in answer.headers]
+        assert not missing, (answer.request.url, answer.status_code, missing)
+        assert answer.headers["x-frame-options"] == "DENY" and answer.headers["referrer-policy"] == "no-referrer"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answers[0].headers["content-security-policy"].startswith("default-src 'none'")
+
+
+def test_the_docs_are_served_from_vendored_files(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    script_policy = next(p for p in policy.split(";") if p.strip().startswith("script-src"))
+    assert script_policy.split() == ["script-src", "'self'"]  # no inline script, no other host
+    assert "<script>" not in page.text  # every script is a file
+    assert "//" not in page.text.replace("<!doctype", "")  # no absolute or protocol-relative URL: nothing from a CDN
+    for asset in re.findall(r'(?:src|href)="([^"]+)"', page.text):
+        fetched = client.get(asset)
+        assert fetched.status_code == 200 and len(fetched.content) > 100, asset
+    assert "SwaggerUIBundle" in client.get("/docs/static/docs.js").text

@@ -66,12 +66,9 @@ def test_status_change_refusal_then_success(org: Org, client: TestClient) -> Non
     assert refused.status_code == 409
     assert [v["field"] for v in refused.json()["violations"]] == ["activity"]
     assert svc.get_lead(org.app, lead_id)["version"] == 1
-    ok = client.post(
-        f"/api/v1/leads/{lead_id}/status",
-        json={"status": "connected", "log": {"type": "call_logged", "data": {"outcome": "connected"}},
-              "fields": {"next_steps": "demo Tuesday"}, "idempotency_key": "call-1"},
-        headers=org.headers("ana"),
-    )  # fmt: skip
+    asked = {"status": "connected", "log": {"type": "call_logged", "data": {"outcome": "connected"}},
+             "fields": {"next_steps": "demo Tuesday"}, "idempotency_key": "call-1"}  # fmt: skip
+    ok = client.post(f"/api/v1/leads/{lead_id}/status", json=asked, headers=org.headers("ana"))
     assert ok.status_code == 200, ok.text
     body = ok.json()
     assert (body["lead"]["status"], body["lead"]["fields"]["next_steps"], body["duplicate"]) == (
@@ -79,8 +76,7 @@ def test_status_change_refusal_then_success(org: Org, client: TestClient) -> Non
         "demo Tuesday",
         False,
     )
-    replay = client.post(f"/api/v1/leads/{lead_id}/status", json={"status": "connected", "idempotency_key": "call-1"},
-                         headers=org.headers("ana"))  # fmt: skip
+    replay = client.post(f"/api/v1/leads/{lead_id}/status", json=asked, headers=org.headers("ana"))  # a retry
     assert replay.status_code == 200 and replay.json()["duplicate"] is True and replay.json()["seq"] == body["seq"]
 
 

@@ -183,6 +183,27 @@ def test_the_database_refuses_to_rewrite_the_ledger(team_app):
     assert len(ledger_rows(team_app, lead_id)) == 1
 
 
+def test_an_insert_cannot_replace_a_ledger_entry(team_app):
+    """SQLite's INSERT OR REPLACE deletes the row it collides with without firing the DELETE trigger; PostgreSQL's
+    ON CONFLICT DO UPDATE is an update. Both are refused, whichever unique key the new row collides on."""
+    lead_id = add_lead(team_app)
+    (entry,) = ledger_rows(team_app, lead_id)
+    columns = "id, lead_id, seq, at, recorded_at, kind, actor, actor_role, source, to_status, to_stage, off_model"
+    values = ":id, :lead, :seq, :at, :at, 'change', 'mallory', 'ops', 'manual', 'converted', 'lead', false"
+    if team_app.db.is_sqlite:
+        statements = [f"INSERT OR REPLACE INTO ledger ({columns}) VALUES ({values})",
+                      f"REPLACE INTO ledger ({columns}) VALUES ({values})"]  # fmt: skip
+    else:
+        statements = [f"INSERT INTO ledger ({columns}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET "
+                      "to_status = excluded.to_status"]  # fmt: skip
+    for statement in statements:
+        for target in ({"id": entry.id, "seq": 99}, {"id": entry.id + 1000, "seq": entry.seq}):
+            with pytest.raises(DBAPIError), team_app.db.write() as conn:
+                conn.execute(text(statement), {**target, "lead": lead_id, "at": entry.at})
+    (after,) = ledger_rows(team_app, lead_id)
+    assert (after.id, after.actor, after.to_status) == (entry.id, entry.actor, entry.to_status)
+
+
 def test_listing_filters_by_status_including_sub_statuses_and_pages_by_id(team_app):
     ids = [add_lead(team_app, email=f"l{n}@x.io", source="webinar" if n % 2 else "web_form") for n in range(5)]
     svc.change_lead(team_app, actor="maria", spec=ChangeSpec(ids[0], owner="ana"))

@@ -10,7 +10,17 @@ from typing import Any
 
 from leadledger.domain.changes import Activity
 from leadledger.domain.timeline import Projection, SlaClock, TimelineStep
-from leadledger.store.ports import KeyedLead, StoredEntry, StoredLead, Team, User, VersionConflict, Writes
+from leadledger.store.ports import (
+    EntryData,
+    KeyedLead,
+    KeyUse,
+    StoredEntry,
+    StoredLead,
+    Team,
+    User,
+    VersionConflict,
+    Writes,
+)
 from leadledger.store.tables import CONTACT_COLUMNS
 
 
@@ -81,11 +91,16 @@ class MemorySession:
                 out.setdefault(a["lead_id"], []).append(Activity(a["type"], a["at"], a["data"] or {}))
         return out
 
-    def change_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
-        return {e["idempotency_key"]: (e["lead_id"], e["seq"]) for e in self.ledger if e["idempotency_key"] in keys}
+    def entry_data(self, lead_id: str) -> list[EntryData]:
+        rows = sorted((e for e in self.ledger if e["lead_id"] == lead_id), key=lambda e: e["seq"])
+        return [EntryData(e["kind"], e["from_status"], e["to_status"], e["data"]) for e in rows]
 
-    def activity_keys(self, keys: Sequence[str]) -> set[str]:
-        return {a["key"] for a in self.activities if a["key"] in keys}
+    def change_keys(self, keys: Sequence[str]) -> dict[tuple[str, str], KeyUse]:
+        return {(e["actor"], e["idempotency_key"]): KeyUse(e["lead_id"], e["seq"], (e["data"] or {}).get("request_digest"))
+                for e in self.ledger if e["idempotency_key"] in keys}  # fmt: skip
+
+    def activity_keys(self, keys: Sequence[str]) -> set[tuple[str | None, str]]:
+        return {(a["actor"], a["key"]) for a in self.activities if a["key"] in keys}
 
     def previous_owners(self, lead_id: str) -> set[str]:
         return {e["to_owner"] for e in self.ledger if e["lead_id"] == lead_id and e["to_owner"]}

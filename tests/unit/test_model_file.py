@@ -171,3 +171,38 @@ def test_lint_warns_about_automation_this_database_cannot_carry_out():
     assert booking.subject == "calendar_link" and "ana, ben have no booking link" in booking.message
     everyone_set = lint(loaded, LintEnvironment(endpoints=frozenset({"crm", "marketing", "sales_engagement"})))
     assert not {f.check for f in everyone_set} & {"webhook_endpoint", "booking_url"}
+def test_the_model_says_who_may_submit_each_event_type():
+    events = load_default().model.automation.event_types
+    assert events["form_submitted"].roles == {"integration", "ops"}
+    assert events["email_replied"].roles == {"integration", "ops"}
+    assert "rep" in events["call_logged"].roles and "rep" in events["meeting_held"].roles
+
+    def change(data):
+        data["event_types"]["webinar_attended"] = {"data": {"webinar": None}}  # custom, no roles: the strict default
+        data["event_types"]["call_logged"] = {"roles": ["manager", "ops"]}  # a built-in, narrowed
+
+    narrowed = load_text(edited(change)).model.automation.event_types
+    assert narrowed["webinar_attended"].roles == {"integration", "ops"}
+    assert narrowed["call_logged"].roles == {"manager", "ops"}
+    assert narrowed["call_logged"].required == ("outcome",)  # a built-in keeps its data rules
+
+
+def test_event_type_roles_are_checked_when_the_model_loads():
+    def change(data):
+        data["event_types"]["form_submitted"] = {"roles": ["robot"]}
+        data["event_types"]["email_sent"] = {"roles": ["rep"], "required": ["subject"]}
+
+    with pytest.raises(ModelError) as err:
+        load_text(edited(change), "m.yaml")
+    messages = " | ".join(f"{i.key}: {i.message}" for i in err.value.issues)
+    assert "unknown role 'robot'" in messages
+    assert "email_sent is a built-in event type" in messages
+
+
+def test_lint_warns_when_an_event_a_rep_may_send_makes_a_move_reps_may_not_make():
+    def change(data):
+        data["event_types"]["form_submitted"] = {"roles": ["rep", "integration", "ops"]}
+
+    findings = [f for f in lint(load_text(edited(change))) if f.check == "event_roles"]
+    assert [f.subject for f in findings] == ["form_re_engages"] * len(findings) and findings
+    assert "rep" in findings[0].message and "recycled" in findings[0].message

@@ -161,7 +161,8 @@ def test_a_positive_reply_connects_the_lead_and_runs_connected_s_actions(session
     assert [(rule, type(o).__name__) for rule, o in outcomes] == [("email_reply_connects", "Applied")]
     last = session.ledger[-1]
     assert (last["to_status"], last["source"], last["rule"], last["idempotency_key"]) == (
-        "connected", "automation", "email_reply_connects", "e1:email_reply_connects")  # fmt: skip
+        "connected", "automation", "email_reply_connects", None)  # fmt: skip
+    assert last["data"]["trigger_event"] == "e1"  # the event's id (its sender's) made it happen once
     assert [m["topic"] for m in session.outbox] == ["calendar_link"]  # the e-mail to the lead, via the outbox
     assert "Complete qualification of Jo Doe" in [t["title"] for t in session.tasks]
     assert session.activities[-1]["key"] == "e1"

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import Depends, FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from leadledger import __name__ as package_name
 from leadledger.api import errors as error_handlers
@@ -30,6 +33,30 @@ Lead status management over HTTP: the same service layer, rules and ledger as th
 Authenticate with `Authorization: Bearer <token>` (`leadledger token create USER`, or POST /api/v1/auth/token
 with a password). Every error is JSON: `{"detail": "...", "violations": [{"field", "code", "message"}]}`;
 a change the status model refuses is 409 with every violation, 403 when the caller may not make it at all.
+"""
+
+
+DOCS_ASSETS = "/docs/static"
+# The interactive docs: Swagger UI from the package (vendored, see static/swagger-ui/README.md); scripts only
+# from this server (no inline script), styles inline as Swagger UI sets them, requests only to this server.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>LeadLedger API</title>
+<link rel="stylesheet" href="{DOCS_ASSETS}/swagger-ui.css">
+<link rel="icon" type="image/png" href="{DOCS_ASSETS}/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{DOCS_ASSETS}/swagger-ui-bundle.js"></script>
+<script src="{DOCS_ASSETS}/docs.js"></script>
+</body>
+</html>
 """
 
 
@@ -54,7 +81,7 @@ def create_app(app: App | None = None, *, max_body: int = DEFAULT_MAX_BODY) -> F
         version=_version(),
         description=DESCRIPTION,
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # served below from vendored files, not a CDN
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -72,6 +99,12 @@ def create_app(app: App | None = None, *, max_body: int = DEFAULT_MAX_BODY) -> F
     @api.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return HTMLResponse(DOCS_PAGE, headers={"Content-Security-Policy": DOCS_CSP})
+
+    api.mount(DOCS_ASSETS, StaticFiles(directory=str(resources.files("leadledger.api") / "static" / "swagger-ui")))
 
     error_handlers.install(api)
     rules = (

@@ -50,6 +50,15 @@ async def current_user(
     return await run_in_threadpool(auth.authenticate_token, app, credentials.credentials)
 
 
+async def current_token(
+    user: Annotated[Actor, Depends(current_user)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The bearer token the request was authenticated with (a token minted with a login token ends with it)."""
+    assert credentials is not None  # current_user refused the request otherwise
+    return credentials.credentials
+
+
 _known_query: dict[int, frozenset[str]] = {}
 
 
@@ -80,3 +89,4 @@ def _query_names(dependant: Any) -> set[str]:
 AppDep = Annotated[App, Depends(get_app)]
 WriterDep = Annotated[ChangeWriter, Depends(get_writer)]
 CurrentUser = Annotated[Actor, Depends(current_user)]
+CurrentToken = Annotated[str, Depends(current_token)]

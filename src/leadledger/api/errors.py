@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from leadledger.domain.changes import Violation
 from leadledger.model.loader import ModelError
 from leadledger.services.app import NotInitialised
-from leadledger.services.auth import TooManyAttempts, Unauthenticated
+from leadledger.services.auth import LoginBusy, TooManyAttempts, Unauthenticated
 from leadledger.services.errors import (
     ChangeRefused,
     Conflict,
@@ -46,6 +46,7 @@ AUTHORISATION_VIOLATIONS = frozenset(
         ("status", "role_not_allowed"),
         ("stage", "role_not_allowed"),
         ("status", "needs_human"),
+        ("log", "role_not_allowed"),
     }
 )
 
@@ -112,6 +113,8 @@ def service_error_response(exc: ServiceError) -> JSONResponse:
         return problem(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
     if isinstance(exc, TooManyAttempts):
         return problem(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, LoginBusy):
+        return problem(503, str(exc), headers={"Retry-After": str(exc.retry_after)})
     if isinstance(exc, Forbidden):
         return problem(403, str(exc))
     if isinstance(exc, NotFound):

@@ -29,7 +29,16 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 DEFAULT_MAX_BODY = 1_048_576
 JSON_TYPES = ("application/json",)
 _BODY_METHODS = (b"POST", b"PUT", b"PATCH")
-_SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
+# On every answer, unless the route set its own (the docs page and the HTML guide allow what they need):
+# nothing may run, load or frame an API answer, and no URL leaks to other sites through the Referer header.
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", API_CSP.encode()),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+]
 
 
 @dataclass(frozen=True)
@@ -70,7 +79,9 @@ class Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *_SECURITY_HEADERS]
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = [*headers, *(h for h in _SECURITY_HEADERS if h[0] not in present)]
             await send(message)
 
         refusal = self._refusal(scope)

@@ -9,15 +9,16 @@ Requests forbid unknown keys, so a misspelt field is an error instead of a silen
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, Strict, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+
+from leadledger.domain.moments import check_day, check_moment, parse_day, parse_moment
+from leadledger.services.events import actor_like_keys
 
 MAX_DEPTH = 8
 MAX_TEXT = 10_000
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 NAME_PATTERN = r"^[A-Za-z0-9_.@-]{1,100}$"
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
@@ -35,10 +36,23 @@ def _finite(value: float) -> float:
     return value
 
 
+def _moment(value: Any) -> Any:
+    """Text is read by the product's one time parser (a zone is required over HTTP); the range is checked after."""
+    return parse_moment(value, naive_is_utc=False) if isinstance(value, str) else value
+
+
+def _moment_text(value: str) -> str:
+    """An event's time, checked here by the one parser (the service reads the same text the same way)."""
+    parse_moment(_no_nul(value))
+    return value
+
+
 def _in_range(value: datetime) -> datetime:
-    if not EARLIEST <= value <= LATEST:
-        raise ValueError("times must lie between 1970 and 2200")
-    return value.astimezone(UTC)
+    return check_moment(value)  # 1970-2200; an offset that overflows on conversion to UTC is refused too
+
+
+def _day(value: Any) -> Any:
+    return parse_day(value) if isinstance(value, str) else value
 
 
 def _plain_json(value: Any, depth: int = 0) -> Any:
@@ -61,17 +75,26 @@ def _plain_json(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _no_identity(value: dict[str, Any]) -> dict[str, Any]:
+    """Event and activity data cannot say who did it: the ledger records the authenticated caller."""
+    claimed = actor_like_keys(value)
+    if claimed:
+        raise ValueError(f"{claimed[0]!r}: an event cannot name who did it; it is recorded as the caller's")
+    return value
+
+
 Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no_nul)]
 Short = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)]
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
 UserName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Finite = Annotated[float, AfterValidator(_finite)]
-Moment = Annotated[AwareDatetime, Strict(False), AfterValidator(_in_range)]  # JSON carries times as text
+Moment = Annotated[AwareDatetime, BeforeValidator(_moment), AfterValidator(_in_range)]  # JSON carries times as text
+Day = Annotated[date, BeforeValidator(_day), AfterValidator(check_day)]
 FieldValue = (
     Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(_no_nul)] | bool | int | Finite | None
 )
 Fields = Annotated[dict[Key, FieldValue], Field(max_length=100)]
-JsonObject = Annotated[dict[str, Any], Field(max_length=200), AfterValidator(_plain_json)]
+JsonObject = Annotated[dict[str, Any], Field(max_length=200), AfterValidator(_plain_json), AfterValidator(_no_identity)]
 Role = Literal["rep", "manager", "ops", "integration"]
 
 
@@ -165,7 +188,9 @@ class ActivityCreate(Request):
     """An interaction: `call_logged` with {"outcome": "connected"}, `email_sent`, `meeting_held`…"""
 
     type: Key
-    data: Annotated[dict[Key, FieldValue], Field(max_length=50)] = Field(default_factory=dict)
+    data: Annotated[dict[Key, FieldValue], Field(max_length=50), AfterValidator(_no_identity)] = Field(
+        default_factory=dict
+    )
     at: Moment | None = None
     key: Short | None = Field(None, description="idempotency key: the same key is logged once")
 
@@ -208,6 +233,9 @@ class ChangeRead(BaseModel):
 
     lead: LeadRead
     seq: int
+    changed: bool = Field(
+        True, description="false when the lead already was as asked: nothing was written (seq is its last entry)"
+    )
     duplicate: bool = Field(description="true when the idempotency key had already applied")
     override_of_seq: int | None = None
     warnings: list[ViolationRead] = []
@@ -236,7 +264,7 @@ class BulkChangeCreate(Request):
 
 class BulkItemRead(BaseModel):
     lead_id: str
-    outcome: Literal["applied", "refused", "pending_approval"]
+    outcome: Literal["applied", "unchanged", "refused", "pending_approval"]
     seq: int | None = None
     approval_id: int | None = None
     violations: list[ViolationRead] = []
@@ -244,6 +272,7 @@ class BulkItemRead(BaseModel):
 
 class BulkChangeRead(BaseModel):
     applied: int
+    unchanged: int
     refused: int
     pending_approval: int
     results: list[BulkItemRead]
@@ -300,11 +329,10 @@ class EventCreate(Request):
     lead: Annotated[str, StringConstraints(pattern=ID_PATTERN)] | None = Field(
         None, description="the lead; a form_submitted event may give data.email instead"
     )
-    at: Annotated[str, StringConstraints(min_length=10, max_length=40), AfterValidator(_no_nul)] = Field(
-        description="ISO 8601 time, e.g. 2026-11-23T14:05:00Z"
+    at: Annotated[str, StringConstraints(min_length=10, max_length=40), AfterValidator(_moment_text)] = Field(
+        description="ISO 8601 time, e.g. 2026-11-23T14:05:00Z (UTC when it has no zone)"
     )
     data: JsonObject = Field(default_factory=dict)
-    actor: UserName | None = None
 
 
 class EventErrorRead(BaseModel):
@@ -440,6 +468,11 @@ class TokenCreate(Request):
     name: Annotated[str, StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)] = "api"
     user: UserName | None = Field(None, description="ops may create tokens for others (integrations); default: you")
     expires_in_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_no_nul)] | None = Field(
+        None,
+        description="your password: asked with a login token, it makes a token that outlives the login "
+        "(without it, the new token expires and is revoked with the login it was made with)",
+    )
 
 
 class TokenRead(BaseModel):
@@ -452,6 +485,8 @@ class TokenRead(BaseModel):
     created_by: str
     expires_at: datetime | None
     revoked_at: datetime | None
+    revoked_reason: str | None = None
+    parent_id: int | None = Field(None, description="the login token it was made with: it ends with it")
 
 
 class TokenIssuedRead(TokenRead):

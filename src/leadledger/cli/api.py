@@ -11,6 +11,7 @@ import os
 import secrets
 import sys
 import threading
+from datetime import timedelta
 from typing import Annotated, Any, Optional
 
 import typer
@@ -198,10 +199,33 @@ def hook_add(
     sys.stdout.write(hook["secret"] + "\n")
 
 
+@hook_app.command("rotate")
+def hook_rotate(
+    name: str,
+    grace: Annotated[
+        str, typer.Option("--grace", help="how long the current secret keeps verifying, e.g. 24h (0 ends it now)")
+    ] = "24h",
+) -> None:
+    """Give a webhook a new secret (printed last, once); the current one keeps verifying for the grace period."""
+    try:
+        period = parse_duration(grace) if grace.strip() not in ("0", "0s") else timedelta(0)
+    except ValueError as exc:
+        fail(f"--grace: {exc}")
+    hook = auth.rotate_hook(_app(), name=name, grace=period)
+    err_console.print(
+        f"webhook {hook['name']} has a new secret; the previous one verifies until "
+        f"{hook['previous_valid_until'].isoformat()}. Sign with this one from now on:",
+        markup=False,
+        highlight=False,
+    )
+    sys.stdout.write(hook["secret"] + "\n")
+
+
 @hook_app.command("list")
 def hook_list(fmt: FormatOpt = Format.table) -> None:
-    """Inbound webhooks: their names, the integration user each acts as, and whether they are enabled."""
-    emit(auth.list_hooks(_app()), ["name", "user", "active", "created_at", "created_by"], fmt)
+    """Inbound webhooks: their names, the integration user each acts as, whether they are enabled, rotations."""
+    columns = ["name", "user", "active", "created_at", "created_by", "rotated_at", "previous_valid_until"]
+    emit(auth.list_hooks(_app()), columns, fmt)
 
 
 @hook_app.command("disable")

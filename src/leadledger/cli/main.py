@@ -6,7 +6,7 @@ Commands build a request, call a service function and print the result; they hol
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,7 +19,7 @@ from leadledger.cli.automation import register as register_automation
 from leadledger.cli.council import council_app
 from leadledger.cli.imports import import_app
 from leadledger.cli.model_changes import register as register_model_changes
-from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, rows_of, show
+from leadledger.cli.output import Format, console, emit, err_console, fail, moment_option, print_json, rows_of, show
 from leadledger.cli.quality import register as register_quality
 from leadledger.cli.reports import report_app
 from leadledger.cli.review import review_app
@@ -150,13 +150,7 @@ def _actor(actor: str | None) -> str:
 
 
 def _parse_at(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--at: {text!r} is not an ISO 8601 time (e.g. 2026-11-23T14:00:00Z)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment_option("--at", text)
 
 
 def _parse_sets(values: list[str] | None) -> dict[str, str]:
@@ -397,14 +391,18 @@ def user_list(fmt: FormatOpt = Format.table) -> None:
 @user_app.command("disable")
 def user_disable(name: str) -> None:
     """Disable a user: they can no longer make changes or own new leads."""
-    people.set_user_active(State.app(), name=name, active=False)
+    from leadledger.services import auth
+
+    auth.set_user_active(State.app(), actor=None, name=name, active=False)  # its tokens are revoked too
     console.print(f"user {name} disabled", markup=False)
 
 
 @user_app.command("enable")
 def user_enable(name: str) -> None:
-    """Enable a disabled user again."""
-    people.set_user_active(State.app(), name=name, active=True)
+    """Enable a disabled user again (tokens revoked by the disable stay revoked)."""
+    from leadledger.services import auth
+
+    auth.set_user_active(State.app(), actor=None, name=name, active=True)
     console.print(f"user {name} enabled", markup=False)
 
 
@@ -516,6 +514,7 @@ def _apply_change(spec: ChangeSpec, actor: str | None, fmt: Format) -> None:
             {
                 "lead": result.lead_id,
                 "applied": True,
+                "changed": result.changed,
                 "duplicate": result.duplicate,
                 "seq": result.seq,
                 "status": change.to_status if change else None,
@@ -525,6 +524,9 @@ def _apply_change(spec: ChangeSpec, actor: str | None, fmt: Format) -> None:
                 "warnings": [w.as_dict() for w in result.warnings],
             }
         )
+        return
+    if not result.changed:
+        console.print(f"{result.lead_id}: unchanged, it already is as asked (nothing written)", markup=False)
         return
     if change is None:
         console.print(f"{result.lead_id}: already applied with this key (entry {result.seq})", markup=False)

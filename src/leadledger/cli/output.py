@@ -16,6 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from leadledger.domain.moments import parse_day, parse_moment
+from leadledger.services.csvcells import safe_cell
+
 console = Console()
 err_console = Console(stderr=True)
 
@@ -65,7 +68,7 @@ def emit(
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow([_csv_cell(row.get(c)) for c in columns])
+            writer.writerow([safe_cell(_csv_cell(row.get(c))) for c in columns])
     else:
         table = Table(title=title, header_style="bold")
         for column in columns:
@@ -145,6 +148,27 @@ def progress(description: str, total: int | None) -> Iterator[Any]:
 def fail(message: str, code: int = 1) -> None:
     err_console.print(f"[bold red]error:[/] {_escape(message)}", highlight=False, soft_wrap=True)
     raise SystemExit(code)
+
+
+def moment_option(option: str, text: str | None) -> datetime | None:
+    """A time given on the command line (UTC when it has no zone), read by the product's one parser and range."""
+    if text is None:
+        return None
+    try:
+        return parse_moment(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+        raise
+
+
+def day_option(option: str, text: str | None) -> date | None:
+    if text is None:
+        return None
+    try:
+        return parse_day(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
+        raise
 
 
 def rows_of(items: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Optional
 
 import typer
@@ -24,14 +24,17 @@ from leadledger.cli.output import (
     Format,
     add_column,
     console,
+    day_option,
     err_console,
     fail,
     is_key_column,
+    moment_option,
     print_json,
     progress,
     show,
     to_jsonable,
 )
+from leadledger.services.csvcells import safe_cell
 
 NAMES = (*analytics.REPORT_NAMES, "all", "sync")
 
@@ -80,24 +83,11 @@ def hrs(value: float | None) -> str:
 
 
 def _parse_as_of(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--as-of: {text!r} is not an ISO 8601 time (e.g. 2026-11-01T00:00:00Z)")
-        raise
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment_option("--as-of", text)
 
 
 def _parse_date(option: str, text: str | None) -> date | None:
-    if text is None:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        fail(f"{option}: {text!r} is not a date (YYYY-MM-DD)")
-        raise
+    return day_option(option, text)
 
 
 def _parse_pairs(values: list[str] | None) -> list[tuple[str, str]]:
@@ -176,9 +166,9 @@ def report(
     elif fmt is Format.csv:
         header, rows = CSV_ROWS[name](data)
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
+        writer.writerow([safe_cell(h) for h in header])
         for row in rows:
-            writer.writerow(["" if v is None else v for v in to_jsonable(row)])
+            writer.writerow([safe_cell("" if v is None else v) for v in to_jsonable(row)])
     else:
         console.print(_heading(data), markup=False, highlight=False)
         TABLES[name](data)

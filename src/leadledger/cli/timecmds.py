@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from leadledger.cli.output import Format, console, emit, fail, print_json, progress
+from leadledger.cli.output import Format, console, emit, fail, moment_option, print_json, progress
 from leadledger.services.app import App
 
 sla_app = typer.Typer(
@@ -27,13 +27,7 @@ def _app() -> App:
 
 
 def _parse_now(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"--now: {text!r} is not an ISO 8601 time")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment_option("--now", text)
 
 
 def sweep_command(
@@ -135,13 +129,7 @@ rules_app = typer.Typer(
 
 
 def _parse_day(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        fail(f"{option}: {text!r} is not a date or time (YYYY-MM-DD)")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment_option(option, text)  # a date alone is its midnight, UTC
 
 
 @rules_app.command("backtest")

@@ -30,6 +30,25 @@ BUILTIN_EVENT_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "sms_sent": {},
 }
 REQUIRED_EVENT_DATA = {"email_replied": ("classification",), "call_logged": ("outcome",)}
+# Who may submit each event type when the model does not say (`event_types: {NAME: {roles: [...]}}`): what a
+# person does and logs (a call, an e-mail sent, a meeting) may come from the person who did it; what only a
+# system can witness (a form, a reply, an opportunity) comes from integrations. Ops may submit anything (ops can
+# mint an integration's token anyway; this way the ledger names the person). Custom types default to the strict set.
+PEOPLE_AND_SYSTEMS = frozenset({"rep", "manager", "ops", "integration"})
+SYSTEMS_ONLY = frozenset({"integration", "ops"})
+BUILTIN_EVENT_ROLES: dict[str, frozenset[str]] = {
+    "email_sent": PEOPLE_AND_SYSTEMS,
+    "email_replied": SYSTEMS_ONLY,
+    "call_logged": PEOPLE_AND_SYSTEMS,
+    "meeting_scheduled": PEOPLE_AND_SYSTEMS,
+    "meeting_held": PEOPLE_AND_SYSTEMS,
+    "form_submitted": SYSTEMS_ONLY,
+    "opportunity_created": SYSTEMS_ONLY,
+    "linkedin_message_sent": PEOPLE_AND_SYSTEMS,
+    "voicemail_left": PEOPLE_AND_SYSTEMS,
+    "sms_sent": PEOPLE_AND_SYSTEMS,
+}
+DEFAULT_EVENT_ROLES = SYSTEMS_ONLY
 # Emitted after every status change, so a rule can react to a status (with causation and depth carried).
 STATUS_ENTERED = "status_entered"
 MAX_DEPTH = 5
@@ -40,6 +59,7 @@ class EventType:
     name: str
     values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # data key -> allowed values
     required: tuple[str, ...] = ()
+    roles: frozenset[str] = DEFAULT_EVENT_ROLES  # who may submit it (an event sets rules off in their name)
 
     def check(self, data: Mapping[str, Any]) -> list[str]:
         """Problems with an event's data, each naming the key."""

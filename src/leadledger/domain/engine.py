@@ -207,7 +207,7 @@ def change_status(
         elif stage.sets_status is not None and request.status is None and not importing:
             if not _already_beyond(model, lead.status, stage.sets_status, stage.key):
                 target_status, forced_by_stage = stage.sets_status, True
-        if source == "manual" and actor.role not in stage.roles:
+        if source in ("manual", "integration") and actor.role not in stage.roles:
             violations.append(
                 Violation("stage", "role_not_allowed", f"a {actor.role} may not move leads to {stage.label}")
             )
@@ -229,6 +229,8 @@ def change_status(
         violations.append(
             Violation("owner", "not_allowed", "a rep may take a lead for themselves, not assign it to others")
         )
+    if owner != lead.owner and actor.role == "integration" and not importing:
+        violations.append(Violation("owner", "not_allowed", "an integration may not assign owners: routing does"))
 
     status_changes = target_status != lead.status
     target = statuses.get(target_status)

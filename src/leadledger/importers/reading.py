@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from leadledger.importers.mapping import Mapping, MappingError, resolve_stage
 from leadledger.model.loader import ModelIssue
+from leadledger.services.csvcells import GUARD, unguarded
 
 # A CRM's long-text fields (descriptions, notes) can exceed csv's default 128 KiB cell limit.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -138,7 +139,7 @@ class CsvFile:
         if not first or not any(cell.strip() for cell in first):
             self.close()
             raise FileUnreadable([ModelIssue(str(path), 1, "", "the file has no header row")])
-        self.header = [cell.strip() for cell in first]
+        self.header = [unguarded(cell.strip()) for cell in first]
         self.encoding = encoding
 
     @property
@@ -159,6 +160,8 @@ class CsvFile:
                 self.row_number = number
                 if not values or (len(values) == 1 and not values[0].strip()):
                     continue
+                if any(v[:1] == GUARD for v in values):  # a spreadsheet-safe export (ours, or another CRM's)
+                    values = [unguarded(v) for v in values]
                 yield number, values
         except UnicodeDecodeError as exc:
             raise self._decode_error(exc, self.encoding) from exc

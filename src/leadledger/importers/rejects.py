@@ -11,6 +11,8 @@ from collections import Counter
 from pathlib import Path
 from typing import IO
 
+from leadledger.services.csvcells import safe_cell
+
 REJECT_COLUMNS = ("reject_row", "reject_field", "reject_reason")
 
 
@@ -31,8 +33,8 @@ class RejectFile:
             # utf-8 with a byte-order mark: Excel then shows accents right; the importer reads either
             self._file = open(self.path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by close()
             self._writer = csv.writer(self._file)
-            self._writer.writerow([*REJECT_COLUMNS, *self.header])
-        self._writer.writerow([row, field, reason, *values])
+            self._writer.writerow([*REJECT_COLUMNS, *(safe_cell(h) for h in self.header)])
+        self._writer.writerow([row, safe_cell(field), safe_cell(reason), *(safe_cell(v) for v in values)])
         self.count += 1
         self.reasons[(field, reason)] += 1
 

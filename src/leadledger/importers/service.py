@@ -100,6 +100,20 @@ def default_rejects_path(source: Path) -> Path:
     return Path.cwd() / f"{source.stem}.rejects.csv"
 
 
+def require_importer(app: App, actor: str) -> None:
+    """Raise Forbidden unless `actor` may import (ops, integrations): checked before an upload is even read."""
+    with app.db.read() as conn:
+        who = repo.user_row(conn, actor)
+    _check_importer(actor, who)
+
+
+def _check_importer(actor: str, who: Any) -> None:
+    if who is None or not who.active:
+        raise Forbidden(f"unknown or disabled user {actor!r}")
+    if who.role not in IMPORT_ROLES:
+        raise Forbidden(f"{actor} is a {who.role}: imports write history for many leads, so only ops may run them")
+
+
 def import_file(
     app: App,
     *,
@@ -129,10 +143,8 @@ def import_file(
         model = app.loaded_model(conn).model
         who = repo.user_row(conn, actor)
         people = db.load_users(conn)
-    if who is None or not who.active:
-        raise Forbidden(f"unknown or disabled user {actor!r}")
-    if who.role not in IMPORT_ROLES:
-        raise Forbidden(f"{actor} is a {who.role}: imports write history for many leads, so only ops may run them")
+    _check_importer(actor, who)
+    assert who is not None
     text = mapping if mapping is not None else (mapping_text(mapping_path) if mapping_path is not None else None)
     compiled = load_mapping(model, kind=kind, preset_name=preset, text=text,
                             file=str(mapping_path) if mapping_path else None)  # fmt: skip

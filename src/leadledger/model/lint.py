@@ -15,6 +15,7 @@ from leadledger.model.loader import LoadedModel
 REASON_STATUSES = ("rejected", "recycled", "disqualified", "invalid", "duplicate")
 REASON_CATEGORIES = ("lost", "data_problem")
 MIN_PRIMARY, MAX_PRIMARY = 8, 12
+PEOPLE_ROLES = frozenset({"rep", "manager"})  # ops may do anything; integrations are judged as automation
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,28 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
                 f"sets {sets}, but no transition into it is automatic",
                 "rules",
             )
+
+    # an event sets rules off in its sender's name: a person who may send it must not thereby make moves their
+    # role may not make by hand (a rep posting a form to recycle their own lead)
+    events = model.automation.event_types
+    for event_rule in model.automation.rules:
+        sets = event_rule.set_status
+        if sets is None:
+            continue
+        senders = {role for on in event_rule.on if on in events for role in events[on].roles} & PEOPLE_ROLES
+        for (origin, to), transition in sorted(model.transitions.items()):
+            if to != sets or not transition.automatic:
+                continue
+            barred = sorted(senders - transition.roles)
+            if barred:
+                add(
+                    "warning",
+                    "event_roles",
+                    event_rule.name,
+                    f"a {', '.join(barred)} may send {'/'.join(sorted(event_rule.on))} and so move {origin} -> {sets}, "
+                    "a move that role may not make by hand (narrow the event type's roles or the rule's `when`)",
+                    "rules",
+                )
 
     for (origin, target), transition in model.transitions.items():
         if not transition.roles and not transition.automatic:

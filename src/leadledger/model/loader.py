@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
@@ -18,7 +18,9 @@ import yaml
 from pydantic import ValidationError
 
 from leadledger.domain.automation import (
+    BUILTIN_EVENT_ROLES,
     BUILTIN_EVENT_TYPES,
+    DEFAULT_EVENT_ROLES,
     REQUIRED_EVENT_DATA,
     STATUS_ENTERED,
     Action,
@@ -722,21 +724,31 @@ class _Compiler:
     ) -> Automation:
         src = self.src
         event_types: dict[str, EventType] = {
-            name: EventType(name, values, REQUIRED_EVENT_DATA.get(name, ()))
+            name: EventType(name, values, REQUIRED_EVENT_DATA.get(name, ()), BUILTIN_EVENT_ROLES[name])
             for name, values in BUILTIN_EVENT_TYPES.items()
         }
         for name, spec in src.event_types.items():
-            if name in event_types or name == STATUS_ENTERED:
-                self.error(("event_types", name), f"{name} is a built-in event type")
+            path: Path_ = ("event_types", name)
+            submitters = self._event_roles(spec.roles, roles, (*path, "roles"))
+            if name == STATUS_ENTERED:
+                self.error(path, f"{name} is emitted by LeadLedger itself; nobody submits it")
                 continue
-            values = {key: tuple(allowed or ()) for key, allowed in spec.data.items()}
-            event_types[name] = EventType(name, values, tuple(spec.required))
+            if name in event_types:
+                if spec.data is not None or spec.required is not None:
+                    self.error(path, f"{name} is a built-in event type: only its roles and description may be given")
+                elif submitters is not None:
+                    event_types[name] = replace(event_types[name], roles=submitters)
+                continue
+            values = {key: tuple(allowed or ()) for key, allowed in (spec.data or {}).items()}
+            event_types[name] = EventType(
+                name, values, tuple(spec.required or ()), submitters if submitters is not None else DEFAULT_EVENT_ROLES
+            )
         templates = {name: Template(t.subject, t.body) for name, t in src.templates.items()}
 
         rules: list[EventRule] = []
         seen: set[str] = set()
         for i, rule in enumerate(src.rules):
-            path: Path_ = ("rules", i)
+            path = ("rules", i)
             if rule.name in seen:
                 self.error((*path, "name"), f"rule {rule.name!r} is declared twice")
             seen.add(rule.name)
@@ -844,6 +856,14 @@ class _Compiler:
             templates=templates,
             event_types=event_types,
         )
+
+    def _event_roles(self, given: list[str] | None, roles: set[str], path: Path_) -> frozenset[str] | None:
+        if given is None:
+            return None
+        for j, role in enumerate(given):
+            if role not in roles:
+                self.error((*path, j), f"unknown role {role!r}")
+        return frozenset(given)
 
     def _action(
         self, action: Any, path: Path_, pools: dict[str, Pool], templates: dict[str, Template], roles: set[str]

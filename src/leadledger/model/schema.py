@@ -220,9 +220,12 @@ class RoutingIn(Strict):
 
 
 class EventTypeIn(Strict):
+    """A custom event type, or a built-in one listed to say who may submit it (`roles` and `description` only)."""
+
     description: str = ""
-    data: dict[str, list[str] | None] = {}
-    required: list[str] = []
+    data: dict[str, list[str] | None] | None = None
+    required: list[str] | None = None
+    roles: list[str] | None = None  # who may submit it; default: integrations and ops
 
 
 class TemplateIn(Strict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from leadledger.domain.automation import ApprovalRule
 from leadledger.domain.changes import Actor, LeadState, StatusChange, json_ready
 from leadledger.services import changes
 from leadledger.services.app import App
@@ -25,7 +26,7 @@ def request_if_needed(
     """When an approval rule holds the change: record the request (the state does not move), tell the approvers."""
     if change.to_status not in uow.approval_statuses:
         return None
-    rule = uow.auto.approval_for(change.to_status, uow.context(state.id, change=change))
+    rule = _approval_rule(uow, state, change)
     if rule is None or (who.role in rule.approvers and spec.source == "manual"):
         return None  # an approver deciding for themselves; automation never approves its own moves
     request = {
@@ -67,6 +68,23 @@ def request_if_needed(
                    f"{who.name} asks to move {state.id} to {change.to_status} ({rule.name})", rule.name)  # fmt: skip
     uow.counts["approvals_requested"] += 1
     return changes.PendingApproval(state.id, approval_id, rule.name, tuple(sorted(rule.approvers)))
+
+
+def _approval_rule(uow: UnitOfWork, state: LeadState, change: StatusChange) -> ApprovalRule | None:
+    """The approval a move needs, judged on every value the lead's fields held in its current stint.
+
+    Clearing or lowering a field before the move (then restoring it) would otherwise dodge a rule such as
+    "high value -> Disqualified needs a manager" (`UnitOfWork.stint_fields` says what a stint is).
+    """
+    context = uow.context(state.id, change=change)
+    rule = uow.auto.approval_for(change.to_status, context)
+    if rule is not None:
+        return rule
+    for fields in uow.stint_fields(state.id):
+        rule = uow.auto.approval_for(change.to_status, {**context, "lead": {**context["lead"], **fields}})
+        if rule is not None:
+            return rule
+    return None
 
 
 def list_approvals(app: App, *, status: str | None = "pending", lead_id: str | None = None) -> list[dict[str, Any]]:

@@ -14,10 +14,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import math
+import re
 import secrets
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,11 +43,48 @@ TOKEN_PREFIX = "llt_"
 LOGIN_LIFETIME = timedelta(hours=12)
 SIGNATURE_TOLERANCE = timedelta(minutes=5)
 SIGNATURE_HEADER = "X-LeadLedger-Signature"  # the same header and format as outgoing webhooks
+HOOK_ROTATION_GRACE = timedelta(hours=24)  # after `hook rotate`, the old secret keeps verifying this long
+_UNIX_TIME = re.compile(r"[0-9]{1,12}")
+_HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 TOKEN_CACHE_SECONDS = 5.0  # a revoked token or disabled user stops working within this long in other processes
-FAILED_LOGINS_ALLOWED = 10
-FAILED_LOGIN_WINDOW = 15 * 60.0
+# Logins: failures slow the guesser down, never lock the owner out (see `_LoginThrottle`).
+LOGIN_WINDOW = 3600.0  # failures older than this are forgotten
+FREE_FAILURES_PER_CLIENT = 5  # for one name from one address, before each further try waits
+FREE_FAILURES_PER_NAME = 20  # for one name from addresses it never logged in from, before they wait
+DELAY_CAP_PER_CLIENT = 15 * 60.0  # the waits double from 1 s up to these
+DELAY_CAP_PER_NAME = 60.0
+FAILURES_PER_ADDRESS = 50  # any names, per LOGIN_WINDOW: an address spraying names is stopped
+FAMILIAR_FOR = 30 * 86400.0  # an address a name logged in from is exempt from that name's strangers' back-off
+# argon2 takes 64 MiB per hash: a flood of logins must queue for a few slots, not take a gigabyte
+ARGON2_SLOTS = 2
+ARGON2_WAIT = 10.0  # seconds a login waits for a slot before it is told to come back
 
 _hasher = PasswordHasher()
+_argon2_slots = threading.BoundedSemaphore(ARGON2_SLOTS)
+
+
+@contextmanager
+def _argon2_slot() -> Iterator[None]:
+    """Hold one of ARGON2_SLOTS while hashing; a caller that cannot get one within ARGON2_WAIT is told to retry."""
+    if not _argon2_slots.acquire(timeout=ARGON2_WAIT):
+        raise LoginBusy("too many logins at once; try again in a moment")
+    try:
+        yield
+    finally:
+        _argon2_slots.release()
+
+
+def _hash(password: str) -> str:
+    with _argon2_slot():
+        return _hasher.hash(password)
+
+
+def _verify(stored: str, password: str) -> bool:
+    with _argon2_slot():
+        try:
+            return bool(_hasher.verify(stored, password))
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
 
 
 @functools.cache
@@ -53,7 +93,7 @@ def _dummy_hash() -> str:
 
     Made on first use, not at import: every `leadledger` command imports this module.
     """
-    return _hasher.hash(secrets.token_urlsafe(16))
+    return _hash(secrets.token_urlsafe(16))
 
 
 class Unauthenticated(ServiceError):
@@ -61,11 +101,17 @@ class Unauthenticated(ServiceError):
 
 
 class TooManyAttempts(ServiceError):
-    """Too many failed logins for this user recently; wait before trying again."""
+    """Too many failed logins recently (for this name, or from this address); wait before trying again."""
 
-    def __init__(self, retry_after: int):
+    def __init__(self, retry_after: int, what: str = "for this user"):
         self.retry_after = retry_after
-        super().__init__(f"too many failed logins; try again in {retry_after} s")
+        super().__init__(f"too many failed logins {what}; try again in {retry_after} s")
+
+
+class LoginBusy(ServiceError):
+    """Every password-hashing slot is taken (a login flood): come back in a moment."""
+
+    retry_after = 1
 
 
 # --- passwords --------------------------------------------------------------------------------------
@@ -80,19 +126,27 @@ def _checked_password(password: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(_checked_password(password))
+    return _hash(_checked_password(password))
 
 
 def set_password(app: App, *, name: str, password: str, actor: str | None = None) -> None:
-    """Set (or replace) a user's password: the user themselves, ops, or the local operator."""
+    """Set (or replace) a user's password: the user themselves, ops, or the local operator.
+
+    Every login token of the user is revoked (and what was minted from them): a changed password logs out.
+    """
     hashed = hash_password(password)
     with app.db.write() as conn:
+        by = "local"
         if actor is not None:
             who = resolve_actor(conn, actor)
             if who.role != "ops" and who.name != name:
                 raise Forbidden(f"{who.name} may set their own password only")
+            by = who.name
         row = _password_holder(conn, name)
         conn.execute(update(users).where(users.c.name == row.name).values(password_hash=hashed))
+        # whoever knew the old password (or stole a session) is logged out: every login token goes, with what
+        # was minted from it; tokens made on purpose (`token create`, or with the password given) stay
+        revoke_user_tokens(app, conn, user=row.name, reason="password changed", by=by, logins_only=True)
     _forget_cached(app)
 
 
@@ -107,52 +161,104 @@ def _password_holder(conn: Connection, name: str) -> Any:
     return row
 
 
-class _Throttle:
-    """Failed logins per user name, per process: argon2 makes each guess slow, this makes them few."""
+class _LoginThrottle:
+    """Failed logins slow the guesser down without locking the owner out. Per process, in memory.
+
+    Three counts of recent failures (LOGIN_WINDOW): per (name, address), per name, per address. After
+    FREE_FAILURES_PER_CLIENT failures for a name from one address, each further try from there waits a delay
+    that doubles from 1 s (capped at DELAY_CAP_PER_CLIENT) after its last failure. After FREE_FAILURES_PER_NAME
+    failures for a name from anywhere, addresses that never logged in as that name wait too (doubling, capped
+    at DELAY_CAP_PER_NAME): a distributed guesser is slowed, while the owner, from an address they logged in
+    from before, is not held up by strangers. An address with FAILURES_PER_ADDRESS failures (any names) waits
+    until the oldest ages out. A refused try is not a failure: it costs the guesser nothing and adds no delay.
+    """
+
+    MAX_ENTRIES = 100_000
 
     def __init__(self) -> None:
-        self._failures: dict[str, list[float]] = {}
+        self._failures: dict[tuple[str, str], list[float]] = {}  # (kind, key) -> failure times
+        self._familiar: dict[tuple[str, str], float] = {}  # (name, address) -> last successful login
         self._lock = threading.Lock()
 
-    def check(self, name: str) -> None:
-        now = time.monotonic()
+    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, ()) if now - t < LOGIN_WINDOW]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    @staticmethod
+    def _wait(times: list[float], free: int, cap: float, now: float) -> float:
+        if len(times) < free:
+            return 0.0
+        delay = min(cap, 2.0 ** (len(times) - free))
+        return max(0.0, times[-1] + delay - now)
+
+    def check(self, name: str, address: str, now: float) -> None:
         with self._lock:
-            recent = [t for t in self._failures.get(name, ()) if now - t < FAILED_LOGIN_WINDOW]
-            self._failures[name] = recent
-            if len(recent) >= FAILED_LOGINS_ALLOWED:
-                raise TooManyAttempts(int(FAILED_LOGIN_WINDOW - (now - recent[0])) + 1)
+            by_address = self._recent(("address", address), now)
+            if len(by_address) >= FAILURES_PER_ADDRESS:
+                raise TooManyAttempts(max(1, math.ceil(by_address[0] + LOGIN_WINDOW - now)), "from this address")
+            wait = self._wait(self._recent(("client", f"{name}|{address}"), now), FREE_FAILURES_PER_CLIENT,
+                              DELAY_CAP_PER_CLIENT, now)  # fmt: skip
+            familiar = now - self._familiar.get((name, address), -FAMILIAR_FOR) < FAMILIAR_FOR
+            if not familiar:
+                by_name = self._recent(("name", name), now)
+                wait = max(wait, self._wait(by_name, FREE_FAILURES_PER_NAME, DELAY_CAP_PER_NAME, now))
+            if wait > 0:
+                raise TooManyAttempts(max(1, math.ceil(wait)))
 
-    def failed(self, name: str) -> None:
+    def failed(self, name: str, address: str, now: float) -> None:
         with self._lock:
-            self._failures.setdefault(name, []).append(time.monotonic())
+            if len(self._failures) > self.MAX_ENTRIES:
+                for key in list(self._failures):
+                    self._recent(key, now)  # forget what aged out before counting anything new
+            for key in (("address", address), ("client", f"{name}|{address}"), ("name", name)):
+                self._failures.setdefault(key, []).append(now)
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: str, address: str, now: float) -> None:
         with self._lock:
-            self._failures.pop(name, None)
+            self._failures.pop(("client", f"{name}|{address}"), None)
+            if len(self._familiar) > self.MAX_ENTRIES:
+                self._familiar.clear()
+            self._familiar[(name, address)] = now
 
 
-_throttle = _Throttle()
+_throttles: dict[str, _LoginThrottle] = {}  # per database: one process may serve (or test) several
+_throttles_lock = threading.Lock()
 
 
-def authenticate_password(app: App, name: str, password: str) -> Actor:
-    """The active user with this name and password; raises Unauthenticated (the same sentence for every cause)."""
-    who_asks = f"{app.db.url}|{name}"  # per database: one process may serve (or test) several
-    _throttle.check(who_asks)
+def _throttle_for(app: App) -> _LoginThrottle:
+    with _throttles_lock:
+        return _throttles.setdefault(str(app.db.url), _LoginThrottle())
+
+
+UNKNOWN_ADDRESS = "-"  # a caller with no network address (the command line, a test client)
+
+
+def authenticate_password(app: App, name: str, password: str, *, address: str | None = None) -> Actor:
+    """The active user with this name and password; raises Unauthenticated (the same sentence for every cause).
+
+    `address` is the client's network address (for the per-address limit and the owner's exemption from
+    strangers' back-off); raises TooManyAttempts while a back-off applies, LoginBusy during a login flood.
+    """
+    throttle = _throttle_for(app)
+    where = address or UNKNOWN_ADDRESS
+    now = app.clock.now().timestamp()
+    throttle.check(name, where, now)
     with app.db.read() as conn:
         row = repo.user_row(conn, name)
     stored = row.password_hash if row is not None and row.active and row.role != "integration" else None
-    try:
-        _hasher.verify(stored or _dummy_hash(), password)
-        ok = stored is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        ok = False
+    ok = _verify(stored or _dummy_hash(), password) and stored is not None
     if not ok or row is None:
-        _throttle.failed(who_asks)
+        throttle.failed(name, where, now)
         raise Unauthenticated("wrong user name or password")
-    _throttle.succeeded(who_asks)
+    throttle.succeeded(name, where, now)
     if _hasher.check_needs_rehash(row.password_hash):  # the hashing parameters were raised since it was set
+        hashed = _hash(password)
         with app.db.write() as conn:
-            conn.execute(update(users).where(users.c.name == row.name).values(password_hash=_hasher.hash(password)))
+            conn.execute(update(users).where(users.c.name == row.name).values(password_hash=hashed))
     return Actor(row.name, row.role)
 
 
@@ -174,6 +280,8 @@ def _token_view(row: Any) -> dict[str, Any]:
         "created_by": row.created_by,
         "expires_at": row.expires_at,
         "revoked_at": row.revoked_at,
+        "revoked_reason": row.revoked_reason,
+        "parent_id": row.parent_id,
     }
 
 
@@ -185,18 +293,30 @@ def issue_token(
     name: str = "api",
     kind: str = "api",
     expires_in: timedelta | None = None,
+    minted_with: str | None = None,
+    password: str | None = None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """A new bearer token for `user`; the token itself is in the answer once and never stored.
 
     A person may make tokens for themselves; ops (and the local operator) for anyone, integrations included.
+    `minted_with` is the bearer token the request came with: a token minted with a login token (or with one
+    of its descendants) cannot outlive it — it expires with it and is revoked with it — unless the caller
+    gives their password again, which makes it a token of its own.
     """
     name = name.strip()
     if not name or len(name) > 100:
         raise Invalid("a token's name has 1 to 100 characters")
     if expires_in is not None and expires_in <= timedelta(0):
         raise Invalid("a token's lifetime must be positive")
+    if password is not None:
+        if actor is None:
+            raise Invalid("the local operator needs no password to create tokens")
+        authenticate_password(app, actor, password, address=address)  # throttled like any login
+        minted_with = None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = app.clock.now()
+    expires_at = now + expires_in if expires_in is not None else None
     with app.db.write() as conn:
         creator = "local"
         if actor is not None:  # who asks first: a refusal must not reveal whether the other user exists
@@ -209,6 +329,10 @@ def issue_token(
             raise Invalid(f"no active user {user!r}: unknown and disabled users get no token")
         if holder.name == SYSTEM.name:
             raise Invalid("system is the actor automation writes as; it gets no token")
+        parent = _session_token(conn, minted_with) if minted_with is not None else None
+        ends = parent.expires_at if parent is not None else None
+        if ends is not None and (expires_at is None or expires_at > ends):
+            expires_at = ends  # a token from a login session ends with the session
         result = conn.execute(
             insert(api_tokens).values(
                 user=holder.name,
@@ -218,7 +342,8 @@ def issue_token(
                 prefix=token[: len(TOKEN_PREFIX) + 6],
                 created_at=now,
                 created_by=creator,
-                expires_at=now + expires_in if expires_in is not None else None,
+                expires_at=expires_at,
+                parent_id=parent.id if parent is not None else None,
             )
         )
         assert result.inserted_primary_key is not None
@@ -226,9 +351,22 @@ def issue_token(
     return {**_token_view(row), "token": token}
 
 
-def login(app: App, *, name: str, password: str, token_name: str = "login") -> dict[str, Any]:
-    """Exchange a user name and password for a bearer token that expires (LOGIN_LIFETIME)."""
-    who = authenticate_password(app, name, password)
+def _session_token(conn: Connection, token: str) -> Any:
+    """The row of `token` when it is a login token or descends from one (its children live and die with it)."""
+    row = conn.execute(select(api_tokens).where(api_tokens.c.token_hash == _digest(token))).first()
+    if row is None or (row.kind != "login" and row.parent_id is None):
+        return None
+    return row
+
+
+def login(
+    app: App, *, name: str, password: str, token_name: str = "login", address: str | None = None
+) -> dict[str, Any]:
+    """Exchange a user name and password for a bearer token that expires (LOGIN_LIFETIME).
+
+    `address` is the client's network address: failures are throttled per name and per address.
+    """
+    who = authenticate_password(app, name, password, address=address)
     return issue_token(app, user=who.name, actor=who.name, name=token_name, kind="login", expires_in=LOGIN_LIFETIME)
 
 
@@ -260,15 +398,39 @@ def revoke_token(app: App, *, token_id: int, actor: str | None = None) -> dict[s
         who = resolve_actor(conn, actor) if actor is not None else None
         if who is not None and who.role != "ops" and who.name != row.user:
             raise NotFound(f"no token #{token_id}")  # someone else's token: do not confirm it exists
-        if row.revoked_at is None:
-            conn.execute(
-                update(api_tokens)
-                .where(api_tokens.c.id == token_id)
-                .values(revoked_at=app.clock.now(), revoked_by=who.name if who else "local")
-            )
+        _revoke(conn, [token_id], app.clock.now(), who.name if who else "local", "revoked")
         row = conn.execute(select(api_tokens).where(api_tokens.c.id == token_id)).one()
     _forget_cached(app)
     return _token_view(row)
+
+
+def _revoke(conn: Connection, ids: Collection[int], now: datetime, by: str, reason: str) -> int:
+    """Revoke these tokens and every token minted with them (and so on down); already revoked ones stay as they
+    were. Returns how many were revoked now."""
+    revoked = 0
+    wanted = list(ids)
+    seen: set[int] = set()
+    while wanted:
+        seen.update(wanted)
+        revoked += conn.execute(
+            update(api_tokens)
+            .where(api_tokens.c.id.in_(wanted), api_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_by=by, revoked_reason=reason)
+        ).rowcount
+        children = conn.execute(select(api_tokens.c.id).where(api_tokens.c.parent_id.in_(wanted)))
+        wanted = [child for (child,) in children if child not in seen]
+    return revoked
+
+
+def revoke_user_tokens(
+    app: App, conn: Connection, *, user: str, reason: str, by: str, logins_only: bool = False
+) -> int:
+    """Revoke a user's live tokens (only those from logins when `logins_only`), with everything minted from them."""
+    query = select(api_tokens.c.id).where(api_tokens.c.user == user, api_tokens.c.revoked_at.is_(None))
+    if logins_only:
+        query = query.where(api_tokens.c.kind == "login")
+    ids = [token_id for (token_id,) in conn.execute(query)]
+    return _revoke(conn, ids, app.clock.now(), by, reason) if ids else 0
 
 
 class _TokenCache:
@@ -383,13 +545,17 @@ def add_user(
 
 
 def set_user_active(app: App, *, actor: str | None, name: str, active: bool) -> dict[str, Any]:
-    """Disable or enable a user (ops only); a disabled user's tokens stop working."""
+    """Disable or enable a user (ops only); a disabled user's tokens are revoked, and stay so when re-enabled."""
     with app.db.read() as conn:
         _require_ops(conn, actor, "disable or enable users")
     if name == SYSTEM.name and not active:
         raise Invalid("system is the actor automation writes as; it cannot be disabled")
     if actor is not None and name == actor and not active:
         raise Invalid("you cannot disable yourself; ask another ops user")
+    if not active:  # revoked first: re-enabling gives the user back their account, not the tokens they had
+        with app.db.write() as conn:
+            if repo.user_row(conn, name) is not None:
+                revoke_user_tokens(app, conn, user=name, reason="user disabled", by=actor or "local")
     result = people.set_user_active(app, name=name, active=active)
     _forget_cached(app)
     return result
@@ -431,11 +597,52 @@ def add_hook(app: App, *, name: str, user: str, actor: str | None = None, secret
     return {"name": name, "user": user, "secret": secret, "path": f"/api/v1/hooks/{name}"}
 
 
+def rotate_hook(
+    app: App,
+    *,
+    name: str,
+    actor: str | None = None,
+    grace: timedelta = HOOK_ROTATION_GRACE,
+    secret: str | None = None,
+) -> dict[str, Any]:
+    """A new secret for a webhook; the current one keeps verifying for `grace` (default 24 h), then expires.
+
+    The answer holds the new secret, once. Rotating again during a grace period retires the oldest at once:
+    only the current secret and the one before it ever verify.
+    """
+    if grace < timedelta(0) or grace > timedelta(days=30):
+        raise Invalid("the grace period is between 0 and 30 days")
+    secret = secret if secret is not None else secrets.token_urlsafe(32)
+    if not 16 <= len(secret) <= 200:
+        raise Invalid("a webhook secret has 16 to 200 characters")
+    now = app.clock.now()
+    with app.db.write() as conn:
+        _require_ops(conn, actor, "rotate webhook secrets")
+        row = conn.execute(select(inbound_hooks).where(inbound_hooks.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no webhook {name!r}")
+        conn.execute(
+            update(inbound_hooks)
+            .where(inbound_hooks.c.id == row.id)
+            .values(secret=secret, previous_secret=row.secret, previous_until=now + grace, rotated_at=now)
+        )
+    return {"name": name, "user": row.user, "secret": secret, "previous_valid_until": now + grace}
+
+
 def list_hooks(app: App) -> list[dict[str, Any]]:
+    now = app.clock.now()
     with app.db.read() as conn:
         rows = conn.execute(select(inbound_hooks).order_by(inbound_hooks.c.name))
         return [
-            {"name": r.name, "user": r.user, "active": r.active, "created_at": r.created_at, "created_by": r.created_by}
+            {
+                "name": r.name,
+                "user": r.user,
+                "active": r.active,
+                "created_at": r.created_at,
+                "created_by": r.created_by,
+                "rotated_at": r.rotated_at,
+                "previous_valid_until": r.previous_until if r.previous_until and r.previous_until > now else None,
+            }
             for r in rows
         ]
 
@@ -452,14 +659,19 @@ def parse_signature(header: str) -> tuple[int, list[str]]:
     """`t=<unix seconds>,v1=<hex>[,v1=<hex>…]` -> (t, signatures); raises Unauthenticated when malformed."""
     timestamp: int | None = None
     signatures: list[str] = []
+    malformed = Unauthenticated(f"{SIGNATURE_HEADER} must read t=<unix seconds>,v1=<hex HMAC-SHA256>")
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit() and len(value) <= 12:
+        if key == "t":
+            if not _UNIX_TIME.fullmatch(value):  # ASCII digits only: str.isdigit() accepts "²" and "٣"
+                raise malformed
             timestamp = int(value)
-        elif key == "v1" and value:
+        elif key == "v1":
+            if not _HEX_SHA256.fullmatch(value):
+                raise malformed
             signatures.append(value.lower())
     if timestamp is None or not signatures:
-        raise Unauthenticated(f"{SIGNATURE_HEADER} must read t=<unix seconds>,v1=<hex HMAC-SHA256>")
+        raise malformed
     return timestamp, signatures
 
 
@@ -480,14 +692,24 @@ def verify_hook(app: App, *, name: str, signature: str | None, body: bytes) -> A
     with app.db.read() as conn:
         row = conn.execute(
             select(
-                inbound_hooks.c.secret, inbound_hooks.c.active, users.c.name, users.c.role, users.c.active.label("u")
+                inbound_hooks.c.secret,
+                inbound_hooks.c.previous_secret,
+                inbound_hooks.c.previous_until,
+                inbound_hooks.c.active,
+                users.c.name,
+                users.c.role,
+                users.c.active.label("u"),
             )
             .join(users, users.c.name == inbound_hooks.c.user)
             .where(inbound_hooks.c.name == name)
         ).first()
     secret = row.secret if row is not None else secrets.token_urlsafe(32)  # unknown hook: same work, same answer
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    matches = any(hmac.compare_digest(expected, candidate) for candidate in given)
+    keys = [secret]
+    if row is not None and row.previous_secret and row.previous_until is not None and now < row.previous_until:
+        keys.append(row.previous_secret)  # rotated: the old secret verifies until its grace period ends
+    signed = f"{timestamp}.".encode() + body
+    expected = [hmac.new(key.encode(), signed, hashlib.sha256).hexdigest() for key in keys]
+    matches = any(hmac.compare_digest(e, candidate) for e in expected for candidate in given)
     if row is None or not matches or not row.active or not row.u:
         raise Unauthenticated("the signature does not verify for this webhook")
     return Actor(row.name, row.role)

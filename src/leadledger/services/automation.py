@@ -85,10 +85,11 @@ def run_event_rules(
     outcomes: list[tuple[str, changes.Outcome]] = []
     if not uow.automation:
         return outcomes
-    for rule in uow.auto.rules_for(event_type, uow.context(lead_id, event=event)):
-        outcome = apply_rule(uow, rule, lead_id, event, at, key, ())
-        if outcome is not None:
-            outcomes.append((rule.name, outcome))
+    with uow.triggered_by(uow.who, event=key):  # every change below names the event's sender and the event
+        for rule in uow.auto.rules_for(event_type, uow.context(lead_id, event=event)):
+            outcome = apply_rule(uow, rule, lead_id, event, at, key, ())
+            if outcome is not None:
+                outcomes.append((rule.name, outcome))
     return outcomes
 
 
@@ -120,8 +121,7 @@ def apply_rule(
         fields=fields,
         at=max(at, state.last_at),
         source="automation",
-        rule=rule.name,
-        idempotency_key=f"{key}:{rule.name}" if key else None,
+        rule=rule.name,  # no key of its own: the event's id (its sender's) already makes it happen once
     )
     outcome = changes.apply(uow, spec, actor=SYSTEM, causation=(*causation, rule.name))
     if isinstance(outcome, ChangeRefused):

@@ -35,7 +35,7 @@ from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.errors import Invalid
 from leadledger.services.models import initialise
 from leadledger.services.sweep import sweep
-from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
+from leadledger.services.unit_of_work import ENTRY_META_KEYS, UnitOfWork, in_unit_of_work
 from leadledger.store.bulk import chunks
 from leadledger.store.db import Database
 from leadledger.store.tables import (
@@ -156,7 +156,7 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
         for row in conn.execute(
             select(ledger).where(ledger.c.lead_id.in_(part), ledger.c.seq > 1, ledger.c.at < end).order_by(ledger.c.seq)
         ):
-            later_keys[row.lead_id].update((row.data or {}).keys())
+            later_keys[row.lead_id].update(k for k in (row.data or {}) if k not in ENTRY_META_KEYS)
             if row.kind == "approval_request" and row.source in INPUT_SOURCES:
                 requests.append(row)
                 continue
@@ -171,7 +171,7 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
                 "owner": row.to_owner if row.to_owner != row.from_owner else None,
                 "reason": row.reason,
                 "note": row.note,
-                "fields": {k: v for k, v in (row.data or {}).items() if k not in ("caused_by", "approved_by")},
+                "fields": {k: v for k, v in (row.data or {}).items() if k not in ENTRY_META_KEYS},
                 "override": row.override_rule is not None,
                 "approved_by": (row.data or {}).get("approved_by"),
             }

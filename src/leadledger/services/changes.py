@@ -9,6 +9,8 @@ the state the previous change left, an approval rule may hold it, and what is re
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -19,7 +21,8 @@ from leadledger.domain.engine import change_status, new_lead
 from leadledger.services import approvals, automation
 from leadledger.services.duplicates import check_duplicate_of, existing_contact
 from leadledger.services.errors import ChangeRefused, Forbidden
-from leadledger.services.unit_of_work import UnitOfWork
+from leadledger.services.people import SYSTEM
+from leadledger.services.unit_of_work import ENTRY_META_KEYS, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class Applied:
     seq: int
     change: StatusChange | None
     duplicate: bool = False
+    changed: bool = True  # False: the lead already was as asked (same status, owner, fields); nothing written
 
     @property
     def warnings(self) -> tuple[Violation, ...]:
@@ -78,6 +82,7 @@ class PendingApproval:
 
 
 Outcome = Applied | ChangeRefused | PendingApproval
+RESERVED_FIELDS = frozenset({*ENTRY_META_KEYS, "actor", "actor_role"})  # a field cannot forge attribution
 
 
 def apply(
@@ -93,15 +98,17 @@ def apply(
     if who.role == "integration" and spec.source == "manual":
         spec = replace(spec, source="integration")  # judged as automation is: `automatic` transitions only
     spec = _keys_for_labels(uow, spec)
-    if spec.idempotency_key and spec.idempotency_key in uow.keys:
-        lead_id, seq = uow.keys[spec.idempotency_key]
-        return Applied(lead_id, seq, None, duplicate=True)
+    digest = _change_digest(spec) if spec.idempotency_key else None
+    if spec.idempotency_key and (who.name, spec.idempotency_key) in uow.keys:
+        return _replayed(uow, spec.lead_id, spec.idempotency_key, digest, who)
     if spec.lead_id not in uow.leads:
         uow.load([spec.lead_id])
     state = uow.states.get(spec.lead_id)
     if state is None:
         return ChangeRefused(spec.lead_id, (Violation("lead", "not_found", f"no lead {spec.lead_id!r}"),))
-    at = spec.at or uow.now
+    # "now" is read when the transaction starts, before the lead is locked: a writer that got the lock first may
+    # have recorded a later time meanwhile. Without an `at`, the change happens now as the lead knows it.
+    at = spec.at or max(uow.now, state.last_at)
     history = uow.activities_for(spec.lead_id) if _needs_history(uow, spec, state) else []
     logged = None
     if spec.log is not None:
@@ -125,6 +132,7 @@ def apply(
     )
     decided = change_status(uow.model, state, request, now=uow.now, activities=history)
     problems = list(decided.violations) if isinstance(decided, Refused) else []
+    problems.extend(_reserved_field_violations(spec.fields))
     if spec.owner is not None:
         owner_problem = owner_violation(spec.owner, uow)
         if owner_problem:
@@ -136,30 +144,52 @@ def apply(
         problems.append(
             Violation("version", "stale", f"the lead is at version {state.version}, not {spec.expected_version}")
         )
+    if spec.log is not None and (not_theirs := submit_violation(uow, spec.log.type, who)) is not None:
+        problems.append(not_theirs)
     if problems or isinstance(decided, Refused):
         return ChangeRefused(spec.lead_id, tuple(problems))
+    if spec.source != "import" and _leaves_as_is(decided, state):
+        if logged is not None:  # the interaction happened all the same
+            log_activity(uow, spec.lead_id, spec.log, logged.at, who.name, spec.source)  # type: ignore[arg-type]
+        return Applied(spec.lead_id, state.version, None, changed=False)
     if decided.status_changed and spec.source != "import" and approved_by is None:
         pending = approvals.request_if_needed(uow, state, decided, spec, who)
         if pending is not None:
             return pending
     if logged is not None:
         log_activity(uow, spec.lead_id, spec.log, logged.at, who.name, spec.source)  # type: ignore[arg-type]
-    seq = record(uow, decided, approved_by=approved_by, causation=causation)
+    seq = record(uow, decided, approved_by=approved_by, causation=causation, digest=digest)
     if uow.automation and spec.source != "import":
-        automation.after_change(uow, decided, causation)
+        with uow.triggered_by(who, change=seq):
+            automation.after_change(uow, decided, causation)
     return Applied(spec.lead_id, seq, decided)
 
 
 def record(
-    uow: UnitOfWork, change: StatusChange, *, approved_by: str | None = None, causation: tuple[str, ...] = ()
+    uow: UnitOfWork,
+    change: StatusChange,
+    *,
+    approved_by: str | None = None,
+    causation: tuple[str, ...] = (),
+    digest: str | None = None,
 ) -> int:
     """Append a judged change to the ledger (the projection and SLA clocks follow); returns its seq."""
+    return uow.append(change, entry_data=_entry_extra(uow, change, approved_by, causation, digest))
+
+
+def _entry_extra(
+    uow: UnitOfWork, change: StatusChange, approved_by: str | None, causation: tuple[str, ...], digest: str | None
+) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     if approved_by:
         extra["approved_by"] = approved_by
     if causation:
         extra["caused_by"] = list(causation)
-    return uow.append(change, entry_data=extra)
+    if uow.trigger is not None and change.actor == SYSTEM.name:
+        extra.update(uow.trigger)  # "by rule X, triggered by ana's event e23"
+    if digest is not None:
+        extra["request_digest"] = digest  # what the caller's idempotency key was used for
+    return extra
 
 
 def create(
@@ -178,9 +208,9 @@ def create(
     who = actor or uow.who
     if who.role == "integration" and source == "manual":
         source = "integration"  # the ledger says where the lead came from
-    if idempotency_key and idempotency_key in uow.keys:
-        existing_id, seq = uow.keys[idempotency_key]
-        return Applied(existing_id, seq, None, duplicate=True)
+    digest = _creation_digest(fields, owner, stage) if idempotency_key else None
+    if idempotency_key and (who.name, idempotency_key) in uow.keys:
+        return _replayed(uow, None, idempotency_key, digest, who)
     if uow.exists(lead_id):
         return ChangeRefused(lead_id, (Violation("id", "exists", f"lead {lead_id} already exists"),))
     result = new_lead(
@@ -196,6 +226,7 @@ def create(
         idempotency_key=idempotency_key,
     )
     problems = list(result.violations) if isinstance(result, Refused) else []
+    problems.extend(_reserved_field_violations(fields))
     owner_problem = owner_violation(owner, uow) if owner else None
     if owner_problem:
         problems.append(owner_problem)
@@ -204,6 +235,8 @@ def create(
     pointer = check_duplicate_of(uow.model, lead_id, fields, lambda other: state_of(uow, other))
     if pointer is not None:
         problems.append(pointer)
+    if who.role == "integration" and owner is not None:
+        problems.append(Violation("owner", "not_allowed", "an integration may not assign owners: routing does"))
     if problems or isinstance(result, Refused):
         return ChangeRefused(lead_id, tuple(problems))
     known = existing_contact(uow, result.fields)
@@ -213,9 +246,10 @@ def create(
         message = f"lead {known.lead_id} already has this {known.field} ({known.value}): update or merge it"
         return ChangeRefused(lead_id, (Violation(known.field, "duplicate", message),))
     has_contact = bool(result.fields.get("email") or result.fields.get("phone"))
-    uow.add_lead(lead_id, result, incomplete=not has_contact)
+    uow.add_lead(lead_id, result, incomplete=not has_contact, entry_data=_entry_extra(uow, result, None, (), digest))
     if uow.automation and source != "import":
-        automation.after_change(uow, result, ())
+        with uow.triggered_by(who, change=1):
+            automation.after_change(uow, result, ())
     return Applied(lead_id, 1, result)
 
 
@@ -244,14 +278,84 @@ def record_decision(uow: UnitOfWork, lead_id: str, approval_id: int, decision: s
 def log_event(
     uow: UnitOfWork, lead_id: str, activity: ActivityIn, at: datetime, actor: str | None, source: str
 ) -> bool:
-    """Store an event in the activity log; False when its key was seen before."""
+    """Store an event in the activity log; False when its sender sent it before (another sender's same id is
+    another event). Who may submit each type is the model's (`event_types` roles)."""
     owner = uow.states[lead_id].owner
     if uow.who.role == "rep" and owner not in (None, uow.who.name):  # as for log_activity: own leads only
         raise Forbidden(f"{uow.who.name} is a rep and does not own lead {lead_id}")
-    if activity.key and activity.key in uow.activity_keys:
+    not_theirs = submit_violation(uow, activity.type)
+    if not_theirs is not None:
+        raise Forbidden(not_theirs.message)
+    if activity.key and (actor, activity.key) in uow.activity_keys:
         return False
     log_activity(uow, lead_id, activity, at, actor, source)
     return True
+
+
+def submit_violation(uow: UnitOfWork, event_type: str, who: Actor | None = None) -> Violation | None:
+    """Why `who` may not submit (or log) an event of this type, or None: the model's `event_types` roles.
+
+    An event sets rules off in its sender's name. Types the model does not declare trigger no rule, so anyone
+    may log them; `system` replays anything (a backtest).
+    """
+    who = who or uow.who
+    declared = uow.auto.event_type(event_type)
+    if declared is None or who.name == SYSTEM.name or who.role in declared.roles:
+        return None
+    allowed = ", ".join(sorted(declared.roles)) or "nobody"
+    return Violation("log", "role_not_allowed", f"a {who.role} may not submit {event_type} events (allowed: {allowed})")
+
+
+def _replayed(
+    uow: UnitOfWork, lead_id: str | None, key: str, digest: str | None, who: Actor
+) -> Applied | ChangeRefused:
+    """The caller used this key before: the same request is a duplicate; another one is refused, naming the key
+    (and never answered with another lead's result)."""
+    used = uow.keys[(who.name, key)]
+    other_lead = lead_id is not None and used.lead_id != lead_id
+    other_request = who.name != SYSTEM.name and None not in (used.digest, digest) and used.digest != digest
+    if other_lead or other_request:
+        message = f"idempotency key {key!r} was already used for a different request; use a new key for a new request"
+        return ChangeRefused(lead_id, (Violation("idempotency_key", "reused", message),))
+    return Applied(used.lead_id, used.seq, None, duplicate=True)
+
+
+def _digest(request: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _change_digest(spec: ChangeSpec) -> str:
+    """What a change asks for (not its time or note: a retry may differ in those and still be the same change)."""
+    log = {"type": spec.log.type, "data": dict(spec.log.data)} if spec.log is not None else None
+    return _digest({"lead": spec.lead_id, "status": spec.status, "stage": spec.stage, "owner": spec.owner,
+                    "clear_owner": spec.clear_owner, "reason": spec.reason, "fields": dict(spec.fields),
+                    "override": spec.override, "log": log})  # fmt: skip
+
+
+def _creation_digest(fields: Mapping[str, Any], owner: str | None, stage: str | None) -> str:
+    return _digest({"fields": {k: v for k, v in fields.items() if v is not None}, "owner": owner, "stage": stage})
+
+
+def _reserved_field_violations(fields: Mapping[str, Any]) -> list[Violation]:
+    """Fields may not take the names the ledger uses to say who did what: an entry's attribution cannot be forged."""
+    return [
+        Violation(name, "reserved", f"{name!r} is reserved for the ledger's attribution; use another field name")
+        for name in fields
+        if name in RESERVED_FIELDS
+    ]
+
+
+def _leaves_as_is(change: StatusChange, state: LeadState) -> bool:
+    """A change to the status, stage and owner the lead has, setting fields to the values it holds: a no-op."""
+    return (
+        change.kind == "change"
+        and not (change.status_changed or change.stage_changed or change.owner_changed)
+        and not any(_differs(state.fields.get(k), v) for k, v in change.fields.items())
+    )
+
+
+def _differs(old: Any, new: Any) -> bool:
+    return str(old) != str(new) if old is not None and new is not None else old != new
 
 
 def log_activity(uow: UnitOfWork, lead_id: str, activity: ActivityIn, at: datetime, actor: str | None,

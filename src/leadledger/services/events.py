@@ -2,6 +2,10 @@
 
 Events carry an idempotency key (`id`): replaying a batch changes nothing. A bad event is reported with
 its line number and the good ones are applied; each chunk of events is one transaction.
+
+An event is recorded as its sender's: the caller is the activity's actor, and every change a rule makes
+because of it names the caller and the event (`triggered_by`, `trigger_event`). Nothing in the event itself
+can say who did it: an `actor` key, or an actor-like key in `data`, is refused.
 """
 
 from __future__ import annotations
@@ -15,17 +19,28 @@ from typing import Any
 
 from leadledger.domain.automation import Automation
 from leadledger.domain.engine import FUTURE_TOLERANCE
+from leadledger.domain.moments import parse_moment
 from leadledger.services import automation, changes
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, PendingApproval
 from leadledger.services.duplicates import existing_contact
-from leadledger.services.errors import ChangeRefused
+from leadledger.services.errors import ChangeRefused, Forbidden
 from leadledger.services.leads import new_lead_id
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
 
 CHUNK = 2000
 MAX_KEY = 200
 LEAD_FIELDS_FROM_FORMS = ("name", "email", "phone", "company", "title", "source", "campaign", "territory")
+# Keys that would read as "who did this" in an event's data: the ledger takes that from the authenticated caller.
+ACTOR_LIKE_KEYS = frozenset(
+    {"actor", "actor_name", "actor_role", "user", "username", "by", "performed_by", "submitted_by", "created_by",
+     "triggered_by", "triggered_by_role", "approved_by", "caused_by"}
+)  # fmt: skip
+
+
+def actor_like_keys(data: Mapping[str, Any]) -> list[str]:
+    """The keys of `data` that claim an identity (compared without regard to case, `-` or spaces)."""
+    return [key for key in data if key.strip().lower().replace("-", "_").replace(" ", "_") in ACTOR_LIKE_KEYS]
 
 
 @dataclass(frozen=True)
@@ -80,9 +95,10 @@ def parse_event(raw: str | Mapping[str, Any], line: int, auto: Automation, now: 
         data = raw
     if not isinstance(data, dict):
         raise ValueError("an event is a JSON object")
-    unknown = set(data) - {"id", "type", "lead", "at", "data", "actor"}
+    unknown = set(data) - {"id", "type", "lead", "at", "data"}
     if unknown:
-        raise ValueError(f"unknown key(s): {', '.join(sorted(unknown))}")
+        who = " (who sent an event is the authenticated caller)" if "actor" in unknown else ""
+        raise ValueError(f"unknown key(s): {', '.join(sorted(unknown))}{who}")
     event_id = data.get("id")
     if not isinstance(event_id, str) or not event_id.strip() or len(event_id) > MAX_KEY:
         raise ValueError(f"id: a non-empty string of at most {MAX_KEY} characters is required")
@@ -94,6 +110,11 @@ def parse_event(raw: str | Mapping[str, Any], line: int, auto: Automation, now: 
     payload = data.get("data") or {}
     if not isinstance(payload, dict):
         raise ValueError("data: must be a JSON object")
+    claimed = actor_like_keys(payload)
+    if claimed:
+        raise ValueError(
+            f"data.{claimed[0]}: an event cannot say who did it; it is recorded as the authenticated caller's"
+        )
     problems = event_type.check(payload)
     if problems:
         raise ValueError("; ".join(problems))
@@ -101,10 +122,9 @@ def parse_event(raw: str | Mapping[str, Any], line: int, auto: Automation, now: 
     if not isinstance(at_text, str):
         raise ValueError("at: an ISO 8601 time is required")
     try:
-        at = datetime.fromisoformat(at_text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"at: {at_text!r} is not an ISO 8601 time") from None
-    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        at = parse_moment(at_text)
+    except ValueError as exc:
+        raise ValueError(f"at: {exc}") from None
     if at > now + FUTURE_TOLERANCE:
         raise ValueError("at: the event is dated in the future")
     lead = data.get("lead")
@@ -157,6 +177,11 @@ def _apply_chunk(
 
     def work(uow: UnitOfWork) -> EventSummary:
         local = EventSummary()
+        source = "integration" if uow.who.role == "integration" else "manual"
+        for event in events:  # who may send each type is the model's: refuse the request before writing anything
+            not_theirs = changes.submit_violation(uow, event.type)
+            if not_theirs is not None:
+                raise Forbidden(f"event {event.id!r} (line {event.line}): {not_theirs.message}")
         uow.load(e.lead for e in events if e.lead)
         uow.load_keys([], [e.id for e in events])
         for event in events:
@@ -168,11 +193,11 @@ def _apply_chunk(
                 local.errors.append({"line": event.line, "error": f"lead: no lead {lead_id!r}"})
                 continue
             activity = ActivityIn(event.type, event.at, event.data, key=event.id)
-            if not changes.log_event(uow, lead_id, activity, event.at, event.data.get("actor"), "integration"):
+            if not changes.log_event(uow, lead_id, activity, event.at, uow.who.name, source):
                 local.duplicates += 1
                 continue
             local.applied += 1
-            context = {"type": event.type, "id": event.id, "at": event.at.isoformat(), **event.data}
+            context = {**event.data, "type": event.type, "id": event.id, "at": event.at.isoformat()}
             for rule, outcome in automation.run_event_rules(uow, lead_id, event.type, context, event.at, event.id):
                 if isinstance(outcome, ChangeRefused):
                     local.refused.append(
@@ -219,7 +244,7 @@ def _lead_for_form(uow: UnitOfWork, event: Event, local: EventSummary) -> str | 
         owner=None,
         stage=None,
         at=event.at,
-        source="integration",
+        source="manual",  # recorded as `integration` when an integration sent the form (changes.create)
         idempotency_key=f"{event.id}:create",
     )
     if isinstance(created, ChangeRefused):

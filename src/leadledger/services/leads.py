@@ -151,7 +151,7 @@ def log_activity(app: App, *, lead_id: str, actor: str, activity: ActivityIn, so
             uow.load_keys([], [activity.key])
         if not changes.log_event(uow, lead_id, activity, at, uow.who.name, source):
             return False
-        context = {"type": activity.type, "id": activity.key, "at": at.isoformat(), **activity.data}
+        context = {**activity.data, "type": activity.type, "id": activity.key, "at": at.isoformat()}
         automation.run_event_rules(uow, lead_id, activity.type, context, at, activity.key)
         return True
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -33,11 +34,15 @@ from leadledger.domain.timeline import (
 from leadledger.services.app import App
 from leadledger.services.errors import Conflict
 from leadledger.services.lead_tasks import LeadTasks
-from leadledger.services.people import check_actor
-from leadledger.store.ports import StoredLead, Team, User, VersionConflict, Writes, WriteSession
+from leadledger.services.people import SYSTEM, check_actor
+from leadledger.store.ports import KeyUse, StoredLead, Team, User, VersionConflict, Writes, WriteSession
 from leadledger.store.session import SqlWriteSession, projection_values, unique_violation
 
 OPEN_CATEGORIES = ("open", "active", "qualified")  # a lead in one of these counts towards its owner's load
+# What a ledger entry's `data` holds besides the fields a change set: who approved it, the rules that caused it,
+# what its idempotency key was used for, and who (with which event or change) set automation off.
+TRIGGER_KEYS = ("triggered_by", "triggered_by_role", "trigger_event", "trigger_seq")
+ENTRY_META_KEYS = ("approved_by", "caused_by", "request_digest", *TRIGGER_KEYS)
 HISTORY_WINDOW = timedelta(days=400)  # activities an entry rule can look back on (the longest `within`)
 MAX_ATTEMPTS = 8
 T = TypeVar("T")
@@ -85,8 +90,9 @@ class UnitOfWork:
         self.leads: dict[str, LeadRecord] = {}
         self.states: dict[str, LeadState] = {}  # what the engine judges each lead's next change against
         self.history: dict[str, list[Activity]] = {}
-        self.keys: dict[str, tuple[str, int]] = {}  # idempotency keys recorded -> (lead, seq)
-        self.activity_keys: set[str] = set()
+        self.keys: dict[tuple[str, str], KeyUse] = {}  # (caller, idempotency key) -> what it was used for
+        self.activity_keys: set[tuple[str | None, str]] = set()  # (sender, event id)
+        self.trigger: dict[str, Any] | None = None  # who (and which event or change) set off the automation now
         self.clocks: dict[str, list[SlaClock]] = {}  # open SLA clocks per lead
         self.writes = Writes()
         self.new_clocks: list[tuple[str, SlaClock]] = []
@@ -120,10 +126,10 @@ class UnitOfWork:
         self.load_users(self.leads[i].projection.owner for i in wanted if i in self.leads)
 
     def load_keys(self, change_keys: Sequence[str], activity_keys: Sequence[str] = ()) -> None:
-        """Idempotency keys already recorded, so a replay changes nothing."""
-        missing = [k for k in change_keys if k not in self.keys]
-        if missing:
-            self.keys.update(self.session.change_keys(missing))
+        """Idempotency keys already recorded (every caller's: each is kept with its caller), so a replay changes
+        nothing."""
+        if change_keys:
+            self.keys.update(self.session.change_keys(list(dict.fromkeys(change_keys))))
         if activity_keys:
             self.activity_keys.update(self.session.activity_keys(list(activity_keys)))
 
@@ -293,7 +299,8 @@ class UnitOfWork:
             record.team = self.team_of(change.to_owner)
         self.states[lead_id] = projection.state(lead_id)
         if change.idempotency_key:
-            self.keys[change.idempotency_key] = (lead_id, seq)
+            digest = (entry_data or {}).get("request_digest")
+            self.keys[(change.actor, change.idempotency_key)] = KeyUse(lead_id, seq, digest)
         if change.status_changed or change.owner_changed:
             self._track_load(change)
         if change.source != "import" and seq > 1:
@@ -333,7 +340,7 @@ class UnitOfWork:
         self.writes.activities.append({"key": key, "lead_id": lead_id, "type": type_, "at": at, "recorded_at": self.now,
                                        "actor": actor, "source": source, "data": dict(data) or None})  # fmt: skip
         if key:
-            self.activity_keys.add(key)
+            self.activity_keys.add((actor, key))
         self.activities_for(lead_id).append(Activity(type_, at, data))
         if source != "import" and any(spec.kind == "activity" for spec in self.model.slas):
             state = self.states[lead_id]
@@ -368,6 +375,45 @@ class UnitOfWork:
         for clock in clocks:
             if clock.ref is not None:
                 self.changed_clocks[clock.ref] = clock
+
+    @contextmanager
+    def triggered_by(self, who: Actor, *, event: str | None = None, change: int | None = None) -> Iterator[None]:
+        """Changes automation makes inside this block record the person (or integration) who set it off, and
+        their event or change: "by rule X, triggered by ana's event e23". The outermost trigger wins."""
+        if self.trigger is not None or who.name == SYSTEM.name:
+            yield
+            return
+        self.trigger = {"triggered_by": who.name, "triggered_by_role": who.role}
+        if event is not None:
+            self.trigger["trigger_event"] = event
+        elif change is not None:
+            self.trigger["trigger_seq"] = change
+        try:
+            yield
+        finally:
+            self.trigger = None
+
+    def stint_fields(self, lead_id: str) -> list[dict[str, Any]]:
+        """The lead's fields after each entry of its current stint, oldest first (the stored ledger, then this
+        unit of work's entries). A stint starts at creation, and again when the lead comes back to an open
+        status from a closed one (recycled, re-engaged from nurture): its old values no longer describe it."""
+        stored = self.leads[lead_id].base_version is not None
+        entries = [(e.kind, e.from_status, e.to_status, e.data) for e in self.session.entry_data(lead_id)] if stored else []
+        entries += [(e["kind"], e["from_status"], e["to_status"], e["data"]) for e in self.writes.entries
+                    if e["lead_id"] == lead_id]  # fmt: skip
+        statuses = self.model.statuses
+        fields: dict[str, Any] = {}
+        stint: list[dict[str, Any]] = []
+        for kind, from_status, to_status, data in entries:
+            before, after = statuses.get(from_status or ""), statuses.get(to_status)
+            reopened = (before is not None and after is not None and before.category not in OPEN_CATEGORIES
+                        and after.category in OPEN_CATEGORIES)  # fmt: skip
+            if kind == "created" or reopened:
+                stint = []
+            if kind in ("created", "change", "correction"):
+                fields.update({k: v for k, v in (data or {}).items() if k not in ENTRY_META_KEYS})
+            stint.append(dict(fields))
+        return stint
 
     # --- what actions produce ------------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ failing halfway; on PostgreSQL the service layer locks the lead row (SELECT ... 
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -40,7 +42,9 @@ class Database:
         self.dialect = parsed.get_backend_name()
         if self.dialect == "sqlite":
             database = parsed.database or ""
-            self.path = Path(database).expanduser() if database and database != ":memory:" else None
+            # the file is created by `migrate` (0600), never by opening: a command before `init` leaves no file
+            file = database and database != ":memory:" and not database.startswith("file:")
+            self.path = Path(database).expanduser() if file else None
             options: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
             if database in ("", ":memory:"):
                 options["poolclass"] = StaticPool  # one shared connection, or each would see an empty database
@@ -77,6 +81,17 @@ class Database:
         self.engine.dispose()
 
 
+def create_private(path: Path) -> None:
+    """Create the database file readable and writable by its owner only (0600), unless it exists already.
+
+    It holds password hashes, token hashes and webhook secrets; SQLite gives its -wal and -shm files the
+    database file's permissions. An existing file keeps the permissions its owner gave it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -86,6 +101,10 @@ def _tune_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # INSERT OR REPLACE deletes the ledger row it collides with; with recursive triggers that delete fires
+        # the ledger's DELETE trigger, so it fails like UPDATE and DELETE (an insert trigger checking every
+        # unique key would do the same at twice the cost of each ledger insert)
+        cursor.execute("PRAGMA recursive_triggers=ON")
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA temp_store=MEMORY")
@@ -109,13 +128,13 @@ def is_initialised(db: Database) -> bool:
 
 
 def migrate(db: Database, revision: str = "head") -> None:
-    """Bring the schema to `revision` with the migrations shipped in the package (creating a SQLite file's
-    directory when needed)."""
+    """Bring the schema to `revision` with the migrations shipped in the package (creating a SQLite file, 0600,
+    and its directory when needed)."""
     from alembic import command
     from alembic.config import Config
 
     if db.is_sqlite and db.path is not None:
-        db.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private(db.path)  # owner-only: it holds password, token and webhook-secret hashes
     config = Config()
     config.set_main_option("script_location", str(resources.files("leadledger.store") / "migrations"))
     config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))

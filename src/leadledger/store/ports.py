@@ -68,6 +68,25 @@ class StoredEntry:
     reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyUse:
+    """What a caller's idempotency key was used for: the lead, its entry, and a digest of the request."""
+
+    lead_id: str
+    seq: int
+    digest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryData:
+    """What a ledger entry captured (the fields a change set, in `data`), for questions about a lead's past."""
+
+    kind: str
+    from_status: str | None
+    to_status: str
+    data: Mapping[str, Any] | None
+
+
 @dataclass
 class Writes:
     """Everything one unit of work writes, grouped by table, in an order the foreign keys accept.
@@ -135,10 +154,14 @@ class WriteSession(Protocol):
                          ) -> dict[str, list[Activity]]:  # fmt: skip
         """Activities logged since `since` (only of `types` when given), per lead, oldest first."""
 
-    def change_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """Idempotency keys the ledger holds: key -> (lead, seq)."""
+    def entry_data(self, lead_id: str) -> list[EntryData]:
+        """A lead's entries in seq order with the data each captured."""
 
-    def activity_keys(self, keys: Sequence[str]) -> set[str]: ...
+    def change_keys(self, keys: Sequence[str]) -> dict[tuple[str, str], KeyUse]:
+        """Idempotency keys the ledger holds, each with the caller who used it: (actor, key) -> its use."""
+
+    def activity_keys(self, keys: Sequence[str]) -> set[tuple[str | None, str]]:
+        """Event ids the activity log holds, each with its sender: (actor, key)."""
     def previous_owners(self, lead_id: str) -> set[str]:
         """Everyone who has owned the lead."""
 

@@ -19,7 +19,17 @@ from leadledger.domain.changes import Activity, json_ready
 from leadledger.domain.contacts import contact_keys
 from leadledger.domain.timeline import Projection, SlaClock, TimelineStep
 from leadledger.store import bulk
-from leadledger.store.ports import KeyedLead, StoredEntry, StoredLead, Team, User, VersionConflict, Writes
+from leadledger.store.ports import (
+    EntryData,
+    KeyedLead,
+    KeyUse,
+    StoredEntry,
+    StoredLead,
+    Team,
+    User,
+    VersionConflict,
+    Writes,
+)
 from leadledger.store.tables import (
     CONTACT_COLUMNS,
     KEY_COLUMNS,
@@ -173,19 +183,27 @@ class SqlWriteSession:
                 out.setdefault(lead_id, []).append(Activity(kind, read_time(at), read_json(data) or {}))  # type: ignore[arg-type]
         return out
 
-    def change_keys(self, keys: Sequence[str]) -> dict[str, tuple[str, int]]:
-        found: dict[str, tuple[str, int]] = {}
-        for part in bulk.chunks(keys):
-            sql = f"SELECT idempotency_key, lead_id, seq FROM ledger WHERE idempotency_key IN ({self._in(len(part))})"
-            for key, lead_id, seq in self._rows(sql, part):
-                found[key] = (lead_id, seq)
+    def entry_data(self, lead_id: str) -> list[EntryData]:
+        rows = self._rows("SELECT kind, from_status, to_status, data FROM ledger WHERE lead_id = ? ORDER BY seq",
+                          (lead_id,))  # fmt: skip
+        return [EntryData(kind, before, after, read_json(data)) for kind, before, after, data in rows]
+
+    def change_keys(self, keys: Sequence[str]) -> dict[tuple[str, str], KeyUse]:
+        found: dict[tuple[str, str], KeyUse] = {}
+        for part in bulk.chunks(list(keys)):
+            sql = (
+                "SELECT idempotency_key, actor, lead_id, seq, data FROM ledger "
+                f"WHERE idempotency_key IN ({self._in(len(part))})"
+            )
+            for key, actor, lead_id, seq, data in self._rows(sql, part):
+                found[(actor, key)] = KeyUse(lead_id, seq, (read_json(data) or {}).get("request_digest"))
         return found
 
-    def activity_keys(self, keys: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for part in bulk.chunks(keys):
-            found.update(k for (k,) in self._rows(f"SELECT key FROM activities WHERE key IN ({self._in(len(part))})",
-                                                  part))  # fmt: skip
+    def activity_keys(self, keys: Sequence[str]) -> set[tuple[str | None, str]]:
+        found: set[tuple[str | None, str]] = set()
+        for part in bulk.chunks(list(keys)):
+            sql = f"SELECT actor, key FROM activities WHERE key IN ({self._in(len(part))})"
+            found.update((actor, key) for actor, key in self._rows(sql, part))
         return found
 
     def previous_owners(self, lead_id: str) -> set[str]:

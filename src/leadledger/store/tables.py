@@ -171,9 +171,10 @@ ledger = Table(
     Column("idempotency_key", String(200)),
     Column("off_model", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("lead_id", "seq"),
-    Index(
+    Index(  # a key is its caller's: the same key from another caller is another request
         "uq_ledger_idempotency_key",
         "idempotency_key",
+        "actor",
         unique=True,
         sqlite_where=text("idempotency_key IS NOT NULL"),
         postgresql_where=text("idempotency_key IS NOT NULL"),
@@ -193,9 +194,10 @@ activities = Table(
     Column("source", String(16), nullable=False),
     Column("data", Json),
     Index("ix_activities_lead_id_at", "lead_id", "at"),
-    Index(
+    Index(  # an event id is its sender's: another caller's event with the same id is another event
         "uq_activities_key",
         "key",
+        "actor",
         unique=True,
         sqlite_where=text("key IS NOT NULL"),
         postgresql_where=text("key IS NOT NULL"),

@@ -26,6 +26,8 @@ api_tokens = Table(
     Column("expires_at", UTCDateTime()),
     Column("revoked_at", UTCDateTime()),
     Column("revoked_by", String(100)),
+    Column("parent_id", Id),  # the login token (or its descendant) it was minted with: it dies with it
+    Column("revoked_reason", String(100)),  # revoked | password changed | user disabled
     Index("ix_api_tokens_user", "user"),
 )
 
@@ -39,6 +41,9 @@ inbound_hooks = Table(
     Column("active", Boolean, nullable=False, server_default=true()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("created_by", String(100), nullable=False),
+    Column("previous_secret", String(200)),  # after `hook rotate`: still verifies until previous_until
+    Column("previous_until", UTCDateTime()),
+    Column("rotated_at", UTCDateTime()),
 )
 
 # `GET /api/v1/leads` pages by id under a filter: with (filter column, id) the database reads the next page

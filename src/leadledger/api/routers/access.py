@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
-from leadledger.api.deps import AppDep, CurrentUser
+from leadledger.api.deps import AppDep, CurrentToken, CurrentUser
 from leadledger.api.openapi import errors
 from leadledger.api.schemas import (
     NAME_PATTERN,
@@ -37,8 +37,13 @@ UserPath = Annotated[str, Path(pattern=NAME_PATTERN)]
     tags=["auth"],
     summary="Exchange a user name and password for a bearer token (expires after 12 hours)",
 )
-def login(body: LoginCreate, app: AppDep) -> dict[str, Any]:
-    return auth.login(app, name=body.username, password=body.password)
+def login(body: LoginCreate, app: AppDep, request: Request) -> dict[str, Any]:
+    return auth.login(app, name=body.username, password=body.password, address=_address(request))
+
+
+def _address(request: Request) -> str | None:
+    """The client's address (behind a proxy, Uvicorn reads it from X-Forwarded-For when the proxy is trusted)."""
+    return request.client.host if request.client is not None else None
 
 
 @router.get("/me", response_model=MeRead, tags=["auth"], summary="Who the token belongs to")
@@ -61,11 +66,23 @@ def list_tokens(
     status_code=201,
     response_model=TokenIssuedRead,
     tags=["auth"],
-    summary="Create a token for yourself (ops: for anyone, e.g. an integration); shown once",
+    summary="Create a token for yourself (ops: for anyone, e.g. an integration); shown once. Made with a login "
+    "token, it ends with that login unless `password` is given",
 )
-def create_token(body: TokenCreate, user: CurrentUser, app: AppDep) -> dict[str, Any]:
+def create_token(
+    body: TokenCreate, user: CurrentUser, token: CurrentToken, app: AppDep, request: Request
+) -> dict[str, Any]:
     lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    return auth.issue_token(app, user=body.user or user.name, actor=user.name, name=body.name, expires_in=lifetime)
+    return auth.issue_token(
+        app,
+        user=body.user or user.name,
+        actor=user.name,
+        name=body.name,
+        expires_in=lifetime,
+        minted_with=token,
+        password=body.password,
+        address=_address(request),
+    )
 
 
 @router.delete(

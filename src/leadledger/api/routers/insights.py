@@ -8,7 +8,6 @@ summary. Reports answer the JSON `leadledger report NAME --format json` prints.
 from __future__ import annotations
 
 import tempfile
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,9 +19,9 @@ from starlette.concurrency import run_in_threadpool
 from leadledger import analytics
 from leadledger.api.deps import AppDep, CurrentUser
 from leadledger.api.openapi import errors
-from leadledger.api.schemas import Moment
+from leadledger.api.schemas import Day, Moment
 from leadledger.importers.mapping import KINDS, PRESETS
-from leadledger.importers.service import ImportFailed, import_file, list_runs
+from leadledger.importers.service import ImportFailed, import_file, list_runs, require_importer
 
 router = APIRouter()
 CSV_TYPES = ("text/csv", "application/csv", "text/plain", "application/octet-stream")
@@ -59,6 +58,7 @@ async def post_import(
     strict: bool = False,
 ) -> Any:
     assert preset in PRESETS
+    await run_in_threadpool(require_importer, app, user.name)  # before a byte of a gigabyte upload is read
     with tempfile.TemporaryDirectory(prefix="leadledger-import-") as folder:
         source = Path(folder) / f"{kind}.csv"
         with source.open("wb") as out:
@@ -113,8 +113,8 @@ def get_report(
     user: CurrentUser,
     app: AppDep,
     as_of: Annotated[Moment | None, Query(description="the pipeline as it was then")] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day | None, Query(alias="from")] = None,
+    date_to: Annotated[Day | None, Query(alias="to")] = None,
     by: Annotated[Grouping | None, Query()] = None,
 ) -> dict[str, Any]:
     grouping = by.value if by is not None else None

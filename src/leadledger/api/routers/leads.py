@@ -86,6 +86,7 @@ async def _applied(app: App, outcome: Applied, done: Done) -> dict[str, Any]:
     return {
         "lead": lead,
         "seq": outcome.seq,
+        "changed": outcome.changed,
         "duplicate": outcome.duplicate,
         "override_of_seq": change.override_of_seq if change else None,
         "warnings": violation_dicts(outcome.warnings),
@@ -323,7 +324,11 @@ async def bulk_change(body: BulkChangeCreate, user: CurrentUser, writer: WriterD
         elif isinstance(outcome, PendingApproval):
             item = BulkItemRead(lead_id=spec.lead_id, outcome="pending_approval", approval_id=outcome.approval_id)
         else:
-            item = BulkItemRead(lead_id=spec.lead_id, outcome="applied", seq=outcome.seq)
+            if outcome.changed:
+                item = BulkItemRead(lead_id=spec.lead_id, outcome="applied", seq=outcome.seq)
+            else:
+                item = BulkItemRead(lead_id=spec.lead_id, outcome="unchanged", seq=outcome.seq)
         results.append(item)
-    counts = {kind: sum(1 for r in results if r.outcome == kind) for kind in ("applied", "refused", "pending_approval")}
+    kinds = ("applied", "unchanged", "refused", "pending_approval")
+    counts = {kind: sum(1 for r in results if r.outcome == kind) for kind in kinds}
     return {**counts, "results": results}

@@ -29,6 +29,7 @@ from leadledger.services.errors import Invalid
 
 router = APIRouter(tags=["status model"])
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+GUIDE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 MODEL_BODY = {
     "requestBody": {
         "required": True,
@@ -107,8 +108,8 @@ def history(user: CurrentUser, app: AppDep) -> list[dict[str, Any]]:
 )
 def guide(user: CurrentUser, app: AppDep, format: Annotated[Literal["md", "html"], Query()] = "md") -> Response:
     model = app.loaded_model().model
-    if format == "html":
-        return HTMLResponse(guide_html(model))
+    if format == "html":  # its own stylesheet is inline; nothing else may load or run
+        return HTMLResponse(guide_html(model), headers={"Content-Security-Policy": GUIDE_CSP})
     return PlainTextResponse(guide_markdown(model), media_type="text/markdown; charset=utf-8")
 
 
