@@ -24,6 +24,8 @@ from leadledger.services.leads import ActivityIn, ApprovalPending, ChangeSpec
 
 ACTORS = ("olga", "maria", "ana", "ben", "zap")
 
+_SERIAL = itertools.count(1)  # one person, one lead: each lead its own mailbox
+
 
 @dataclass(frozen=True)
 class Call:
@@ -106,9 +108,9 @@ SENDERS = {kind: LEAD_WRITERS if "rep" in event_type.roles else frozenset({"olga
            for kind, event_type in load_default().model.automation.event_types.items()}  # fmt: skip
 CASES = [
     Case("create a lead owned by ana", PEOPLE_WHO_MAY,  # an integration creates leads; routing gives the owner
-         lambda org, _: Call("POST", "/api/v1/leads", {"name": "Kim", "email": "kim@example.com", "owner": "ana"})),
+         lambda org, _: Call("POST", "/api/v1/leads", {"name": "Kim", "email": f"kim{next(_SERIAL)}@example.com", "owner": "ana"})),
     Case("create a lead without an owner", frozenset(ACTORS),
-         lambda org, _: Call("POST", "/api/v1/leads", {"name": "Kim", "email": "kim@example.com"})),
+         lambda org, _: Call("POST", "/api/v1/leads", {"name": "Kim", "email": f"kim{next(_SERIAL)}@example.com"})),
     Case("update contact fields", LEAD_WRITERS,
          lambda org, _: Call("PATCH", f"/api/v1/leads/{lead_of(org)}", {"company": "Acme 2"})),
     Case("status change automation may make", LEAD_WRITERS,

@@ -4,6 +4,7 @@ answered with another lead's result. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from apikit import Org, fingerprint
@@ -13,10 +14,12 @@ from leadledger.services import leads as svc
 
 AT = "2026-11-23T14:55:00Z"
 
+_SERIAL = itertools.count(1)  # one person, one lead: each lead its own mailbox
+
 
 def lead_of(org: Org, owner: str | None = "ana") -> str:
     return svc.create_lead(
-        org.app, actor="admin", fields={"name": "Jo", "email": "jo@example.com"}, owner=owner
+        org.app, actor="admin", fields={"name": "Jo", "email": f"jo{next(_SERIAL)}@example.com"}, owner=owner
     ).lead_id
 
 
@@ -67,7 +70,7 @@ def test_a_key_reused_for_a_different_change_is_refused_and_a_replay_is_a_duplic
 def test_a_creation_key_is_the_callers_own(org: Org, client: TestClient) -> None:
     body = {"name": "Kim", "email": "kim@example.com", "idempotency_key": "form-99"}
     ana = client.post("/api/v1/leads", json={**body, "owner": "ana"}, headers=org.headers("ana"))
-    maria = client.post("/api/v1/leads", json=body, headers=org.headers("maria"))
+    maria = client.post("/api/v1/leads", json={**body, "email": "kim.m@example.com"}, headers=org.headers("maria"))
     assert ana.status_code == maria.status_code == 201, maria.text
     assert ana.json()["id"] != maria.json()["id"]
     again = client.post("/api/v1/leads", json={**body, "owner": "ana"}, headers=org.headers("ana"))

@@ -13,8 +13,8 @@ from typing import IO, Annotated, Any, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, fail, print_json, to_jsonable
-from leadledger.csvsafe import safe_cell
 from leadledger.services.app import App
+from leadledger.services.csvcells import safe_cell
 
 segment_app = typer.Typer(
     help="Marketing segments and suppression lists from lead status (seed 004), at any time.",

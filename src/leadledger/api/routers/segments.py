@@ -22,8 +22,8 @@ from fastapi.responses import StreamingResponse
 from leadledger.api.deps import AppDep, CurrentUser
 from leadledger.api.openapi import errors
 from leadledger.api.schemas import KEY_PATTERN, Moment
-from leadledger.csvsafe import safe_cell
 from leadledger.marketing import segments as segment_service
+from leadledger.services.csvcells import safe_cell
 from leadledger.services.errors import Invalid
 
 router = APIRouter(tags=["segments"])

@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from leadledger import analytics
 from leadledger.analytics.benchmarks import DURATION_RANGES, FUNNEL_RANGES
 from leadledger.domain.statusmodel import StatusModel
+from leadledger.services.csvcells import safe_cell
 from leadledger.services.errors import Invalid, NotFound
 from leadledger.web.context import CurrentViewer, State, WebState
 from leadledger.web.render import page
@@ -128,14 +129,9 @@ async def dashboards(request: Request, viewer: CurrentViewer, state: State) -> R
 
 # --- CSV --------------------------------------------------------------------------------------------------
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def safe_cell(value: Any) -> Any:
-    """OWASP's rule for CSV injection: a text cell a spreadsheet would read as a formula is prefixed with '."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return "" if value is None else value
+def csv_cell(value: Any) -> Any:
+    """A panel's cell for a spreadsheet: injection-safe (services.csvcells), empty for nothing."""
+    return "" if value is None else safe_cell(value)
 
 
 def rows_of(name: str, data: dict[str, Any], model: StatusModel) -> tuple[list[str], list[list[Any]]]:
@@ -214,7 +210,7 @@ async def panel_csv(request: Request, name: str, viewer: CurrentViewer, state: S
     writer = csv.writer(out)
     writer.writerow(header)
     for row in rows:
-        writer.writerow([safe_cell(v) for v in row])
+        writer.writerow([csv_cell(v) for v in row])
     stamp = (options.as_of or state.app.clock.now()).strftime("%Y%m%d")
     return Response(
         out.getvalue(),
