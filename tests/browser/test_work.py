@@ -86,7 +86,7 @@ def test_a_rep_sees_no_approvals_queue_and_another_teams_manager_not_this_one(br
 
 def test_overrides_of_automation_are_listed_for_the_manager(browse: Browse, site: Site) -> None:
     lead = site.lead(status="attempting_contact", name="Override Olga")
-    log_activity(site.app, lead_id=lead, actor="ana", activity=ActivityIn("email_replied",
+    log_activity(site.app, lead_id=lead, actor="oscar", activity=ActivityIn("email_replied",
                  data={"classification": "positive"}))  # fmt: skip  # rule email_reply_connects -> Connected
     change_lead(
         site.app, actor="ana", spec=ChangeSpec(lead, status="attempting_contact", note="auto-reply, not a person")

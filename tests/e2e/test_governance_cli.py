@@ -20,6 +20,7 @@ from leadledger.services.errors import ServiceError
 def run(app: App) -> Iterator:
     """Invoke `leadledger ARGS` against the test's app (its database and its fixed clock)."""
     runner = CliRunner()
+    State.reset(None)  # another in-process test may have left its --db behind
     State._app = app
 
     def invoke(*args: str, ok: bool = True):
