@@ -173,6 +173,12 @@ class Query:
         """SQL: the column lies inside the period (always true without one)."""
         return f"(($start IS NULL OR {column} >= $start) AND ($end IS NULL OR {column} < $end))"
 
+    @staticmethod
+    def state_at(alias: str = "i") -> str:
+        """SQL: the instant `alias` (a row of `inst`) holds its lead's state at the as-of time $t: the last
+        instant at or before it. The one definition of "the status at T" every report uses."""
+        return f"({alias}.ts <= $t AND ({alias}.next_ts IS NULL OR {alias}.next_ts > $t))"
+
     # business microseconds of a stint up to the as-of time, in the calendar of the owner who entered it
     BUSINESS_US = (
         "(CASE WHEN s.left_at IS NOT NULL AND s.left_at <= $t THEN list_extract(s.lc, coalesce(om.cal, $default_cal) + 1) "

@@ -100,7 +100,7 @@ def similar_statuses(q: Query) -> dict[str, Any]:
     for status, bin_, n in q.rows(f"SELECT s.status, {_bin_sql()}, count(*) {base} GROUP BY ALL", terminal=terminal):
         lasts[status][bin_] = int(n)
     ends: dict[str, dict[str, int]] = defaultdict(dict)
-    state = "SELECT i.lead_id, i.status FROM inst i WHERE i.ts <= $t AND (i.next_ts IS NULL OR i.next_ts > $t)"
+    state = f"SELECT i.lead_id, i.status FROM inst i WHERE {q.state_at()}"
     for status, category, n in q.rows(
         f"""SELECT s.status, coalesce(m.category, '(not in the model)'), count(*)
             FROM stints s JOIN ({state}) now USING (lead_id) LEFT JOIN smap m ON m.status = now.status
