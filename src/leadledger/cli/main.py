@@ -27,7 +27,7 @@ from leadledger.cli.segments import register as register_segments
 from leadledger.cli.timecmds import register as register_time
 from leadledger.config import Settings
 from leadledger.domain.durations import parse_duration
-from leadledger.model.loader import ModelError
+from leadledger.model.source import ModelError
 from leadledger.services import leads as lead_service
 from leadledger.services import models as model_service
 from leadledger.services import people
