@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from leadledger.analytics.benchmarks import family_of
 from leadledger.analytics.calendar_days import business_us_since_origin
-from leadledger.analytics.store import ModelFacts, day_table_origin
+from leadledger.analytics.store.derive import ModelFacts, day_table_origin
 from leadledger.domain.calendar import BusinessCalendar
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App

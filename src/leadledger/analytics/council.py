@@ -39,7 +39,8 @@ from leadledger.analytics import reports
 from leadledger.analytics import sla as sla_report
 from leadledger.analytics.context import Options, Query
 from leadledger.analytics.stats import chi2_homogeneity, chi2_table
-from leadledger.analytics.store import open_store, sync
+from leadledger.analytics.store.connection import open_store
+from leadledger.analytics.store.sync import sync
 from leadledger.domain.automation import EmailAction, NotifyAction, RouteAction, TaskAction, WebhookAction
 from leadledger.services.app import App
 from leadledger.store.tables import model_versions
