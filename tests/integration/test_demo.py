@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from leadledger.bootstrap import build_app
 from leadledger.domain.changes import Activity, Actor, ChangeRequest, StatusChange
 from leadledger.domain.engine import change_status, new_lead
-from leadledger.services import demo
+from leadledger.services import demo, demo_story
 from leadledger.services.errors import Invalid
 from leadledger.services.history import LeadHistory, write_histories
 from leadledger.store import repository as repo
@@ -190,7 +190,7 @@ def test_demo_projection_is_the_fold_of_its_ledger(demo_app):
         )
         assert row.prev_status == (status_entry.from_status if status_entry.seq > 1 else None)
         assert row.team == teams.get(row.owner)
-        assert row.incomplete is False and row.fields["territory"] in demo.TERRITORIES
+        assert row.incomplete is False and row.fields["territory"] in demo_story.TERRITORIES
         captured: dict = {}
         for entry in history:
             captured.update(entry.data or {})
