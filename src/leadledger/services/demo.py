@@ -45,6 +45,7 @@ from leadledger.services.demo_story import (
     TEAMS,
     TERRITORIES,
     Out,
+    StoryRules,
     pick,
     simulate,
 )
@@ -107,7 +108,8 @@ def generate(
     if leads < 0 or days < 1:
         raise Invalid("--leads must be >= 0 and --days >= 1")
     started = time.perf_counter()
-    app.loaded_model()  # fail early with a clear message when `init` was not run
+    # fail early with a clear message when `init` was not run, or the model lacks what the story needs
+    rules = StoryRules.of(app.loaded_model().model)
     if if_empty:
         with app.db.read() as conn:
             if conn.execute(select(func.count()).select_from(leads_table)).scalar():
@@ -118,7 +120,7 @@ def generate(
         if repo.lead_row(conn, f"{prefix}{0:07d}") is not None:
             raise Invalid(f"demo data with seed {seed} is already in this database; use another --seed")
     now = app.clock.now()
-    plan = _Plan(seed, now.timestamp(), days, now, owner_teams, app.db.is_sqlite)
+    plan = _Plan(seed, now.timestamp(), days, now, owner_teams, app.db.is_sqlite, rules)
     per_chunk = max(1, round(chunk / BLOCK)) * BLOCK
     chunks = [(first, min(leads, first + per_chunk)) for first in range(0, leads, per_chunk)]
     if workers is None:
@@ -153,6 +155,7 @@ class _Plan:
     recorded_at: datetime
     owner_teams: dict[str, str | None]
     sqlite: bool
+    rules: StoryRules
 
 
 def _payloads(plan: _Plan, chunks: list[tuple[int, int]], workers: int) -> Iterator[HistoryRows | bytes]:
@@ -188,7 +191,7 @@ def _chunk_payload(plan: _Plan, first: int, end: int) -> HistoryRows | bytes:
 def _rows(plan: _Plan, first: int, end: int) -> HistoryRows:
     """Leads first..end-1 as the rows of the three tables, block by block."""
     sqlite = plan.sqlite
-    out = Out(owner_teams=plan.owner_teams, null=SQLITE_NULL if sqlite else None)
+    out = Out(owner_teams=plan.owner_teams, null=SQLITE_NULL if sqlite else None, rules=plan.rules)
     recorded = stored_time(plan.recorded_at, sqlite)
     constants = {
         "leads": {"incomplete": False},

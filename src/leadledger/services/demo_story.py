@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
+from leadledger.domain.automation import RouteAction
 from leadledger.domain.contacts import email_key, phone_key
+from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import Projection
+from leadledger.services.errors import Invalid
 
 TEAMS = (("sdr-east", "default", "maria"), ("sdr-emea", "emea", "jonas"), ("ae", "default", "maria"))
 MANAGERS = (("maria", "manager", None), ("jonas", "manager", None), ("marketing", "manager", None))
@@ -187,10 +190,80 @@ class _Sim:
 
 @dataclass(frozen=True)
 class Out:
-    """How rows are written for the target database: SQLite takes NaN for NULL (history.py)."""
+    """How rows are written for the target database (SQLite takes NaN for NULL: history.py), and the names
+    the model gives the automation the story runs."""
 
     owner_teams: dict[str, str | None]
     null: Any
+    rules: StoryRules
+
+
+# the statuses and stages the story moves leads through (the default model's lifecycle)
+STORY_STATUSES = ("new", "assigned", "attempting_contact", "connected", "working", "qualified", "converted",
+                  "disqualified", "rejected", "invalid", "duplicate", "nurture", "recycled", "stale_review")  # fmt: skip
+STORY_STAGES = ("lead", "mql", "sal", "sql", "opportunity")
+
+
+@dataclass(frozen=True)
+class StoryRules:
+    """The model's name for each piece of automation the story runs, found by what it does (the event it
+    reacts to and the status it sets, the status a time rule watches and where it moves leads, the on-enter
+    action that routes), so the demo's ledger names the rules of the model it is written under."""
+
+    route_new: str
+    first_email: str
+    reply_connects: str
+    meeting_to_working: str
+    opportunity_converts: str
+    nurture_to_marketing: str
+    working_goes_stale: str
+    stale_disqualified: str
+    nurture_recycles: str
+
+    @classmethod
+    def of(cls, model: StatusModel) -> StoryRules:
+        """The names in `model`; Invalid naming everything the story needs that the model lacks."""
+        missing = [f"status {key}" for key in STORY_STATUSES if key not in model.statuses]
+        missing += [f"stage {key}" for key in STORY_STAGES if key not in {s.key for s in model.stages}]
+        if missing:
+            raise Invalid(f"the demo tells the default model's story; this model lacks {', '.join(missing)}")
+        auto = model.automation
+
+        def event_rule(event: str, status: str) -> str:
+            for rule in auto.rules:
+                if event in rule.on and rule.set_status == status:
+                    return rule.name
+            missing.append(f"a rule moving leads to {status} on {event}")
+            return ""
+
+        def time_rule(watched: str, status: str) -> str:
+            for rule in model.time_rules:
+                if watched in rule.statuses and rule.action.kind == "move" and rule.action.status == status:
+                    return rule.name
+            missing.append(f"a time rule moving leads from {watched} to {status}")
+            return ""
+
+        def route(status: str) -> str:
+            for action in auto.on_enter.get(status, ()):
+                if isinstance(action.spec, RouteAction):
+                    return action.name
+            missing.append(f"a route action on entering {status}")
+            return ""
+
+        rules = cls(
+            route_new=route(model.initial_status),
+            first_email=event_rule("email_sent", "attempting_contact"),
+            reply_connects=event_rule("email_replied", "connected"),
+            meeting_to_working=event_rule("meeting_held", "working"),
+            opportunity_converts=event_rule("opportunity_created", "converted"),
+            nurture_to_marketing=route("nurture"),
+            working_goes_stale=time_rule("working", "stale_review"),
+            stale_disqualified=time_rule("stale_review", "disqualified"),
+            nurture_recycles=time_rule("nurture", "recycled"),
+        )
+        if missing:
+            raise Invalid(f"the demo tells the default model's story; this model has no {'; no '.join(missing)}")
+        return rules
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -254,7 +327,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
     if not before_now(wait):
         return sim
     sim.move(
-        wait, actor="system", role="ops", source="automation", status="assigned", owner=rep, rule="new:route"
+        wait, actor="system", role="ops", source="automation", status="assigned", owner=rep, rule=out.rules.route_new
     )  # the model's on_enter route of New
 
     roll = rng.random()
@@ -307,7 +380,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
         role="ops",
         source="automation",
         status="attempting_contact",
-        rule="first_email_sent",
+        rule=sim.out.rules.first_email,
         data='{"next_follow_up_at": "' + _iso(sim.t + 2 * DAY) + '"}',  # JSON, as _json would write it
     )
     attempting = _uniform_days(rng, 3, 7)
@@ -343,7 +416,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
         role="ops",
         source="automation",
         status="connected",
-        rule="email_reply_connects",
+        rule=sim.out.rules.reply_connects,
         data=_NEXT_STEPS,
     )
     if rng.random() < 0.04:
@@ -357,7 +430,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
                 source="manual",
                 status="attempting_contact",
                 override_of_seq=seq,
-                override_rule="email_reply_connects",
+                override_rule=sim.out.rules.reply_connects,
             )
         return sim
     if sim.stage == "lead" and before_now(HOUR):
@@ -376,7 +449,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
             role="ops",
             source="automation",
             status="working",
-            rule="meeting_held_working",
+            rule=sim.out.rules.meeting_to_working,
             data=_MEETING,
         )
         working = _uniform_days(rng, 14, 21)
@@ -391,7 +464,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
                 source="time_rule",
                 status="stale_review",
                 reason="no_response",
-                rule="working_stale_30d",
+                rule=sim.out.rules.working_goes_stale,
             )
             if not before_now(14 * DAY):
                 return sim
@@ -403,7 +476,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
                     source="time_rule",
                     status="disqualified",
                     reason="no_response",
-                    rule="stale_review_no_response",
+                    rule=sim.out.rules.stale_disqualified,
                 )
             else:
                 sim.log(rng.uniform(1, 10) * DAY, "call_logged", rep, _CONNECTED)
@@ -415,7 +488,7 @@ def simulate(rng: random.Random, lead_id: str, created: float, now: float, sourc
                     source="manual",
                     status="working",
                     override_of_seq=sim.seq,
-                    override_rule="working_stale_30d",
+                    override_rule=sim.out.rules.working_goes_stale,
                 )
                 _lose(sim, rep, now, _uniform_days(rng, 5, 15))
             return sim
@@ -464,7 +537,7 @@ def _opportunity(sim: _Sim, dt: float, ae: str, opportunity_id: str, value: floa
         dt, "opportunity_created", ae, _json({"opportunity_id": opportunity_id, "amount": value, "close_date": close})
     )
     sim.move(1, actor="system", role="ops", source="automation", status="converted", stage="opportunity", owner=ae,
-             rule="opportunity_created", data=_json({
+             rule=sim.out.rules.opportunity_converts, data=_json({
                  "opportunity_id": opportunity_id, "deal_value": value, "expected_close_date": close}))  # fmt: skip
 
 
@@ -492,7 +565,9 @@ def _nurture(sim: _Sim, rep: str, reason: str, now: float, back_to_mql: bool = F
     stage = "mql" if back_to_mql or sim.stage in ("sal", "sql") else None
     sim.move(HOUR, actor=rep, role="rep", source="manual", status="nurture", stage=stage, reason=reason, data=data)
     # seed 000: Nurture -> ownership moves from the SDR to marketing
-    sim.move(60, actor="system", role="ops", source="automation", owner="marketing", rule="transfer_to_marketing")
+    sim.move(
+        60, actor="system", role="ops", source="automation", owner="marketing", rule=sim.out.rules.nurture_to_marketing
+    )
     # re-evaluation: some nurtured leads come back as Recycled, worked by a different rep (seed 000)
     if re_evaluate < now and rng.random() < 0.35:
         sim.t = re_evaluate
@@ -503,7 +578,7 @@ def _nurture(sim: _Sim, rep: str, reason: str, now: float, back_to_mql: bool = F
             source="time_rule",
             status="recycled",
             reason="timing_window",
-            rule="nurture_re_evaluation",
+            rule=sim.out.rules.nurture_recycles,
             data=_RECYCLE,
         )
         fresh = pick(rng, [r for r, _ in REPS if r != rep])
@@ -517,7 +592,7 @@ def _nurture(sim: _Sim, rep: str, reason: str, now: float, back_to_mql: bool = F
             source="automation",
             status="attempting_contact",
             owner=fresh,
-            rule="first_email_sent",
+            rule=sim.out.rules.first_email,
         )
         if rng.random() < 0.12 and sim.t + 10 * DAY < now:  # a few recycled leads convert
             sim.log(5 * DAY, "call_logged", fresh, _CONNECTED)
