@@ -19,7 +19,7 @@ import typer
 from leadledger.cli.output import Format, console, emit, err_console, fail
 from leadledger.cli.state import FormatOpt, State
 from leadledger.domain.durations import parse_duration
-from leadledger.services import auth, people
+from leadledger.services import auth, hooks, people
 from leadledger.services.app import App
 
 token_app = typer.Typer(help="Bearer tokens for the REST API (stored hashed; shown once).", no_args_is_help=True)
@@ -181,10 +181,10 @@ def hook_add(
     ] = None,
 ) -> None:
     """Register a signed webhook: POST /api/v1/hooks/NAME with X-LeadLedger-Signature. Prints the secret last."""
-    hook = auth.add_hook(State.app(), name=name, user=user, secret=secret)
+    hook = hooks.add_hook(State.app(), name=name, user=user, secret=secret)
     err_console.print(
         f"webhook {hook['name']} at {hook['path']} applies events as {hook['user']}; sign each body with "
-        f"{auth.SIGNATURE_HEADER}: t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'> using this secret:",
+        f"{hooks.SIGNATURE_HEADER}: t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'> using this secret:",
         markup=False,
         highlight=False,
     )
@@ -203,7 +203,7 @@ def hook_rotate(
         period = parse_duration(grace) if grace.strip() not in ("0", "0s") else timedelta(0)
     except ValueError as exc:
         fail(f"--grace: {exc}")
-    hook = auth.rotate_hook(State.app(), name=name, grace=period)
+    hook = hooks.rotate_hook(State.app(), name=name, grace=period)
     err_console.print(
         f"webhook {hook['name']} has a new secret; the previous one verifies until "
         f"{hook['previous_valid_until'].isoformat()}. Sign with this one from now on:",
@@ -217,20 +217,20 @@ def hook_rotate(
 def hook_list(fmt: FormatOpt = Format.table) -> None:
     """Inbound webhooks: their names, the integration user each acts as, whether they are enabled, rotations."""
     columns = ["name", "user", "active", "created_at", "created_by", "rotated_at", "previous_valid_until"]
-    emit(auth.list_hooks(State.app()), columns, fmt)
+    emit(hooks.list_hooks(State.app()), columns, fmt)
 
 
 @hook_app.command("disable")
 def hook_disable(name: str) -> None:
     """Stop accepting deliveries to a webhook (its secret stops verifying)."""
-    auth.set_hook_active(State.app(), name=name, active=False)
+    hooks.set_hook_active(State.app(), name=name, active=False)
     console.print(f"webhook {name} disabled", markup=False)
 
 
 @hook_app.command("enable")
 def hook_enable(name: str) -> None:
     """Accept posts to an inbound webhook again."""
-    auth.set_hook_active(State.app(), name=name, active=True)
+    hooks.set_hook_active(State.app(), name=name, active=True)
     console.print(f"webhook {name} enabled", markup=False)
 
 
