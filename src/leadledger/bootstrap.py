@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
+from typing import Any
 
 from leadledger.config import Settings
 from leadledger.domain.clock import Clock, SystemClock
@@ -34,3 +36,11 @@ def build_app(
     tune_gc()
     settings = settings or Settings()
     return App(db=Database(db_url or settings.db), clock=clock or SystemClock(), smtp_url=smtp_url or settings.smtp)
+
+
+def worker_steps() -> dict[str, Callable[[App], Any]]:
+    """What the worker runs each round besides the sweep, the governance jobs and the delivery: steps of the
+    layers above the services, which the worker (a service) cannot import itself."""
+    from leadledger.marketing.hooks import sync_hooks
+
+    return {"segment_hooks": sync_hooks}

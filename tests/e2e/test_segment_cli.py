@@ -71,3 +71,9 @@ def test_export_to_a_file_as_of_a_past_time_and_changes(cli):
 def test_errors_are_one_sentence(cli):
     cli("segment", "show", "nope", ok=False)
     cli("segment", "export", "suppress", "--as-of", "yesterday", ok=False)
+
+
+def test_sync_hooks_refuses_a_segment_without_a_webhook(cli):
+    # the default model gives no segment a webhook: nothing to sync, and asking for one is refused by name
+    assert json.loads(cli("segment", "sync-hooks", "--format", "json")) == {"segments": [], "queued": 0}
+    cli("segment", "sync-hooks", "nurture_not_now", ok=False)  # refused (the message is checked in integration)

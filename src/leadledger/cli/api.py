@@ -87,6 +87,7 @@ def serve(
 
 def _start_worker(app: App, interval: float, stop: threading.Event) -> None:
     """The sweep and the outbox on a daemon thread of the serving process (one per `serve`, not per worker)."""
+    from leadledger.bootstrap import worker_steps
     from leadledger.services.worker import run
 
     def report(result: dict[str, Any]) -> None:
@@ -104,7 +105,7 @@ def _start_worker(app: App, interval: float, stop: threading.Event) -> None:
 
     def loop() -> None:
         try:
-            run(app, interval=interval, stop=stop, report=report)
+            run(app, interval=interval, stop=stop, report=report, steps=worker_steps())
         except Exception as exc:  # the API keeps serving; say why the automation stopped
             err_console.print(f"worker stopped: {exc.__class__.__name__}: {exc}", markup=False, highlight=False)
 

@@ -160,5 +160,24 @@ def segment_changes(
     )
 
 
+@segment_app.command("sync-hooks")
+def segment_sync_hooks(
+    name: Annotated[Optional[list[str]], typer.Argument(help="only these segments (default: every one with a webhook)")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Queue the on-enter/on-leave webhook messages of segments with a webhook, once (the worker does it every
+    round): who entered and who left since the endpoint was last told. A segment's first sync sends nothing."""
+    from leadledger.marketing.hooks import sync_hooks
+
+    data = sync_hooks(State.app(), only=name or None)
+    emit(
+        data["segments"],
+        ["segment", "endpoint", "entered", "left", "queued", "state"],
+        fmt,
+        title=f"{data['queued']} messages queued (leadledger outbox deliver, or the worker, sends them)",
+        json_value=data,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(segment_app, name="segment")

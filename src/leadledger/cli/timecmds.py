@@ -100,7 +100,9 @@ def worker_command(
     once: Annotated[bool, typer.Option("--once", help="one round, then exit")] = False,
     deliver: Annotated[bool, typer.Option("--deliver/--no-deliver", help="deliver the outbox too")] = True,
 ) -> None:
-    """Run sweeps on a schedule and deliver the outbox (webhooks and e-mail) until stopped (Ctrl-C, SIGTERM)."""
+    """Run sweeps on a schedule, sync segment webhooks and deliver the outbox (webhooks and e-mail) until stopped
+    (Ctrl-C, SIGTERM)."""
+    from leadledger.bootstrap import worker_steps
     from leadledger.services.worker import run
 
     stop = threading.Event()
@@ -111,13 +113,16 @@ def worker_command(
         swept = result.get("sweep")
         delivery = result.get("delivery") or {}
         fired = "skipped (another worker is sweeping)" if swept is None else f"fired {swept['fired']}"
+        hooks = result.get("segment_hooks") or {}
+        synced = f"; segment hooks: {hooks['error']}" if "error" in hooks else (
+            f"; segment hooks queued {hooks['queued']}" if hooks.get("queued") else "")  # fmt: skip
         console.print(
-            f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} sweep {fired}; delivered {delivery.get('delivered', 0)}, "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} sweep {fired}{synced}; delivered {delivery.get('delivered', 0)}, "
             f"failed {delivery.get('failed', 0)}, dead {delivery.get('dead', 0)}",
             markup=False,
         )
 
-    run(State.app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report)
+    run(State.app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report, steps=worker_steps())
 
 
 rules_app = typer.Typer(

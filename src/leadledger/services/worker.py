@@ -1,5 +1,8 @@
 """The worker: sweeps on a schedule and delivers the outbox, safely alongside other workers; the worker that
-swept also runs the governance jobs that are due (monthly spot-check samples, the quarterly council pack).
+swept also runs the governance jobs that are due (monthly spot-check samples, the quarterly council pack)
+and the round's other steps (`steps`: the composition root passes those of the layers above services, such
+as marketing's segment webhooks, see `bootstrap.worker_steps`), before delivering, so what they queue goes out
+in the same round.
 
 On PostgreSQL a session advisory lock lets one worker sweep at a time (others skip that round) and
 deliveries are claimed row by row (SKIP LOCKED plus a lease), so several workers never do the same work.
@@ -10,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -47,6 +50,7 @@ def run(
     governance: bool = True,
     stop: threading.Event | None = None,
     report: Callable[[dict[str, Any]], None] | None = None,
+    steps: Mapping[str, Callable[[App], Any]] | None = None,
 ) -> None:
     """Sweep and deliver every `interval` seconds until `stop` is set (or once)."""
     stop = stop or threading.Event()
@@ -57,6 +61,12 @@ def run(
             from leadledger.services.governance_jobs import run_due
 
             result["governance"] = run_due(app)
+        if result["sweep"] is not None:
+            for name, step in (steps or {}).items():
+                try:
+                    result[name] = step(app)
+                except Exception as exc:  # one failing step must not stop the sweep and the delivery
+                    result[name] = {"error": f"{exc.__class__.__name__}: {exc}"}
         if deliver:
             result["delivery"] = outbox.deliver(app, limit=1000).as_dict()
         if report:

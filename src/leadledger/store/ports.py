@@ -189,6 +189,14 @@ class WriteSession(Protocol):
 
     def close_approval(self, approval_id: int, values: Mapping[str, Any]) -> None: ...
 
+    # --- segment webhooks
+    def segment_mark(self, segment: str) -> datetime | None:
+        """How far `segment`'s enter/leave messages were queued (locked for this transaction); None: never."""
+
+    def set_segment_mark(self, segment: str, watermark: datetime, *, now: datetime, first: bool,
+                         entered: Collection[str], left: Collection[str]) -> None:  # fmt: skip
+        """Move the watermark (insert it when `first`) and the members sent: + `entered`, - `left`."""
+
     # --- the grouped write
     def write(self, writes: Writes) -> None:
         """Write it all; raises VersionConflict when a lead changed since it was read."""

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadledger.domain.changes import Activity, json_ready
@@ -47,6 +47,7 @@ from leadledger.store.tables import (
     sla_clocks,
     tasks,
 )
+from leadledger.store.tables_marketing import segment_hook_members, segment_marks
 
 _LEAD_READ = ("id", "created_at", "incomplete", "fields", *CONTACT_COLUMNS, *PROJECTION_COLUMNS)
 _TIMES = frozenset(("created_at", "updated_at", "status_since", "stage_since"))
@@ -333,6 +334,31 @@ class SqlWriteSession:
 
     def close_approval(self, approval_id: int, values: Mapping[str, Any]) -> None:
         self.conn.execute(update(approvals).where(approvals.c.id == approval_id).values(**values))
+
+    # --- segment webhooks -------------------------------------------------------------------------------
+
+    def segment_mark(self, segment: str) -> datetime | None:
+        query = select(segment_marks.c.watermark).where(segment_marks.c.segment == segment)
+        if not self._sqlite:
+            query = query.with_for_update()
+        return self.conn.execute(query).scalar()
+
+    def set_segment_mark(self, segment: str, watermark: datetime, *, now: datetime, first: bool,
+                         entered: Collection[str], left: Collection[str]) -> None:  # fmt: skip
+        if first:  # two first runs at once: the second one's insert fails, and its unit of work is retried
+            self.conn.execute(insert(segment_marks).values(segment=segment, watermark=watermark, updated_at=now))
+        else:
+            self.conn.execute(
+                update(segment_marks).where(segment_marks.c.segment == segment)
+                .values(watermark=watermark, updated_at=now)
+            )
+        bulk.insert_many(self.conn, segment_hook_members, [{"segment": segment, "lead_id": i} for i in entered])
+        for part in bulk.chunks(sorted(left)):
+            self.conn.execute(
+                delete(segment_hook_members).where(
+                    segment_hook_members.c.segment == segment, segment_hook_members.c.lead_id.in_(part)
+                )
+            )
 
     # --- the grouped write ------------------------------------------------------------------------------
 
