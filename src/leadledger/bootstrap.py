@@ -42,5 +42,7 @@ def worker_steps() -> dict[str, Callable[[App], Any]]:
     """What the worker runs each round besides the sweep, the governance jobs and the delivery: steps of the
     layers above the services, which the worker (a service) cannot import itself."""
     from leadledger.marketing.hooks import sync_hooks
+    from leadledger.services.accounts import refresh_flags
 
-    return {"segment_hooks": sync_hooks}
+    # accounts first: a segment reading the account flag then sees this round's flags
+    return {"account_flags": refresh_flags, "segment_hooks": sync_hooks}

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperGroup
 
+from leadledger.cli.accounts import register as register_accounts
 from leadledger.cli.api import register as register_api
 from leadledger.cli.automation import register as register_automation
 from leadledger.cli.council import council_app
@@ -68,6 +69,7 @@ register_api(app)  # serve, token, hook, demo-logins
 register_time(app)
 register_segments(app)
 register_quality(app)
+register_accounts(app)
 app.command()(init)
 
 

@@ -10,9 +10,9 @@ the set and the watermark are written in one transaction, so a sync is queued on
 
 from __future__ import annotations
 
-from sqlalchemy import Column, PrimaryKeyConstraint, String, Table
+from sqlalchemy import Column, Index, Integer, PrimaryKeyConstraint, String, Table
 
-from leadledger.store.tables import UTCDateTime, metadata
+from leadledger.store.tables import Id, UTCDateTime, metadata
 
 segment_marks = Table(
     "segment_marks",
@@ -28,4 +28,21 @@ segment_hook_members = Table(
     Column("segment", String(100), nullable=False),
     Column("lead_id", String(64), nullable=False),
     PrimaryKeyConstraint("segment", "lead_id"),
+)
+
+# Seed 000: several leads of one company all in Nurture -> flag the account for account-based review. One row
+# per time the condition started to hold; the flag is up while `cleared_at` and `dismissed_at` are empty.
+# A dismissed flag stays dismissed while the condition lasts; when it ends the row is cleared, and the next time
+# the condition holds a new row is raised.
+account_flags = Table(
+    "account_flags",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("account", String(320), nullable=False),  # domain.contacts.account_key
+    Column("raised_at", UTCDateTime(), nullable=False),
+    Column("leads", Integer, nullable=False),  # the open leads (all in Nurture) when it was raised
+    Column("dismissed_at", UTCDateTime()),
+    Column("dismissed_by", String(100)),
+    Column("cleared_at", UTCDateTime()),  # the condition stopped holding
+    Index("ix_account_flags_account", "account"),
 )
