@@ -21,7 +21,7 @@ from leadledger.api import errors as error_handlers
 from leadledger.api.deps import known_query_only
 from leadledger.api.guard import DEFAULT_MAX_BODY, JSON_TYPES, BodyRule, Guard
 from leadledger.api.openapi import COMMON, errors
-from leadledger.api.routers import access, events, governance, insights, leads, model, segments, work
+from leadledger.api.routers import access, accounts, events, governance, insights, leads, model, segments, work
 from leadledger.bootstrap import build_app
 from leadledger.services.app import App
 from leadledger.services.writer import ChangeWriter
@@ -89,7 +89,7 @@ def create_app(app: App | None = None, *, max_body: int = DEFAULT_MAX_BODY) -> F
     api.state.writer = writer
     for router in (
         leads.router, events.router, model.router, work.router, access.router, insights.router, governance.router,
-        segments.router,
+        segments.router, accounts.router,
     ):
         # included one by one, not under a parent /api/v1 router: one level less to match on every request
         api.include_router(

@@ -30,7 +30,7 @@ def account_list(
     """Every account with a lead you may see: its leads per status and its review flag."""
     from leadledger.services.accounts import list_accounts
 
-    rows = list_accounts(State.app(), actor=actor or Settings().actor, flagged=flagged)
+    rows = list_accounts(State.app(), actor=actor or Settings().actor, flagged=True if flagged else None)
     table = [{**r, "statuses": _statuses(r["statuses"])} for r in rows]
     emit(table if fmt is not Format.json else rows,
          ["key", "company", "leads", "statuses", "flagged", "raised_at", "dismissed_by"], fmt,

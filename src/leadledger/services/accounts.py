@@ -126,15 +126,21 @@ def _summary(key: str, members: list[_Lead], flag: dict[str, Any] | None) -> dic
     }
 
 
-def list_accounts(app: App, *, actor: str, flagged: bool = False) -> list[dict[str, Any]]:
-    """The accounts with a lead the actor may see (a rep their leads, a manager their teams', ops all), each
-    with the visible leads' count per status and its review flag; `flagged`: only those flagged."""
+def list_accounts(
+    app: App, *, actor: str, flagged: bool | None = None, after: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """The accounts with a lead the actor may see (a rep their leads, a manager their teams', ops all), by key,
+    each with the visible leads' count per status and its review flag; `flagged`: only those flagged (True) or
+    only those not (False); `after` / `limit`: the page after that key."""
     with app.db.read() as conn:
         scope = scope_in(conn, resolve_actor(conn, actor))
         accounts = _grouped(conn, scope)
         flags = _flags(conn)
-    rows = [_summary(key, members, flags.get(key)) for key, members in sorted(accounts.items())]
-    return [r for r in rows if r["flagged"]] if flagged else rows
+    rows = [_summary(key, members, flags.get(key)) for key, members in sorted(accounts.items())
+            if after is None or key > after]  # fmt: skip
+    if flagged is not None:
+        rows = [r for r in rows if r["flagged"] is flagged]
+    return rows if limit is None else rows[:limit]
 
 
 def show_account(app: App, key: str, *, actor: str) -> dict[str, Any]:
@@ -158,6 +164,8 @@ def dismiss_flag(app: App, key: str, *, actor: str) -> dict[str, Any]:
         who = resolve_actor(conn, actor)
         if who.role not in DISMISSERS:
             raise Forbidden("only a manager or ops may dismiss an account's review flag")
+        if key not in _grouped(conn, scope_in(conn, who)):  # a manager decides for accounts of their teams
+            raise NotFound(f"account: no account {key!r} among the leads you may see")
         result = conn.execute(
             update(account_flags)
             .where(account_flags.c.account == key, account_flags.c.cleared_at.is_(None),
