@@ -28,7 +28,7 @@ from leadledger.services.writer import ChangeWriter
 from leadledger.web.context import CsrfRejected, LoginRequired, WebOptions, WebState
 from leadledger.web.imports import ImportJobs
 from leadledger.web.live import LiveFeed
-from leadledger.web.pages import admin, board, dashboards, guide, imports, lead, leads, live, login, work
+from leadledger.web.pages import accounts, admin, board, dashboards, guide, imports, lead, leads, live, login, work
 from leadledger.web.render import page
 from leadledger.web.security import ASGIApp, Receive, Scope, Send, WebGuard
 
@@ -69,6 +69,7 @@ def create_web(
         login.router,
         leads.router,
         lead.router,
+        accounts.router,
         board.router,
         work.router,
         dashboards.router,
