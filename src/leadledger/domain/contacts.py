@@ -83,6 +83,12 @@ def contact_keys(email: str | None, phone: str | None) -> dict[str, str | None]:
     return {"email_key": email_key(email), "phone_key": phone_key(phone)}
 
 
+def lead_keys(email: str | None, phone: str | None, company: str | None) -> dict[str, str | None]:
+    """Every key a `leads` row stores beside its contact data: the match keys and the account (one definition
+    for every writer: the unit of work, the importer, the demo, history rebuilds, the migrations)."""
+    return {**contact_keys(email, phone), "account_key": account_key(company, email)}
+
+
 def email_domain(email: str | None) -> str | None:
     key = email_key(email)
     return key.rpartition("@")[2] if key else None

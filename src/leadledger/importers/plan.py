@@ -21,7 +21,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from leadledger.domain.changes import Actor, ChangeRequest, LeadState, StatusChange
-from leadledger.domain.contacts import contact_keys
+from leadledger.domain.contacts import lead_keys
 from leadledger.domain.engine import change_status, new_lead
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import fold
@@ -494,7 +494,7 @@ class Planner:
 
 
 def _keys(fields: dict[str, Any]) -> tuple[str | None, ...]:
-    keys = contact_keys(fields.get("email") or None, fields.get("phone") or None)
+    keys = lead_keys(fields.get("email") or None, fields.get("phone") or None, fields.get("company") or None)
     return tuple(keys[c] for c in KEY_COLUMNS)
 
 

@@ -16,10 +16,11 @@ from datetime import date
 from typing import Any, TypeVar
 
 from leadledger.domain.automation import RouteAction
-from leadledger.domain.contacts import email_key, phone_key
+from leadledger.domain.contacts import lead_keys
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import Projection
 from leadledger.services.errors import Invalid
+from leadledger.store.tables import KEY_COLUMNS
 
 TEAMS = (("sdr-east", "default", "maria"), ("sdr-emea", "emea", "jonas"), ("ae", "default", "maria"))
 MANAGERS = (("maria", "manager", None), ("jonas", "manager", None), ("marketing", "manager", None))
@@ -173,6 +174,7 @@ class _Sim:
             for data in self.data:
                 merged.update(json.loads(data))
             fields = ENCODE(merged)
+        keys = lead_keys(*(None if v is null else v for v in lead[2:5]))  # from email, phone, company
         p = self.projection
         owner = p.owner
         team = out.owner_teams.get(owner) if owner is not None else None
@@ -181,7 +183,7 @@ class _Sim:
             p.status_since, p.stage_since, p.created_at, p.updated_at, p.version, p.status_entry_seq,
             p.status_source, null if p.status_rule is None else p.status_rule,
             null if p.prev_status is None else p.prev_status, null if p.reason is None else p.reason, fields,
-            email_key(lead[2]) or null, null if lead[3] is null else phone_key(lead[3]),
+            *(null if (v := keys[c]) is None else v for c in KEY_COLUMNS),
         )  # fmt: skip
 
 

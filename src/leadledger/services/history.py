@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from leadledger.domain.contacts import contact_keys
+from leadledger.domain.contacts import lead_keys
 from leadledger.domain.timeline import Projection
 from leadledger.store.bulk import stored_time
 from leadledger.store.tables import ACTIVITY_COLUMNS, CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS
@@ -131,7 +131,7 @@ def history_rows(
         values.update(
             id=lead_id, owner=owner, team=team, created_at=_ts(projection.created_at, sqlite),
             incomplete=yes if lead.get("incomplete") else no, fields=as_json(lead.get("fields")),
-            **contact_keys(lead.get("email"), lead.get("phone")),
+            **lead_keys(lead.get("email"), lead.get("phone"), lead.get("company")),
         )  # fmt: skip
         for column in _PROJECTED_TIMES:
             values[column] = _ts(getattr(projection, column), sqlite)

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from leadledger.domain.changes import Activity, json_ready
-from leadledger.domain.contacts import contact_keys
+from leadledger.domain.contacts import lead_keys
 from leadledger.domain.timeline import Projection, SlaClock, TimelineStep
 from leadledger.store import bulk
 from leadledger.store.ports import (
@@ -78,7 +78,7 @@ def projection_values(projection: Projection, team: str | None) -> dict[str, Any
     for column in CONTACT_COLUMNS:
         values[column] = fields.get(column)
     values["fields"] = extra or None
-    values.update(contact_keys(values["email"], values["phone"]))
+    values.update(lead_keys(values["email"], values["phone"], values["company"]))
     return values
 
 

@@ -137,9 +137,11 @@ leads = Table(
     Column("fields", Json),
     Column("email_key", String(320), info=KEY),  # the mailbox: case, dots and +tags as the provider reads them
     Column("phone_key", String(40), info=KEY),  # the number in E.164, when it is written with its country code
+    Column("account_key", String(320), info=KEY),  # the account: normalised company, else a work e-mail domain
     Index("ix_leads_status_stage", "status", "stage"),
     Index("ix_leads_email_key", "email_key"),
     Index("ix_leads_phone_key", "phone_key"),
+    Index("ix_leads_account_key_status", "account_key", "status"),
     Index("ix_leads_owner_status", "owner", "status"),
     Index("ix_leads_source", "source"),
 )

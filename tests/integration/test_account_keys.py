@@ -1,0 +1,83 @@
+"""`leads.account_key` is written by every writer from the one definition (`domain.contacts.lead_keys`): the
+unit of work (create, a field change, a merge), the importer, the demo and migration 0014's backfill. Accounts
+are grouped on it, so a writer that forgot it would drop its leads from every account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select, text, update
+
+from leadledger.bootstrap import build_app
+from leadledger.domain.contacts import account_key
+from leadledger.importers import import_file
+from leadledger.services import accounts, demo, models
+from leadledger.services import leads as svc
+from leadledger.services.app import App
+from leadledger.services.changes import ChangeSpec
+from leadledger.services.merge import merge_leads
+from leadledger.store.db import migrate
+from leadledger.store.tables import leads
+
+
+def stored(app: App) -> dict[str, tuple[str | None, str | None, str | None]]:
+    with app.db.read() as conn:
+        rows = conn.execute(select(leads.c.id, leads.c.company, leads.c.email, leads.c.account_key)).all()
+    return {r.id: (r.company, r.email, r.account_key) for r in rows}
+
+
+def assert_every_key_is_derived(app: App) -> None:
+    for lead_id, (company, email, key) in stored(app).items():
+        assert key == account_key(company, email), lead_id
+
+
+def test_the_unit_of_work_writes_the_key_on_create_change_and_merge(team_app: App) -> None:
+    keep = svc.create_lead(team_app, actor="maria", fields={"name": "Jo", "email": "jo@gmail.com"}).lead_id
+    other = svc.create_lead(team_app, actor="maria",
+                            fields={"name": "Jo", "phone": "+12025550143", "company": "Initech LLC"}).lead_id  # fmt: skip
+    moved = svc.create_lead(team_app, actor="maria", fields={"name": "Al", "email": "al@acme.example"}).lead_id
+    assert stored(team_app)[keep][2] is None and stored(team_app)[moved][2] == "acme.example"
+    svc.change_lead(team_app, actor="maria", spec=ChangeSpec(moved, fields={"company": "Globex, Inc."}))
+    assert stored(team_app)[moved][2] == "globex"
+    merge_leads(team_app, survivor=keep, duplicate=other, actor="maria")  # the survivor takes the company
+    assert stored(team_app)[keep][2] == "initech"
+    assert_every_key_is_derived(team_app)
+    assert [a["key"] for a in accounts.list_accounts(team_app, actor="maria")] == ["globex", "initech"]
+
+
+def test_the_importer_writes_the_key(team_app: App, tmp_path: Path) -> None:
+    source = tmp_path / "leads.csv"
+    source.write_text("Lead ID,Name,E-mail,Company\nL1,Jo Doe,jo@x.io,\"Acme, Inc\"\nL2,Al Po,al@initech.example,\n"
+                      "L3,Cy Ng,cy@gmail.com,\n")  # fmt: skip
+    mapping = "columns:\n  id: Lead ID\n  name: Name\n  email: E-mail\n  company: Company\n"
+    summary = import_file(team_app, kind="leads", path=source, mapping=mapping, actor="admin",
+                          rejects_path=tmp_path / "rejects.csv")  # fmt: skip
+    assert summary.imported == 3
+    assert {k: v[2] for k, v in stored(team_app).items()} == {"L1": "acme", "L2": "initech.example", "L3": None}
+
+
+def test_the_demo_writes_the_key(sqlite_url: str) -> None:
+    app = build_app(db_url=sqlite_url)
+    models.initialise(app)
+    demo.generate(app, leads=120, seed=3, workers=0)
+    found = stored(app)
+    assert len(found) == 120 and all(key for _, _, key in found.values())
+    assert_every_key_is_derived(app)
+    app.db.dispose()
+
+
+def test_migration_0014_backfills_the_key(tmp_path: Path) -> None:
+    app = build_app(db_url=f"sqlite:///{tmp_path / 'old.db'}")
+    models.initialise(app)
+    for n, (company, email) in enumerate([("Acme, Inc.", "a@x.io"), (None, "b@initech.example"), (None, "c@gmail.com")]):
+        fields = {"name": f"L{n}", "email": email} | ({"company": company} if company else {})
+        svc.create_lead(app, actor="admin", fields=fields)
+    with app.db.write() as conn:  # as a database of 0013 holds them: no key
+        conn.execute(update(leads).values(account_key=None))
+        conn.execute(text("DROP INDEX ix_leads_account_key_status"))
+        conn.execute(text("ALTER TABLE leads DROP COLUMN account_key"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0013'"))
+    migrate(app.db)
+    assert sorted(k for _, _, k in stored(app).values() if k) == ["acme", "initech.example"]
+    assert_every_key_is_derived(app)
+    app.db.dispose()
