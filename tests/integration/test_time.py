@@ -222,7 +222,27 @@ def test_nurture_past_its_re_evaluation_date_comes_back_recycled_to_a_fresh_rep(
     assert (lead["status"], lead["reason"], lead["owner"]) == ("recycled", "timing_window", "ben")
 
 
-def test_every_lead_of_a_company_in_nurture_flags_it_for_account_based_review(org):
+COMPANY_RULE = """  - name: company_all_nurture
+    description: Several leads from one company, all in Nurture -> account-based strategy review.
+    statuses: [nurture]
+    group_by: company
+    min_group: 2
+    then:
+      notify: {to: ["role:manager"], message: "Every lead from this company is in Nurture: review for account-based marketing"}
+"""
+
+
+def test_a_group_by_time_rule_notifies_once_per_company_with_all_its_leads_in_nurture(org):
+    # the default model flags such accounts (services.accounts) instead; a model may still declare this rule
+    from importlib import resources
+
+    from leadledger.services import models
+
+    text = (resources.files("leadledger.model") / "default_model.yaml").read_text()
+    marker = "\n# ---------------------------------------------------------------------------------------------------\n# Marketing segments"
+    assert marker in text and "company_all_nurture" not in text
+    models.activate_model(org, text=text.replace(marker, "\n" + COMPANY_RULE + marker, 1), file="company.yaml",
+                          actor="admin")  # fmt: skip
     for n in range(2):
         lead_id = new_lead(org, company="Globex")
         change(org, "ana" if n == 0 else "ben", lead_id, status="nurture", reason="not_ready",
