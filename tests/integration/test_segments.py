@@ -16,18 +16,25 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import insert
 from test_reports_builder import Lead, at, new_world, write
 
+from leadledger.analytics.context import naive
+from leadledger.analytics.store.connection import open_store
 from leadledger.bootstrap import build_app
 from leadledger.cli.output import Format
 from leadledger.cli.segments import write_export
 from leadledger.domain.clock import FixedClock
-from leadledger.domain.segments import members
+from leadledger.domain.contacts import account_key
+from leadledger.domain.segments import flag_up, members
 from leadledger.marketing import segments as seg
+from leadledger.marketing.conditions_sql import Params
+from leadledger.marketing.membership import Builder
 from leadledger.model.loader import default_model_text
 from leadledger.services import models
 from leadledger.services.demo import generate
 from leadledger.services.errors import Invalid
+from leadledger.store.tables_marketing import account_flags
 
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -211,11 +218,19 @@ step = st.fixed_dictionaries(
     }
 )
 ledger = st.lists(st.lists(step, max_size=6), min_size=1, max_size=12)
+# each lead's company: one of two per example (its accounts), or none (the account of its e-mail domain, never
+# flagged here); and account flags raised, cleared and dismissed at random hours after the leads were created
+companies = st.lists(st.sampled_from([0, 1, None]), min_size=12, max_size=12)
+later = st.one_of(st.none(), st.integers(1, 24 * 40))
+flags = st.lists(st.tuples(st.sampled_from([0, 1]), st.integers(0, 24 * 85), later, later), min_size=1, max_size=4)
 example_counter = iter(range(10**6))
 
 
-def reference_attributes(model, lead_id: str, steps: list[dict], created: datetime, t: datetime) -> dict | None:
-    """A lead's attributes at t folded in plain Python from the steps (distinct times, so no ties)."""
+def reference_attributes(
+    model, lead_id: str, steps: list[dict], created: datetime, t: datetime, flags: list[dict] = ()
+) -> dict | None:
+    """A lead's attributes at t folded in plain Python from the steps (distinct times, so no ties); `flags`: the
+    rows of its account's review flags."""
     if created > t:
         return None
     state = {"status": "new", "stage": "lead", "reason": None}
@@ -240,6 +255,7 @@ def reference_attributes(model, lead_id: str, steps: list[dict], created: dateti
         "unsubscribed": fields.get("unsubscribed"),
         "email_bounced": fields.get("email_bounced"),
         "re_evaluation_due": bool(due and due <= t.date().isoformat()),
+        "account.flagged": flag_up(flags, t),
     }
 
 
@@ -252,16 +268,27 @@ def sqlite_world(sqlite_url, monkeypatch, tmp_path):
 
 
 @settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(histories=ledger, hours_back=st.sampled_from([0, 30, 24 * 12, 24 * 40]))
+@given(histories=ledger, hours_back=st.sampled_from([0, 30, 24 * 12, 24 * 40]), companies=companies, flags=flags)
 def test_suppression_wins_and_membership_is_the_segments_definition_over_random_ledgers(
-    sqlite_world, histories, hours_back
+    sqlite_world, histories, hours_back, companies, flags
 ):
     model = sqlite_world.loaded_model().model
     run = next(example_counter)
     created = datetime(2026, 9, 1, tzinfo=UTC)
+    names = [f"Acme {run}", f"Initech {run}"]  # accounts of this example only
+    flag_rows = [
+        {"account": account_key(names[which], None), "raised_at": (up := created + timedelta(hours=raised)),
+         "cleared_at": up + timedelta(hours=cleared) if cleared else None,
+         "dismissed_at": up + timedelta(hours=dismissed) if dismissed else None, "leads": 2}
+        for which, raised, cleared, dismissed in flags
+    ]  # fmt: skip
+    with sqlite_world.db.write() as conn:  # test data: flags at made-up times (the service raises them at its now)
+        conn.execute(insert(account_flags), flag_rows)
     leads = []
     for n, steps in enumerate(histories):
         lead = Lead(f"P{run}-{n}", created)
+        if companies[n] is not None:
+            lead.lead["company"] = names[companies[n]]
         moment = created
         for s in steps:
             moment = moment + timedelta(hours=s["hours"])
@@ -270,8 +297,15 @@ def test_suppression_wins_and_membership_is_the_segments_definition_over_random_
     write(sqlite_world, *leads)
     t = T0 - timedelta(hours=hours_back)
     mine = {lead.lead["id"] for lead in leads}
+
+    def flags_of(n: int) -> list[dict]:
+        key = account_key(leads[n].lead.get("company"), leads[n].lead["email"])
+        return [f for f in flag_rows if f["account"] == key]
+
     reference = [
-        a for n, steps in enumerate(histories) if (a := reference_attributes(model, f"P{run}-{n}", steps, created, t))
+        a
+        for n, steps in enumerate(histories)
+        if (a := reference_attributes(model, f"P{run}-{n}", steps, created, t, flags_of(n)))
     ]
     found_all = seg.memberships(sqlite_world, as_of=t)
     suppressed = found_all["suppress"] & mine
@@ -280,6 +314,13 @@ def test_suppression_wins_and_membership_is_the_segments_definition_over_random_
         assert found == members(model.segments, key, reference), key
         if not segment.suppression:
             assert not found & suppressed, key
+    # the attribute itself, lead by lead (segments hide most leads behind suppression)
+    builder = Builder(model.segments, model.fields)
+    params = Params("p")
+    sql = builder.attributes({"account.flagged"}, params.add(naive(t)), params, "")
+    with open_store(sqlite_world) as conn:
+        flagged = {i: f for i, f in conn.execute(sql, params.values).fetchall() if i in mine}
+    assert flagged == {a["id"]: a["account.flagged"] for a in reference}
 
 
 def test_membership_as_of_t_equals_membership_on_a_copy_truncated_at_t(sqlite_url, tmp_path, monkeypatch):

@@ -8,8 +8,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadledger.domain.conditions import compile_condition
-from leadledger.domain.segments import Segment, dependencies, members
+from leadledger.domain.conditions import SEGMENT_SCOPES, compile_condition
+from leadledger.domain.segments import Segment, context, dependencies, flag_up, members
 from leadledger.marketing.conditions_sql import Params, condition_sql
 from leadledger.model.loader import default_model_text, load_text
 from leadledger.model.source import ModelError, read_yaml
@@ -61,12 +61,45 @@ def test_the_default_model_has_seed_004s_segments_with_suppression_first():
         ({"key": "a", "label": "A"}, "needs when"),
         ({"key": "a", "label": "A", "include": ["nope"]}, "unknown segment"),
         ({"key": "a", "label": "A", "include": ["a"]}, "itself"),
+        ({"key": "a", "label": "A", "when": {"attr": "account.colour", "op": "eq", "value": "x"}}, "unknown attribute"),
+        ({"key": "a", "label": "A", "when": {"attr": "account.flagged", "op": "gt", "value": 1}}, "yes/no"),
+        ({"key": "a", "label": "A", "when": {"attr": "account.flagged", "op": "eq", "value": "maybe"}}, "yes/no"),
     ],
 )
 def test_a_segment_the_model_cannot_evaluate_is_refused_naming_the_key(segment, message):
     found = errors([segment])
     assert any(message in f for f in found), found
     assert all(f.startswith("segments[0]") for f in found), found
+
+
+def test_account_flagged_is_valid_in_a_segment_and_refused_in_rule_guards_with_file_and_line():
+    segments = load_segments(
+        [{"key": "a", "label": "A", "when": {"attr": "account.flagged", "op": "eq", "value": True}}]
+    )
+    assert segments["a"].attributes == {"account.flagged"}
+    text = default_model_text()
+    guard = "    when: {attr: lead.status, op: in, value: [new, assigned, recycled]}\n"
+    assert text.count(guard) == 1  # the first rule's guard (first_email_sent)
+    line = text[: text.index(guard)].count("\n") + 1
+    for changed in (
+        text.replace(guard, "    when: {attr: account.flagged, op: eq, value: true}\n"),
+        text.replace(guard, "    when: {all: [{not: {attr: account.flagged, op: eq, value: true}}]}\n"),
+    ):
+        with pytest.raises(ModelError) as caught:
+            load_text(changed, "m.yaml")
+        found = [str(i) for i in caught.value.issues]
+        assert len(found) == 1 and found[0].startswith(f"m.yaml:{line}: rules[0].when"), found
+        assert "only valid in segment conditions" in found[0], found
+
+
+def test_the_default_account_review_segment_counts_open_leads_as_the_flag_does():
+    """account_review's status list is the statuses the flag's condition does not count (won, lost, data)."""
+    model = load_text(default_model_text()).model
+    review = model.segments["account_review"]
+    assert review.attributes == {"account.flagged", "status"} and not review.suppression
+    (status_test,) = [t for t in review.when.source["all"] if t["attr"] == "lead.status"]
+    closed = {k for k, s in model.statuses.items() if s.category in ("won", "lost", "data_problem")}
+    assert status_test["op"] == "not_in" and set(status_test["value"]) == closed
 
 
 def test_segments_cannot_combine_in_a_cycle_and_suppression_combines_suppression_only():
@@ -106,12 +139,35 @@ def test_members_subtracts_every_suppression_segment_from_inclusion_segments():
     assert members(segments, "no_mail", leads) == {"2"}
 
 
+def test_members_reads_the_accounts_flag_and_suppression_still_wins():
+    def seg(key: str, when: dict, **kw) -> Segment:
+        return Segment(key, key, when=compile_condition(when, scopes=SEGMENT_SCOPES), **kw)
+
+    segments = {
+        "no_mail": seg("no_mail", {"attr": "lead.unsubscribed", "op": "eq", "value": True}, kind="suppression"),
+        "review": seg("review", {"attr": "account.flagged", "op": "eq", "value": True}),
+    }
+    leads = [
+        {"id": "1", "unsubscribed": None, "account.flagged": True},
+        {"id": "2", "unsubscribed": True, "account.flagged": True},
+        {"id": "3", "unsubscribed": None, "account.flagged": False},
+    ]
+    assert members(segments, "review", leads) == {"1"}
+
+
+def test_a_flag_is_up_from_raised_until_cleared_or_dismissed():
+    flag = {"raised_at": 10, "cleared_at": None, "dismissed_at": 20}
+    assert [flag_up([flag], t) for t in (9, 10, 19, 20)] == [False, True, True, False]
+    again = {"raised_at": 30, "cleared_at": 40, "dismissed_at": None}
+    assert [flag_up([flag, again], t) for t in (25, 30, 39, 40)] == [False, True, True, False]
+
+
 # --- the SQL form means what the interpreter means ---------------------------------------------------
 
 TEXTS = st.sampled_from(["", "new", "New", "nurture", "5", "5.0", "10", "-3", "2026-11-20", "2026-11-20T10:00:00Z",
                          "acme", "ACME Inc", "true", "False", "x=y", "Ünïcode"])  # fmt: skip
 NUMBERS = st.one_of(st.none(), st.floats(min_value=-1000, max_value=1000, allow_nan=False), st.integers(-5, 50))
-COLUMNS = {"a": "text", "b": "text", "n": "number", "f": "bool"}
+COLUMNS = {"a": "text", "b": "text", "n": "number", "f": "bool", "account.flagged": "bool"}
 
 
 def _row() -> st.SearchStrategy[dict]:
@@ -121,6 +177,7 @@ def _row() -> st.SearchStrategy[dict]:
             "b": st.one_of(st.none(), TEXTS),
             "n": NUMBERS.map(lambda v: None if v is None else float(v)),
             "f": st.one_of(st.none(), st.booleans()),
+            "account.flagged": st.booleans(),  # never missing: a lead without an account is not flagged
         }
     )
 
@@ -143,7 +200,7 @@ def _test(draw: st.DrawFn) -> dict:
         "bool": ["eq", "ne", "exists", "missing"],
     }[kind]
     op = draw(st.sampled_from(ops))
-    test: dict = {"attr": f"lead.{column}", "op": op}
+    test: dict = {"attr": column if "." in column else f"lead.{column}", "op": op}
     if op in ("exists", "missing"):
         return test
     if op in ("in", "not_in"):
@@ -176,16 +233,23 @@ def duck():
 @settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(condition=CONDITIONS, rows=st.lists(_row(), min_size=1, max_size=8))
 def test_the_sql_form_of_a_condition_selects_what_the_interpreter_selects(duck, condition, rows):
-    duck.execute("CREATE OR REPLACE TEMP TABLE t (id INTEGER, a VARCHAR, b VARCHAR, n DOUBLE, f BOOLEAN)")
+    duck.execute(
+        'CREATE OR REPLACE TEMP TABLE t (id INTEGER, a VARCHAR, b VARCHAR, n DOUBLE, f BOOLEAN, "account.flagged" BOOLEAN)'
+    )
     duck.executemany(
-        "INSERT INTO t VALUES (?, ?, ?, ?, ?)", [(i, r["a"], r["b"], r["n"], r["f"]) for i, r in enumerate(rows)]
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?)",
+        [(i, r["a"], r["b"], r["n"], r["f"], r["account.flagged"]) for i, r in enumerate(rows)],
     )
     params = Params()
-    sql = condition_sql(condition, lambda name: (name, COLUMNS[name]), params)
+    sql = condition_sql(condition, lambda name: (f'"{name}"', COLUMNS[name]), params)
     selected = {row[0] for row in duck.execute(f"SELECT id FROM t WHERE {sql}", params.values).fetchall()}
-    fetched = duck.execute("SELECT id, a, b, n, f FROM t").fetchall()
-    interpreter = compile_condition(condition)
-    expected = {i for i, a, b, n, f in fetched if interpreter({"lead": {"a": a, "b": b, "n": n, "f": f}})}
+    fetched = duck.execute('SELECT id, a, b, n, f, "account.flagged" FROM t').fetchall()
+    interpreter = compile_condition(condition, scopes=SEGMENT_SCOPES)
+    expected = {
+        i
+        for i, a, b, n, f, flagged in fetched
+        if interpreter(context({"a": a, "b": b, "n": n, "f": f, "account.flagged": flagged}))
+    }
     assert selected == expected, sql
 
 

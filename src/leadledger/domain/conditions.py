@@ -4,6 +4,8 @@ A condition is a tree: `{all: [...]}`, `{any: [...]}`, `{not: {...}}`, or a test
 `{attr: "event.classification", op: "in", value: ["positive", "neutral"]}`. Attributes name what a rule may
 look at: the event (`event.type`, `event.<data key>`), the lead (`lead.status`, `lead.<field>`), and the
 change being made (`change.to_status`, `change.reason`...). Conditions are compiled once, when the model loads.
+Segment conditions may also read the lead's account (`account.flagged`): that is evaluated from the analytics
+store as of a time, so rule guards, which run on the write path, may not.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from typing import Any
 
 OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "missing", "contains")
 SCOPES = ("event", "lead", "change")
+SEGMENT_SCOPES = (*SCOPES, "account")  # what a segment's condition may name (the model checks it reads lead/account)
+# scopes only some conditions may read, and which
+RESTRICTED_SCOPES = {"account": "segment conditions"}
 
 
 class ConditionError(ValueError):
@@ -43,14 +48,15 @@ class Condition:
 ALWAYS = Condition(lambda _ctx: True, None)
 
 
-def compile_condition(data: Any, path: tuple[str | int, ...] = ()) -> Condition:
-    """Compile the data form of a condition; raises ConditionError naming the bad part."""
+def compile_condition(data: Any, path: tuple[str | int, ...] = (), scopes: tuple[str, ...] = SCOPES) -> Condition:
+    """Compile the data form of a condition whose attributes start with one of `scopes`; raises ConditionError
+    naming the bad part."""
     if data is None:
         return ALWAYS
-    return Condition(_compile(data, path), data)
+    return Condition(_compile(data, path, scopes), data)
 
 
-def _compile(data: Any, path: tuple[str | int, ...]) -> Test:
+def _compile(data: Any, path: tuple[str | int, ...], scopes: tuple[str, ...]) -> Test:
     if not isinstance(data, Mapping):
         raise ConditionError(
             path, "a condition is a mapping: {all: [...]}, {any: [...]}, {not: ...} or {attr, op, value}"
@@ -61,26 +67,33 @@ def _compile(data: Any, path: tuple[str | int, ...]) -> Test:
         items = data[kind]
         if not isinstance(items, list) or not items:
             raise ConditionError((*path, kind), f"{kind} needs a non-empty list of conditions")
-        parts = [_compile(item, (*path, kind, i)) for i, item in enumerate(items)]
+        parts = [_compile(item, (*path, kind, i), scopes) for i, item in enumerate(items)]
         if kind == "all":
             return lambda ctx: all(p(ctx) for p in parts)
         return lambda ctx: any(p(ctx) for p in parts)
     if keys == {"not"}:
-        inner = _compile(data["not"], (*path, "not"))
+        inner = _compile(data["not"], (*path, "not"), scopes)
         return lambda ctx: not inner(ctx)
     if "attr" in keys:
         unknown = keys - {"attr", "op", "value"}
         if unknown:
             raise ConditionError(path, f"unknown key(s) in a test: {', '.join(sorted(unknown))}")
-        return _test(data, path)
+        return _test(data, path, scopes)
     raise ConditionError(path, f"cannot read condition keys {sorted(keys)}: use all, any, not, or attr/op/value")
 
 
-def _test(data: Mapping[str, Any], path: tuple[str | int, ...]) -> Test:
+def _test(data: Mapping[str, Any], path: tuple[str | int, ...], scopes: tuple[str, ...]) -> Test:
     attr = data["attr"]
     op = data.get("op", "eq")
-    if not isinstance(attr, str) or "." not in attr or attr.split(".", 1)[0] not in SCOPES:
-        raise ConditionError((*path, "attr"), f"attr {attr!r} must start with one of: {', '.join(SCOPES)}")
+    if isinstance(attr, str) and attr.partition(".")[0] in RESTRICTED_SCOPES and attr.partition(".")[0] not in scopes:
+        where = RESTRICTED_SCOPES[attr.partition(".")[0]]
+        raise ConditionError(
+            (*path, "attr"),
+            f"{attr} is only valid in {where}: it is evaluated from the analytics store as of a time, "
+            "and this condition runs on the write path",
+        )
+    if not isinstance(attr, str) or "." not in attr or attr.split(".", 1)[0] not in scopes:
+        raise ConditionError((*path, "attr"), f"attr {attr!r} must start with one of: {', '.join(scopes)}")
     if op not in OPS:
         raise ConditionError((*path, "op"), f"unknown op {op!r} (one of: {', '.join(OPS)})")
     scope, key = attr.split(".", 1)

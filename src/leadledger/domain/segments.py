@@ -1,7 +1,7 @@
 """Marketing segments as data: who to nurture, re-engage, review, or suppress (seed 004).
 
 A segment is a condition in the language automation rules use (`{all|any: [...]}`, `{not: ...}`,
-`{attr: lead.<attribute>, op, value}`), plus other segments it includes or excludes. Suppression segments win:
+`{attr: lead.<attribute>, op, value}`, and `account.flagged`), plus other segments it includes or excludes. Suppression segments win:
 a lead in any of them is never a member of an inclusion segment. Membership is a function of the ledger at a
 time T; the analytics store evaluates it set-based (see `leadledger.marketing`), and `members` below is the
 same definition in plain Python, the reference the SQL is tested against.
@@ -39,6 +39,16 @@ ATTRIBUTES: dict[str, tuple[str, str]] = {
     "days_since_activity": ("number", "days since the last logged activity; missing when none"),
     "re_evaluation_due": ("bool", "re_evaluate_on is set and is on or before the day (UTC) of the as-of time"),
 }
+# What a segment condition may read about the lead's account (`account.<name>`), with its type. Only segment
+# conditions: they are evaluated from the analytics store as of a time; rule guards run on the write path.
+ACCOUNT_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    "flagged": (
+        "bool",
+        "the lead's account had an account-review flag raised, neither cleared nor dismissed, at the as-of time "
+        "(the account is the lead's current one: a lead whose company changed counts with its new account "
+        "for past times too)",
+    ),
+}
 NUMBER_OPS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "exists", "missing"})
 BOOL_OPS = frozenset({"eq", "ne", "exists", "missing"})
 # fields the ledger carries that are not the lead's data: never offered to a condition
@@ -64,7 +74,7 @@ class Segment:
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     webhook: SegmentWebhook | None = None
-    attributes: frozenset[str] = field(default_factory=frozenset)  # what `when` reads (without `lead.`)
+    attributes: frozenset[str] = field(default_factory=frozenset)  # what `when` reads ("status", "account.flagged")
 
     @property
     def suppression(self) -> bool:
@@ -84,6 +94,28 @@ def condition_attributes(source: Any) -> set[str]:
         if "not" in source:
             found |= condition_attributes(source["not"])
     return found
+
+
+def flag_up(flags: Iterable[Mapping[str, Any]], t: Any) -> bool:
+    """Whether any of an account's flag rows ({raised_at, cleared_at, dismissed_at}) was up at `t`: raised by
+    then, and neither cleared nor dismissed by then (the definition `account.flagged` reads)."""
+    return any(
+        f["raised_at"] <= t
+        and (f.get("cleared_at") is None or f["cleared_at"] > t)
+        and (f.get("dismissed_at") is None or f["dismissed_at"] > t)
+        for f in flags
+    )
+
+
+def context(row: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The condition context for a lead's attributes: `row` is what `lead.` reads, and its qualified keys
+    ("account.flagged") are what other scopes read."""
+    scoped: dict[str, dict[str, Any]] = {}
+    for name, value in row.items():
+        scope, dot, attribute = str(name).partition(".")
+        if dot:
+            scoped.setdefault(scope, {})[attribute] = value
+    return {**scoped, "lead": row}
 
 
 def dependencies(segments: Mapping[str, Segment], key: str) -> list[str]:
@@ -109,7 +141,8 @@ def dependencies(segments: Mapping[str, Segment], key: str) -> list[str]:
 
 
 def members(segments: Mapping[str, Segment], key: str, leads: Iterable[Mapping[str, Any]]) -> set[str]:
-    """The ids of the leads (each a mapping of attribute -> value at one time) in segment `key`."""
+    """The ids of the leads (each a mapping of attribute -> value at one time, "account.flagged" for the
+    account's) in segment `key`."""
     rows = list(leads)
     cache: dict[str, set[str]] = {}
     for name in dependencies(segments, key):
@@ -117,7 +150,7 @@ def members(segments: Mapping[str, Segment], key: str, leads: Iterable[Mapping[s
         chosen: set[str] = set()
         if segment.when is not None:
             test: Condition = segment.when
-            chosen = {str(row["id"]) for row in rows if test({"lead": row})}
+            chosen = {str(row["id"]) for row in rows if test(context(row))}
         for other in segment.include:
             chosen |= cache[other]
         for other in segment.exclude:

@@ -3,7 +3,10 @@
 Every lead that exists at T gets the attributes a segment condition may read, as the ledger says they were
 then: its state from `inst` (status, stage, owner, the reason it entered its status, since when), its fields
 from `fvals` (the data its entries captured, folded up to T), its last activity from `act_m`, its team
-from today's users. The conditions, compiled to SQL, then mark each lead in or out of each segment the
+from today's users, and whether its account was flagged for review at T from `flags_m` (every flag with its
+raised, cleared and dismissed times). The account is the lead's current one (`leads_m.account_key`): a lead
+whose company changed counts with its new account for past times too, an approximation the key's
+normalisation (Python, `domain.contacts.account_key`) makes cheaper than folding it from `fvals` at T. The conditions, compiled to SQL, then mark each lead in or out of each segment the
 asked-for segment depends on; suppression segments are subtracted from every inclusion segment.
 """
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from leadledger.analytics.context import naive
-from leadledger.domain.segments import ATTRIBUTES, Segment, dependencies
+from leadledger.domain.segments import ACCOUNT_ATTRIBUTES, ATTRIBUTES, Segment, dependencies
 from leadledger.domain.statusmodel import FieldSpec
 from leadledger.marketing.conditions_sql import Params, condition_sql
 from leadledger.model.compile_automation import segment_attribute_type
@@ -116,7 +119,15 @@ class Builder:
         if name == "re_evaluation_due":
             wanted.add("re_evaluate_on")
             return f'coalesce(TRY_CAST(fv{tag}."f_re_evaluate_on" AS DATE) <= CAST({t}::TIMESTAMP AS DATE), false)'
-        if name in ATTRIBUTES:
+        if name == "account.flagged":
+            joins["lm"] = f"LEFT JOIN leads_m lm{tag} ON lm{tag}.id = {i}.lead_id"
+            joins["af"] = (
+                f"LEFT JOIN (SELECT DISTINCT account FROM flags_m WHERE raised_at <= {t} "
+                f"AND (cleared_at IS NULL OR cleared_at > {t}) AND (dismissed_at IS NULL OR dismissed_at > {t})) "
+                f"af{tag} ON af{tag}.account = lm{tag}.account_key"
+            )
+            return f"(af{tag}.account IS NOT NULL)"
+        if name in ATTRIBUTES or name.partition(".")[2] in ACCOUNT_ATTRIBUTES:
             raise AssertionError(f"attribute {name} has no SQL")
         kind = self.kind_of(name)
         wanted.add(name)

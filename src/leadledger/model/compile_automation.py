@@ -30,9 +30,10 @@ from leadledger.domain.automation import (
     Template,
     WebhookAction,
 )
-from leadledger.domain.conditions import ALWAYS, Condition, ConditionError, compile_condition
+from leadledger.domain.conditions import ALWAYS, SCOPES, SEGMENT_SCOPES, Condition, ConditionError, compile_condition
 from leadledger.domain.durations import parse_duration
 from leadledger.domain.segments import (
+    ACCOUNT_ATTRIBUTES,
     ATTRIBUTES,
     BOOL_OPS,
     LEDGER_META_KEYS,
@@ -176,7 +177,7 @@ class AutomationCompiler:
                         )
             when = None
             if spec.when is not None:
-                when = self._condition(spec.when, (*path, "when"))
+                when = self._condition(spec.when, (*path, "when"), SEGMENT_SCOPES)
                 self._check_segment_tests(spec.when, (*path, "when"), statuses, stage_keys, reasons, fields)
             webhook = None
             if spec.webhook is not None:
@@ -233,8 +234,17 @@ class AutomationCompiler:
         if not isinstance(attr, str):
             return
         scope, _, name = attr.partition(".")
-        if scope != "lead":
-            self.error((*path, "attr"), f"a segment reads the lead only: write lead.<attribute>, not {attr!r}")
+        if scope == "account":
+            if name not in ACCOUNT_ATTRIBUTES:
+                known = ", ".join("account." + a for a in ACCOUNT_ATTRIBUTES)
+                self.error((*path, "attr"), f"unknown attribute {attr!r}: the account offers {known}")
+                return
+            name = attr  # segment_attribute_type reads an account's attributes by their qualified name
+        elif scope != "lead":
+            self.error(
+                (*path, "attr"),
+                f"a segment reads the lead only: write lead.<attribute> (or account.flagged), not {attr!r}",
+            )
             return
         kind = segment_attribute_type(name, fields)
         if kind is None:
@@ -267,9 +277,9 @@ class AutomationCompiler:
                         f"{item!r} is a sub-status: lead.primary_status is never one (use lead.status)",
                     )
 
-    def _condition(self, data: Any, path: Path_) -> Condition:
+    def _condition(self, data: Any, path: Path_, scopes: tuple[str, ...] = SCOPES) -> Condition:
         try:
-            return compile_condition(data)
+            return compile_condition(data, scopes=scopes)
         except ConditionError as exc:
             self.error(path + exc.path, str(exc))
             return ALWAYS
@@ -461,7 +471,12 @@ class AutomationCompiler:
 
 def segment_attribute_type(name: str, fields: Mapping[str, FieldSpec]) -> str | None:
     """The type a segment condition sees for `lead.<name>`: a built-in attribute's, or the model field's
-    (bool and number fields keep their type, every other field is text); None when there is no such thing."""
+    (bool and number fields keep their type, every other field is text); None when there is no such thing.
+    An account's attribute is named in full ("account.flagged")."""
+    scope, dot, attribute = name.partition(".")
+    if dot:
+        found = ACCOUNT_ATTRIBUTES.get(attribute) if scope == "account" else None
+        return found[0] if found else None
     if name in ATTRIBUTES:
         return ATTRIBUTES[name][0]
     spec = fields.get(name)

@@ -9,7 +9,11 @@ DuckDB SQL, so the answers cannot differ between the two stores.
 What is kept (all in one DuckDB file, see `store_path`):
 
 * ``ledger_m`` – the ledger columns reports need (raw, one row per entry).
-* ``leads_m`` – source, campaign and the incomplete flag of each lead (refreshed when its ledger grows).
+* ``leads_m`` – source, campaign, the incomplete flag and the account key of each lead (refreshed when its
+  ledger grows: a change of company or e-mail is a ledger entry).
+* ``flags_m`` – every account-review flag (``account_flags``) with when it was raised, cleared and dismissed:
+  copied whole at every sync (a flag changes without a ledger entry, and there are few of them), so
+  ``account.flagged`` can be read as of any time.
 * ``act_first`` – the first time each activity type was logged on each lead (first touch needs no more).
 * ``act_m`` – every activity's lead, type and time (what was done during a stint, for governance).
 * ``inst`` – derived: a lead's instants (entries at the same ``at`` collapse into the one with the highest

@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call 
     import duckdb
 
 
-SCHEMA_VERSION = "8"  # the copied tables: a change resets the store (a full copy)
+SCHEMA_VERSION = "9"  # the copied tables: a change resets the store (a full copy)
 LOCK_WAIT_SECONDS = 60.0
 
 ProgressFn = Callable[[str, int, int], None]
@@ -62,6 +62,14 @@ LEAD_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("source", "VARCHAR", "source", "source"),
     ("campaign", "VARCHAR", "campaign", "campaign"),
     ("incomplete", "BOOLEAN", "CASE WHEN incomplete THEN 1 ELSE 0 END", "CASE WHEN incomplete THEN 1 ELSE 0 END"),
+    ("account_key", "VARCHAR", "account_key", "account_key"),
+)
+# every account-review flag with its times (services.accounts): small, so copied whole at every sync
+FLAG_COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("account", "VARCHAR", "account", "account"),
+    ("raised_at", "TIMESTAMP", "raised_at", "raised_at"),
+    ("cleared_at", "TIMESTAMP", "cleared_at", "cleared_at"),
+    ("dismissed_at", "TIMESTAMP", "dismissed_at", "dismissed_at"),
 )
 
 
@@ -78,6 +86,7 @@ BASE_TABLES = (
     "CREATE TABLE IF NOT EXISTS act_m (lead_id VARCHAR, type VARCHAR, ts TIMESTAMP)",
     # ids of activities above the final watermark already counted (PostgreSQL reads them again until final)
     "CREATE TABLE IF NOT EXISTS act_recent (id BIGINT)",
+    _table_ddl("flags_m", FLAG_COLUMNS),
 )
 DERIVED_TABLES = ("inst", "stints", "first_touch", "lead_facts", "lead_owners", "calday", "fvals")
 
@@ -203,7 +212,7 @@ def write_meta(conn: duckdb.DuckDBPyConnection, values: dict[str, Any]) -> None:
 
 
 def reset(conn: duckdb.DuckDBPyConnection) -> None:
-    for table in ("meta", "ledger_m", "leads_m", "act_first", "act_m", "act_recent", *DERIVED_TABLES):
+    for table in ("meta", "ledger_m", "leads_m", "act_first", "act_m", "act_recent", "flags_m", *DERIVED_TABLES):
         conn.execute(f"DROP TABLE IF EXISTS {table}")
     for ddl in BASE_TABLES:
         conn.execute(ddl)

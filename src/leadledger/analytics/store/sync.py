@@ -1,5 +1,8 @@
 """Sync: copy the ledger, activities and leads rows above the id watermarks, then re-derive what they touch.
 
+The account-review flags (`account_flags`) are copied whole at every sync, even when no ledger row is new: a
+flag is raised, cleared or dismissed without a ledger entry, and there are few (one per flagged account).
+
 PostgreSQL hands out sequence values before commit, so a row with a lower id can become visible after a
 higher one was copied. The watermark therefore only advances past ids once every transaction that was in
 progress when they were read has ended (``pg_current_snapshot``); rows above the final watermark are read
@@ -27,6 +30,7 @@ if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call 
 
 from leadledger.analytics.store.connection import (
     ACTIVITY_COLUMNS,
+    FLAG_COLUMNS,
     LEAD_COLUMNS,
     LEDGER_COLUMNS,
     ProgressFn,
@@ -196,11 +200,19 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             if up_to_date:
                 _advance_pending(conn, meta, snapshot, "ledger", ledger_max)
                 _advance_pending(conn, meta, snapshot, "activity", activity_max)
+                conn.execute("BEGIN TRANSACTION")
+                try:
+                    _copy_flags(conn, source, stats)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
                 stats.seconds = time.perf_counter() - started
                 return stats
             conn.execute("BEGIN TRANSACTION")
             try:
                 _load_new_rows(conn, source, stats, ledger_final, activity_final, ledger_max, activity_max, progress)
+                _copy_flags(conn, source, stats)
                 phase = time.perf_counter()
                 rebuild_derived(conn, loaded.model, model_id, meta, stats, progress)
                 stats.phases["derive"] = time.perf_counter() - phase
@@ -214,6 +226,16 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
                 raise
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _copy_flags(conn: duckdb.DuckDBPyConnection, source: _Source, stats: SyncStats) -> None:
+    """Replace `flags_m` with every row of `account_flags` as the source's snapshot has them."""
+    phase = time.perf_counter()
+    files = source.export("account_flags", FLAG_COLUMNS, "1 = 1", [])
+    conn.execute("DELETE FROM flags_m")
+    if files:
+        conn.execute(f"INSERT INTO flags_m SELECT * FROM {_read_csv(files, FLAG_COLUMNS)}")
+    stats.phases["flags"] = time.perf_counter() - phase
 
 
 def _latest_model_id(conn: Connection) -> int:
