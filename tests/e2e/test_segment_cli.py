@@ -77,3 +77,12 @@ def test_sync_hooks_refuses_a_segment_without_a_webhook(cli):
     # the default model gives no segment a webhook: nothing to sync, and asking for one is refused by name
     assert json.loads(cli("segment", "sync-hooks", "--format", "json")) == {"segments": [], "queued": 0}
     cli("segment", "sync-hooks", "nurture_not_now", ok=False)  # refused (the message is checked in integration)
+
+
+def test_account_review_shows_the_leads_of_flagged_accounts(cli):
+    refreshed = json.loads(cli("account", "refresh", "--format", "json"))
+    shown = json.loads(cli("segment", "show", "account_review", "--format", "json"))
+    assert shown["when"]["all"][0] == {"attr": "account.flagged", "op": "eq", "value": True}
+    flagged = json.loads(cli("account", "list", "--flagged", "--format", "json"))
+    assert shown["members"] <= sum(a["leads"] for a in flagged)
+    assert refreshed["flagged"] == len(flagged)
