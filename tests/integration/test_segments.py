@@ -360,3 +360,7 @@ def _truncated_copy(source: Path, target: Path, t: datetime) -> None:
         for table in ("sla_clocks", "tasks", "approvals"):
             conn.execute(f"DELETE FROM {table} WHERE lead_id NOT IN (SELECT lead_id FROM ledger)")
         conn.execute("DELETE FROM leads WHERE id NOT IN (SELECT lead_id FROM ledger)")
+        # account flags as they stood at t (raised by then; cleared or dismissed later: still up)
+        conn.execute("DELETE FROM account_flags WHERE raised_at > ?", (stamp,))
+        conn.execute("UPDATE account_flags SET cleared_at = NULL WHERE cleared_at > ?", (stamp,))
+        conn.execute("UPDATE account_flags SET dismissed_at = NULL, dismissed_by = NULL WHERE dismissed_at > ?", (stamp,))
