@@ -411,6 +411,7 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             if up_to_date:
                 _advance_pending(conn, meta, snapshot, "ledger", ledger_max)
                 _advance_pending(conn, meta, snapshot, "activity", activity_max)
+                _write_sync_status(conn, app, ledger_max)
                 stats.seconds = time.perf_counter() - started
                 return stats
             conn.execute("BEGIN TRANSACTION")
@@ -427,8 +428,43 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            _write_sync_status(conn, app, ledger_max)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+_memory_status: dict[int, dict[str, Any]] = {}
+
+
+def _status_file(store: str) -> Path:
+    return Path(store + ".sync.json")
+
+
+def _write_sync_status(conn: duckdb.DuckDBPyConnection, app: App, ledger_id: int) -> None:
+    """How far the store has copied, in a small file beside it that `/metrics` reads without opening DuckDB
+    (another process may hold the store's lock for minutes)."""
+    status = {"ledger_id": ledger_id, "synced_at": app.clock.now().isoformat()}
+    rows = conn.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    path = rows[0][0] if rows and rows[0][0] else None
+    if path is None:
+        _memory_status[id(app)] = status
+        return
+    target = _status_file(path)
+    scratch = target.with_name(target.name + f".{os.getpid()}.tmp")
+    scratch.write_text(json.dumps(status), encoding="utf-8")
+    os.replace(scratch, target)
+
+
+def read_sync_status(app: App) -> dict[str, Any] | None:
+    """What the last sync of this app's store copied (`ledger_id`) and when (`synced_at`); None before any."""
+    path = store_path(app)
+    if path == ":memory:":
+        return _memory_status.get(id(app))
+    try:
+        status: dict[str, Any] = json.loads(_status_file(path).read_text(encoding="utf-8"))
+        return status
+    except (OSError, ValueError):
+        return None
 
 
 def _latest_model_id(conn: Connection) -> int:

@@ -4,10 +4,14 @@ swept also runs the governance jobs that are due (monthly spot-check samples, th
 On PostgreSQL a session advisory lock lets one worker sweep at a time (others skip that round) and
 deliveries are claimed row by row (SKIP LOCKED plus a lease), so several workers never do the same work.
 On SQLite the write lock already serialises them.
+
+Every round ends with a heartbeat (`store.heartbeats`): `/readyz` fails when no worker has beaten
+recently, and `/metrics` reads each worker's counters from there, whichever process serves the scrape.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +22,9 @@ from sqlalchemy import text
 from leadledger.services import outbox
 from leadledger.services.app import App
 from leadledger.services.sweep import sweep
+from leadledger.store.heartbeats import WorkerTotals, beat
+
+log = logging.getLogger("leadledger.worker")
 
 SWEEP_LOCK = 0x4C4C5357  # "LLSW": the advisory lock key sweeps take on PostgreSQL
 
@@ -47,19 +54,92 @@ def run(
     governance: bool = True,
     stop: threading.Event | None = None,
     report: Callable[[dict[str, Any]], None] | None = None,
+    totals: WorkerTotals | None = None,
+    analytics: bool = False,
 ) -> None:
-    """Sweep and deliver every `interval` seconds until `stop` is set (or once)."""
+    """Sweep and deliver every `interval` seconds until `stop` is set (or once), beating after each round."""
     stop = stop or threading.Event()
+    totals = totals or WorkerTotals()
+    started_at = app.clock.now()
+    _beat(app, totals, started_at, interval)  # ready as soon as the worker runs, not after its first sweep
     while True:
         started = time.monotonic()
-        result: dict[str, Any] = {"sweep": sweep_once(app)}
-        if governance and result["sweep"] is not None:  # one worker per round: the one holding the sweep lock
-            from leadledger.services.governance_jobs import run_due
-
-            result["governance"] = run_due(app)
-        if deliver:
-            result["delivery"] = outbox.deliver(app, limit=1000).as_dict()
+        result: dict[str, Any] = {"worker": totals.worker, "round": totals.rounds + 1}
+        try:
+            result.update(_round(app, totals, deliver, analytics, governance))
+            totals.last_error = None
+        except Exception as exc:  # a round that fails is logged and retried next round; the beat says so
+            totals.last_error = f"{exc.__class__.__name__}: {exc}"[:2000]
+            result["error"] = totals.last_error
+            log.exception("worker round failed", extra={"worker": totals.worker, "round": totals.rounds + 1})
+        totals.rounds += 1
+        result["seconds"] = round(time.monotonic() - started, 3)
+        _beat(app, totals, started_at, interval)
+        log.info("worker round", extra={"job": "worker_round", **_flat(result)})
         if report:
             report(result)
+        if once and "error" in result:
+            raise RuntimeError(result["error"])
         if once or stop.wait(max(0.0, interval - (time.monotonic() - started))):
             return
+
+
+def _round(app: App, totals: WorkerTotals, deliver: bool, analytics: bool, governance: bool = True) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    began = time.perf_counter()
+    swept = sweep_once(app)
+    result["sweep"] = swept
+    if swept is not None:
+        totals.sweeps += 1
+        totals.sweep_seconds = time.perf_counter() - began
+        totals.sweep_seconds_total += totals.sweep_seconds
+        totals.fired_total += int(swept.get("fired", 0))
+        totals.moved_total += int(swept.get("moved", 0))
+    if governance and swept is not None:  # one worker per round: the one holding the sweep lock
+        from leadledger.services.governance_jobs import run_due
+
+        result["governance"] = run_due(app)
+    if deliver:
+        delivery = outbox.deliver(app, limit=1000).as_dict()
+        result["delivery"] = delivery
+        totals.delivered_total += int(delivery.get("delivered", 0))
+        totals.failed_total += int(delivery.get("failed", 0))
+        totals.dead_total += int(delivery.get("dead", 0))
+    if analytics:  # keeps the reports' DuckDB store warm, so a report after a busy hour answers at once
+        from leadledger.analytics import sync
+
+        stats = sync(app)
+        result["analytics"] = {"ledger_rows": stats.ledger_rows, "seconds": round(stats.seconds, 3)}
+    return result
+
+
+def _beat(app: App, totals: WorkerTotals, started_at: Any, interval: float) -> None:
+    try:
+        with app.db.write() as conn:
+            beat(conn, totals, now=app.clock.now(), started_at=started_at, interval=interval)
+    except Exception:  # the database is down: the round that follows reports it; readiness goes stale
+        log.exception("worker heartbeat failed", extra={"worker": totals.worker})
+
+
+def _flat(result: dict[str, Any]) -> dict[str, Any]:
+    """The round's summary as log fields: the sweep's and delivery's counts, not their per-rule breakdowns."""
+    out: dict[str, Any] = {
+        "worker": result.get("worker"),
+        "round": result.get("round"),
+        "seconds": result.get("seconds"),
+    }
+    swept = result.get("sweep")
+    if isinstance(swept, dict):
+        out.update({"sweep_id": swept.get("sweep_id"), "fired": swept.get("fired"), "moved": swept.get("moved"),
+                    "sla_breaches": swept.get("sla_breaches")})  # fmt: skip
+    elif "sweep" in result:
+        out["sweep_skipped"] = True
+    synced = result.get("analytics")
+    if isinstance(synced, dict):
+        out.update({"synced_rows": synced["ledger_rows"], "sync_seconds": synced["seconds"]})
+    delivery = result.get("delivery")
+    if isinstance(delivery, dict):
+        out.update({k: delivery.get(k) for k in ("delivered", "failed", "dead")})
+    if "error" in result:
+        out["error"] = result["error"]
+    return out

@@ -141,3 +141,20 @@ def migrate(db: Database, revision: str = "head") -> None:
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+_HEAD: list[str] = []
+
+
+def head_revision() -> str:
+    """The newest migration shipped in the package (what `leadledger init` upgrades a database to)."""
+    if not _HEAD:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", str(resources.files("leadledger.store") / "migrations"))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        assert head is not None
+        _HEAD.append(head)
+    return _HEAD[0]
