@@ -19,6 +19,7 @@ from leadledger.cli.automation import register as register_automation
 from leadledger.cli.council import council_app
 from leadledger.cli.imports import import_app
 from leadledger.cli.model_changes import register as register_model_changes
+from leadledger.cli.ops import register as register_ops
 from leadledger.cli.output import Format, console, emit, err_console, fail, moment_option, print_json, rows_of, show
 from leadledger.cli.quality import register as register_quality
 from leadledger.cli.reports import report_app
@@ -83,6 +84,7 @@ register_time(app)
 register_model_changes(model_app)  # model diff
 register_segments(app)
 register_quality(app)
+register_ops(app)  # backup, restore, export, verify, partitions
 
 
 class State:

@@ -1,0 +1,91 @@
+"""Command-line adapter for operations: backup and restore (more below as they land).
+
+Each command calls one function of `leadledger.ops` and prints what it did; `--format json` for scripts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leadledger.cli.output import Format, console, err_console, print_json
+from leadledger.services.app import App
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
+
+
+def _app() -> App:
+    from leadledger.cli.main import State
+
+    return State.app()
+
+
+def _progress() -> object:
+    """A one-line progress report on a terminal (table name and rows copied), nothing in a pipe."""
+    if not err_console.is_terminal:
+        return None
+    status = err_console.status("starting")
+    status.start()
+
+    def update(table: str, rows: int) -> None:
+        status.update(f"{table}: {rows:,} rows")
+
+    update.stop = status.stop  # type: ignore[attr-defined]
+    return update
+
+
+def backup_command(
+    file: Annotated[Path, typer.Argument(help="the backup file to write (must not exist)")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Back up the whole database to FILE, consistently, while the server keeps writing.
+
+    SQLite: the online backup API. PostgreSQL: every table read in one snapshot. The file is a SQLite
+    database either way, and `leadledger restore` puts it into an empty SQLite or PostgreSQL database."""
+    from leadledger.ops.backup import backup
+
+    report = _progress()
+    try:
+        summary = backup(_app(), file, progress=report)  # type: ignore[arg-type]
+    finally:
+        if report is not None:
+            report.stop()  # type: ignore[attr-defined]
+    if fmt is Format.json:
+        print_json(summary.as_dict())
+        return
+    console.print(
+        f"backup {summary.file}: {sum(summary.tables.values()):,} rows in {len(summary.tables)} tables "
+        f"(ledger {summary.tables.get('ledger', 0):,}), schema {summary.revision}, from {summary.source}",
+        markup=False,
+    )
+
+
+def restore_command(
+    file: Annotated[Path, typer.Argument(help="a file made by `leadledger backup`")],
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Restore a backup into an empty database (LEADLEDGER_DB or --db: SQLite or PostgreSQL), then upgrade it."""
+    from leadledger.ops.backup import restore
+
+    report = _progress()
+    try:
+        summary = restore(_app(), file, progress=report)  # type: ignore[arg-type]
+    finally:
+        if report is not None:
+            report.stop()  # type: ignore[attr-defined]
+    if fmt is Format.json:
+        print_json(summary.as_dict())
+        return
+    console.print(
+        f"restored {summary.file} into {summary.target}: {sum(summary.tables.values()):,} rows in "
+        f"{len(summary.tables)} tables (ledger {summary.tables.get('ledger', 0):,}); schema upgraded from "
+        f"{summary.revision}",
+        markup=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)
