@@ -376,6 +376,10 @@ def _read_csv(files: Sequence[Path], columns: Sequence[tuple[str, str, str, str]
     )
 
 
+Source = _Source  # what `leadledger export` reads its rows with, too
+read_csv_sql = _read_csv
+
+
 # --- sync -------------------------------------------------------------------------------------------
 
 

@@ -1,12 +1,13 @@
-"""Command-line adapter for operations: backup and restore (more below as they land).
+"""Command-line adapter for operations: backup, restore, export.
 
 Each command calls one function of `leadledger.ops` and prints what it did; `--format json` for scripts.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -86,6 +87,43 @@ def restore_command(
     )
 
 
+class ExportKind(StrEnum):
+    ledger = "ledger"
+    leads = "leads"
+    stints = "stints"
+    activities = "activities"
+
+
+class ExportFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+
+
+def export_command(
+    kind: Annotated[ExportKind, typer.Argument(help="ledger, leads, stints or activities")],
+    out: Annotated[Path, typer.Argument(help="the file to write")],
+    file_format: Annotated[ExportFormat, typer.Option("--format", help="parquet or csv")] = ExportFormat.parquet,
+    since: Annotated[
+        Optional[str],
+        typer.Option("--since", help="only what is new since this id (the last run's next_since) or ISO time"),
+    ] = None,
+    json_summary: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Export for a warehouse (DuckDB writes the file). Stints carry the durations report's own definitions."""
+    from leadledger.ops.export import export
+
+    summary = export(_app(), kind.value, out, fmt=file_format.value, since=since)
+    if json_summary:
+        print_json(summary.as_dict())
+        return
+    console.print(
+        f"{summary.kind}: {summary.rows:,} rows to {summary.file} ({summary.format}); "
+        f"next time: --since {summary.next_since}",
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("backup")(backup_command)
     app.command("restore")(restore_command)
+    app.command("export")(export_command)
