@@ -369,7 +369,7 @@ def _sorted_tables(pg: Connection) -> list[Any]:
 
 def _prepare_partitions(pg: Connection, backup_conn: sqlite3.Connection, names: set[str]) -> None:
     """Partitioned tables (PostgreSQL at scale) get a partition for every month the restored rows cover."""
-    from leadledger.ops import partitions
+    from leadledger.store import partitions
 
     for table in partitions.PARTITIONED:
         if table not in names or not partitions.is_partitioned(pg, table):

@@ -26,6 +26,7 @@ from sqlalchemy import case, func, select, text
 
 from leadledger.services import telemetry
 from leadledger.services.app import App
+from leadledger.store import partitions
 from leadledger.store.db import head_revision
 from leadledger.store.tables import outbox
 
@@ -154,6 +155,13 @@ def _database_figures(app: App) -> list[Metric]:
             breaches.add_metric([sla], int(count))
         out.append(breaches)
         out.extend(_worker_figures(conn, now))
+        if conn.dialect.name == "postgresql":
+            stray = GaugeMetricFamily("leadledger_partition_default_rows",
+                                      "Rows in a default partition (0 while the worker keeps partitions ahead)",
+                                      labels=["table"])  # fmt: skip
+            for table, count in partitions.default_rows(conn).items():
+                stray.add_metric([table], count)
+            out.append(stray)
     out.extend(_analytics_figures(app, int(last_id), now))
     return out
 

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from leadledger.services import outbox
 from leadledger.services.app import App
 from leadledger.services.sweep import sweep
+from leadledger.store import partitions
 from leadledger.store.heartbeats import WorkerTotals, beat
 
 log = logging.getLogger("leadledger.worker")
@@ -86,6 +87,10 @@ def run(
 
 def _round(app: App, totals: WorkerTotals, deliver: bool, analytics: bool, governance: bool = True) -> dict[str, Any]:
     result: dict[str, Any] = {}
+    if not app.db.is_sqlite:
+        created = _maintain_partitions(app)
+        if created:
+            result["partitions_created"] = created
     began = time.perf_counter()
     swept = sweep_once(app)
     result["sweep"] = swept
@@ -111,6 +116,16 @@ def _round(app: App, totals: WorkerTotals, deliver: bool, analytics: bool, gover
         stats = sync(app)
         result["analytics"] = {"ledger_rows": stats.ledger_rows, "seconds": round(stats.seconds, 3)}
     return result
+
+
+def _maintain_partitions(app: App) -> list[str]:
+    """PostgreSQL: the ledger's and activities' partitions exist for this month and the next ones."""
+    try:
+        with app.db.write() as conn:
+            return partitions.maintain(conn, app.clock.now())
+    except Exception:  # e.g. the lock wait timed out behind a long import: next round tries again
+        log.warning("partition maintenance failed; retried next round", exc_info=True)
+        return []
 
 
 def _beat(app: App, totals: WorkerTotals, started_at: Any, interval: float) -> None:
@@ -140,6 +155,8 @@ def _flat(result: dict[str, Any]) -> dict[str, Any]:
     delivery = result.get("delivery")
     if isinstance(delivery, dict):
         out.update({k: delivery.get(k) for k in ("delivered", "failed", "dead")})
+    if result.get("partitions_created"):
+        out["partitions_created"] = result["partitions_created"]
     if "error" in result:
         out["error"] = result["error"]
     return out
