@@ -16,6 +16,8 @@ class Settings:
     db: str = field(default_factory=lambda: _env("DB", "sqlite:///leadledger.db"))
     # who the command line acts as when --actor is not given
     actor: str = field(default_factory=lambda: _env("ACTOR", "admin"))
+    # a streaming replica the reports read from (the analytics store's sync); default: the database itself
+    reports_db: str | None = field(default_factory=lambda: os.environ.get("LEADLEDGER_REPORTS_DB") or None)
     # smtp://[user:password@]host[:port][?starttls=1&from=leadledger@example.com]: e-mail notifications
     smtp: str | None = field(default_factory=lambda: os.environ.get("LEADLEDGER_SMTP") or None)
     # the web app: Secure cookies when served over HTTPS (behind a TLS proxy), and the idle time that ends a session

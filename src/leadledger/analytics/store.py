@@ -156,6 +156,7 @@ class SyncStats:
     reset: bool = False
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    method: str = ""  # how new rows came over: "batches" (CSV chunks) or "postgres scanner" (a first sync)
 
 
 _process_lock = threading.Lock()
@@ -271,13 +272,34 @@ class _Snapshot:
 
 
 class _Source:
-    """Reads new rows from SQLite or PostgreSQL into CSV files DuckDB loads with `read_csv`."""
+    """Reads new rows from SQLite or PostgreSQL into CSV files DuckDB loads with `read_csv` — or, for the first
+    sync from PostgreSQL when DuckDB's postgres extension is installed, straight through it (`scanner`)."""
 
     def __init__(self, conn: Connection, workdir: Path):
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
         self.workdir = workdir
         self._files = 0
+        self.scanner: str | None = None  # the DuckDB alias of the attached PostgreSQL database, when used
+
+    def relation(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str, str, str]],
+        where: str,
+        params: Sequence[int],
+        on_rows: Callable[[int], None] | None = None,
+    ) -> str | None:
+        """A DuckDB table expression of the rows (None when there are none to read)."""
+        if self.scanner is not None:
+            select = ", ".join(f"{c[3]} AS {c[0]}" for c in columns)
+            bound = where
+            for value in params:  # ids only: integers, inlined
+                bound = bound.replace("?", str(int(value)), 1)
+            query = f"SELECT {select} FROM {table} WHERE {bound}".replace("'", "''")
+            return f"postgres_query('{self.scanner}', '{query}')"
+        files = self.export(table, columns, where, params, on_rows)
+        return _read_csv(files, columns) if files else None
 
     def snapshot(self) -> _Snapshot | None:
         if self.sqlite:
@@ -376,6 +398,52 @@ def _read_csv(files: Sequence[Path], columns: Sequence[tuple[str, str, str, str]
     )
 
 
+SCANNER_ALIAS = "leadledger_source"
+
+
+def postgres_scanner_available(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether DuckDB's postgres extension is installed here; never downloads it (LEADLEDGER_DUCKDB_SCANNER=0
+    turns its use off)."""
+    import duckdb
+
+    if os.environ.get("LEADLEDGER_DUCKDB_SCANNER", "1") == "0":
+        return False
+    conn.execute("SET autoinstall_known_extensions = false")
+    conn.execute("SET autoload_known_extensions = false")
+    found = conn.execute(
+        "SELECT installed FROM duckdb_extensions() WHERE extension_name = 'postgres_scanner'"
+    ).fetchall()
+    if not found or not found[0][0]:
+        return False
+    try:
+        conn.execute("LOAD postgres_scanner")
+    except duckdb.Error:
+        return False
+    return True
+
+
+def attach_postgres(conn: duckdb.DuckDBPyConnection, url: str) -> str | None:
+    """Attach the source database read-only through DuckDB's postgres scanner; None when it cannot be used
+    (not installed, or the attach fails): the sync then copies in batches, as incremental syncs always do."""
+    import duckdb
+
+    if not postgres_scanner_available(conn):
+        return None
+    parsed = make_url(url)
+    parts = {"host": parsed.host, "port": parsed.port, "dbname": parsed.database, "user": parsed.username,
+             "password": parsed.password}  # fmt: skip
+    conninfo = " ".join(
+        f"{key}='{str(value).replace(chr(92), chr(92) * 2).replace(chr(39), chr(92) + chr(39))}'"
+        for key, value in parts.items()
+        if value is not None
+    )
+    try:
+        conn.execute(f"ATTACH '{conninfo.replace(chr(39), chr(39) * 2)}' AS {SCANNER_ALIAS} (TYPE postgres, READ_ONLY)")
+    except duckdb.Error:
+        return None
+    return SCANNER_ALIAS
+
+
 Source = _Source  # what `leadledger export` reads its rows with, too
 read_csv_sql = _read_csv
 
@@ -418,6 +486,9 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
                 _write_sync_status(conn, app, ledger_max)
                 stats.seconds = time.perf_counter() - started
                 return stats
+            if not source.sqlite and ledger_final == 0 and ledger_max > 0:
+                source.scanner = attach_postgres(conn, app.db.url)
+            stats.method = "postgres scanner" if source.scanner else "batches"
             conn.execute("BEGIN TRANSACTION")
             try:
                 _load_new_rows(conn, source, stats, ledger_final, activity_final, ledger_max, activity_max, progress)
@@ -432,6 +503,9 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                if source.scanner:
+                    conn.execute(f"DETACH {source.scanner}")
             _write_sync_status(conn, app, ledger_max)
     stats.seconds = time.perf_counter() - started
     return stats
@@ -541,11 +615,11 @@ def _load_new_rows(
             if progress:
                 progress("ledger", min(done[0], expected), expected)
 
-        files = source.export("ledger", _LEDGER_COLUMNS, "id > ?", [ledger_final], ledger_progress)
-        if files:
+        rows = source.relation("ledger", _LEDGER_COLUMNS, "id > ?", [ledger_final], ledger_progress)
+        if rows:
             # rows above the final watermark may have been copied already (PostgreSQL): only new ids count
             conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM {_read_csv(files, _LEDGER_COLUMNS)} "
+                f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM {rows} "
                 "WHERE id NOT IN (SELECT id FROM ledger_m WHERE id > $final)",
                 {"final": ledger_final},
             )
@@ -556,10 +630,10 @@ def _load_new_rows(
     stats.phases["ledger"] = time.perf_counter() - phase
     phase = time.perf_counter()
     if activity_max > activity_final:
-        files = source.export("activities", _ACTIVITY_COLUMNS, "id > ?", [activity_final])
-        if files:
+        acts = source.relation("activities", _ACTIVITY_COLUMNS, "id > ?", [activity_final])
+        if acts:
             conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE new_acts AS SELECT * FROM {_read_csv(files, _ACTIVITY_COLUMNS)} "
+                f"CREATE OR REPLACE TEMP TABLE new_acts AS SELECT * FROM {acts} "
                 "WHERE id NOT IN (SELECT id FROM act_recent)"
             )
             conn.execute("INSERT INTO act_recent SELECT id FROM new_acts")
@@ -584,9 +658,10 @@ def _load_new_rows(
     if refreshed:
         total = _count(conn, "leads_m")
         if refreshed > max(50_000, FULL_REBUILD_SHARE * total):
-            files = source.export("leads", _LEAD_COLUMNS, "1 = 1", [])
+            everyone = source.relation("leads", _LEAD_COLUMNS, "1 = 1", [])
             conn.execute("DELETE FROM leads_m")
-            conn.execute(f"INSERT INTO leads_m SELECT * FROM {_read_csv(files, _LEAD_COLUMNS)}")
+            if everyone:
+                conn.execute(f"INSERT INTO leads_m SELECT * FROM {everyone}")
         else:
             ids = [row[0] for row in conn.execute("SELECT lead_id FROM new_ledger_leads").fetchall()]
             files = []

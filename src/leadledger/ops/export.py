@@ -211,13 +211,14 @@ def _export_stints(app: App, scratch: Path, fmt: str, mark: int | datetime | Non
     from leadledger.analytics.context import Options, Query
 
     as_of = app.clock.now()
-    model = app.loaded_model().model
+    source = app.for_reports()
+    model = source.loaded_model().model
     with open_store(app) as store:
-        sync(store, app)
+        sync(store, source)
         # the store's final watermark: every ledger id up to it is copied (see analytics.store on PostgreSQL)
         final = store.execute("SELECT value FROM meta WHERE key = 'ledger_final'").fetchall()
         watermark = int(final[0][0]) if final and final[0][0] else 0
-        query = Query(app, store, model, Options.make(now=as_of))
+        query = Query(source, store, model, Options.make(now=as_of))
         scope = ""
         if mark is not None:
             if isinstance(mark, int):
