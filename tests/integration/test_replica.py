@@ -21,8 +21,8 @@ from sqlalchemy import create_engine, text
 
 from leadledger import analytics
 from leadledger.bootstrap import build_app
-from leadledger.services import models
 from leadledger.services import leads as svc
+from leadledger.services import models
 
 pytestmark = pytest.mark.postgres
 
