@@ -15,7 +15,7 @@ from leadledger.bootstrap import build_app
 from leadledger.ops import backup as ops_backup
 from leadledger.services import demo, people
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, Applied, ChangeSpec
+from leadledger.services.changes import ActivityIn, Applied, ChangeSpec
 from leadledger.services.errors import Invalid
 from leadledger.services.writer import ChangeJob, ChangeWriter, CreateJob
 from leadledger.store.tables import activities, leads, ledger

@@ -18,7 +18,7 @@ from leadledger.ops.export import export
 from leadledger.services import demo, people
 from leadledger.services import leads as svc
 from leadledger.services.app import App
-from leadledger.services.batch import ActivityIn, ChangeSpec
+from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.errors import Invalid
 from leadledger.store.tables import activities, leads, ledger
 
