@@ -102,6 +102,13 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     _refused(app, f"UPDATE ledger_p{month:%Y%m} SET note = 'x'")
     _refused(app, f"TRUNCATE ledger_p{month:%Y%m}")
     _refused(app, f"TRUNCATE ledger_upto_{month:%Y%m}")
+    # a review must still name an entry that exists: the foreign key became a constraint trigger
+    review = ("INSERT INTO reviews (entry_id, lead_id, entry_at, to_status, verdict, reviewer, reviewed_at) "
+              "VALUES ({}, 'x', now(), 'Working', 'ok', 'admin', now())")  # fmt: skip
+    with pytest.raises(sqlalchemy.exc.IntegrityError, match="is not an id of ledger"), app.db.write() as conn:
+        conn.exec_driver_sql(review.format(10**12))
+    with app.db.write() as conn:
+        conn.exec_driver_sql(review.format("(SELECT min(id) FROM ledger)"))
     app.db.dispose()
 
 

@@ -349,6 +349,7 @@ def _restore_postgres(db: Database, source: Path, revision: str, progress: Progr
             order = [t.name for t in _sorted_tables(pg) if t.name in names]
             order += sorted(names - set(order))
             _prepare_partitions(pg, backup_conn, names)
+            pg.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")  # references checked at commit, in any order
             raw = pg.connection.driver_connection
             assert raw is not None
             for table in order:

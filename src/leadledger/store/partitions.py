@@ -12,7 +12,9 @@ row whose month has no partition yet (the worker creates them `MONTHS_AHEAD` ahe
 PostgreSQL requires every unique index of a partitioned table to contain the partition key, so the primary
 key is (id, recorded_at) and idempotency keys are kept unique across partitions by a row trigger filling
 `ledger_keys` / `activity_keys`. The per-lead sequence number stays unique through the version check every
-writer makes on the lead's row. Nothing on SQLite.
+writer makes on the lead's row. For the same reason no foreign key can name `ledger.id` (reviews and
+spot-check samples do): each becomes a constraint trigger that checks the entry exists (`reference_check`);
+the ledger is append-only, so an entry, once there, never goes away. Nothing on SQLite.
 """
 
 from __future__ import annotations
@@ -187,3 +189,22 @@ def default_rows(conn: Connection) -> dict[str, int]:
         if conn.dialect.name == "postgresql" and _exists(conn, default):
             out[table] = int(conn.exec_driver_sql(f'SELECT count(*) FROM "{default}"').scalar() or 0)
     return out
+
+
+def reference_check(conn: Connection, name: str, child: str, column: str, parent: str) -> None:
+    """What a foreign key from `child.column` to `parent.id` checked, as a constraint trigger on `child`.
+
+    It raises foreign_key_violation like the key did, immediately by default; deferrable so a restore can
+    copy tables in any order within its transaction (`SET CONSTRAINTS ALL DEFERRED`)."""
+    function = f"{name}_check"[:63]
+    conn.exec_driver_sql(
+        f'CREATE FUNCTION "{function}"() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN '
+        f'IF NEW."{column}" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "{parent}" WHERE id = NEW."{column}") THEN '
+        f"RAISE foreign_key_violation USING MESSAGE = "
+        f"'{child}.{column} = ' || NEW.\"{column}\" || ' is not an id of {parent}'; "
+        f"END IF; RETURN NULL; END $$"
+    )
+    conn.exec_driver_sql(
+        f'CREATE CONSTRAINT TRIGGER "{name}" AFTER INSERT OR UPDATE OF "{column}" ON "{child}" '
+        f'DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW EXECUTE FUNCTION "{function}"()'
+    )

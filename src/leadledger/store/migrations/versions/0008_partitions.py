@@ -15,7 +15,7 @@ Create Date: 2026-12-03
 from datetime import UTC, datetime
 
 from alembic import op
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 from leadledger.store import partitions
 
@@ -48,6 +48,7 @@ def upgrade() -> None:
 def _partition(bind: Connection, table: str, now: datetime) -> None:
     legacy = f"{table}_legacy"
     key, keys_table, keys_columns, new_values, key_columns = _KEYS[table]
+    referencing = _drop_foreign_keys_to(bind, table)
     op.execute(f'ALTER TABLE "{table}" RENAME TO "{legacy}"')
     op.execute(f'ALTER TABLE "{legacy}" DROP CONSTRAINT "pk_{table}"')  # the partitioned key is (id, recorded_at)
     op.execute(f'CREATE TABLE "{table}" (LIKE "{legacy}" INCLUDING DEFAULTS) PARTITION BY RANGE ({partitions.KEY})')
@@ -100,6 +101,25 @@ def _partition(bind: Connection, table: str, now: datetime) -> None:
     for _ in range(partitions.MONTHS_AHEAD):
         last = partitions.next_month(last)
     partitions.ensure(bind, table, start, last)
+    for name, child, column in referencing:
+        partitions.reference_check(bind, name, child, column, table)
+
+
+def _drop_foreign_keys_to(bind: Connection, table: str) -> list[tuple[str, str, str]]:
+    """Foreign keys to `table.id` (reviews and spot-check samples name ledger entries) cannot survive: a key of a
+    partitioned table must contain the partition key. Each is dropped here and becomes a constraint trigger."""
+    rows = bind.execute(
+        text(
+            "SELECT c.conname, c.conrelid::regclass::text, a.attname FROM pg_constraint c "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] "
+            "WHERE c.contype = 'f' AND c.confrelid = CAST(:t AS regclass) AND cardinality(c.conkey) = 1 "
+            "ORDER BY c.conname"
+        ),
+        {"t": table},
+    ).all()
+    for name, child, _ in rows:
+        op.execute(f'ALTER TABLE {child} DROP CONSTRAINT "{name}"')
+    return [(str(name), str(child).strip('"'), str(column)) for name, child, column in rows]
 
 
 def downgrade() -> None:
