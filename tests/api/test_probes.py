@@ -44,26 +44,51 @@ def test_healthz_answers_without_looking_at_anything(client: TestClient):
     assert answer.headers["x-request-id"]
 
 
-def test_readyz_needs_a_fresh_worker_heartbeat(org: Org, client: TestClient, clock):
+def test_readyz_fails_when_the_worker_is_expected_and_stale(org: Org, client: TestClient, clock, monkeypatch):
+    monkeypatch.setenv("LEADLEDGER_WORKER_EXPECTED", "1")
     answer = client.get("/readyz")
     assert answer.status_code == 503
-    assert answer.json()["checks"] == {
-        "database": "ok",
-        "schema": "ok",
-        "worker": "no worker has reported: run `leadledger worker`",
+    assert answer.json() == {
+        "status": "not ready",
+        "checks": {"database": "ok", "schema": "ok", "worker": "no worker has reported: run `leadledger worker`"},
+        "optional": [],
     }
     worker.run(org.app, once=True, deliver=False, interval=30)
     answer = client.get("/readyz")
     assert answer.status_code == 200, answer.json()
-    assert answer.json() == {"status": "ready", "checks": {"database": "ok", "schema": "ok", "worker": "ok"}}
+    assert answer.json() == {"status": "ready", "checks": {"database": "ok", "schema": "ok", "worker": "ok"},
+                             "optional": []}  # fmt: skip
     clock.advance(timedelta(seconds=59))  # stale after max(60 s, 3 x 30 s) = 90 s
     assert client.get("/readyz").status_code == 200
     clock.advance(timedelta(seconds=40))
     answer = client.get("/readyz")
     assert answer.status_code == 503
+    assert answer.json()["status"] == "not ready"
     assert answer.json()["checks"]["worker"] == "last heartbeat 99 s ago (stale after 90 s)"
     worker.run(org.app, once=True, deliver=False, interval=30)  # the worker comes back
     assert client.get("/readyz").status_code == 200
+
+
+def test_readyz_of_an_api_without_a_worker_is_ready_and_says_the_worker_is_missing(org: Org, client: TestClient, clock):
+    """`make run` and API replicas: serving needs the database and the schema, not a worker (the default)."""
+    answer = client.get("/readyz")
+    assert answer.status_code == 200, answer.json()
+    assert answer.json() == {
+        "status": "degraded",
+        "checks": {"database": "ok", "schema": "ok", "worker": "no worker has reported: run `leadledger worker`"},
+        "optional": ["worker"],
+    }
+    worker.run(org.app, once=True, deliver=False, interval=30)
+    assert client.get("/readyz").json()["status"] == "ready"
+    clock.advance(timedelta(seconds=120))
+    answer = client.get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "degraded"
+    assert answer.json()["checks"]["worker"] == "last heartbeat 120 s ago (stale after 90 s)"
+    with org.app.db.write() as conn:  # an optional check never hides a required one
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
+    answer = client.get("/readyz")
+    assert answer.status_code == 503 and answer.json()["status"] == "not ready"
 
 
 def test_readyz_fails_when_the_schema_is_behind_and_names_the_fix(org: Org, client: TestClient):

@@ -130,7 +130,8 @@ def install(api: FastAPI, app: App) -> None:
 
     @api.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        """200 when the database answers, the schema is at head and a worker's heartbeat is fresh; else 503."""
+        """200 when the database answers and the schema is at head (status "degraded" if no worker's heartbeat is
+        fresh); 503 otherwise, or when LEADLEDGER_WORKER_EXPECTED=1 and no worker's heartbeat is fresh."""
         result = await run_in_threadpool(health.readiness, app)
         return JSONResponse(result.as_dict(), status_code=200 if result.ok else 503)
 

@@ -1,7 +1,15 @@
-"""Readiness: the database answers, its schema is the one this code expects, and a worker is alive.
+"""Readiness: the database answers and its schema is the one this code expects; and is a worker alive?
 
 `/healthz` only says the process is up; `/readyz` runs these checks. Answers name each check and say why
 it failed in words that carry no secret (never the database URL, a host or a driver's message).
+
+Whether a stale worker makes the process *not ready* is the deployment's call, because the API answers
+every request without a worker (sweeps, deliveries and governance jobs wait for it). By default the worker
+check is reported but optional: a missing or stale heartbeat answers 200 with status "degraded", so
+`make run` (no worker) and API replicas behind a load balancer are not taken out of rotation when the
+worker dies, which would turn late sweeps into a full outage; alert on the heartbeat metric instead. A
+deployment that runs a worker and wants the probe to guard it says so with LEADLEDGER_WORKER_EXPECTED=1:
+then a missing or stale heartbeat answers 503.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ from leadledger.store.heartbeats import heartbeats
 
 log = logging.getLogger("leadledger.health")
 
+EXPECTED_ENV = "LEADLEDGER_WORKER_EXPECTED"
 MIN_STALE_SECONDS = 60.0  # a heartbeat is stale after max(this, 3 x the worker's interval) ...
 STALE_INTERVALS = 3.0
 
@@ -33,21 +42,37 @@ def stale_after(interval: float) -> float:
     return max(MIN_STALE_SECONDS, STALE_INTERVALS * interval)
 
 
+def worker_expected() -> bool:
+    """LEADLEDGER_WORKER_EXPECTED=1 (true, yes, on): a missing or stale worker makes /readyz fail."""
+    return os.environ.get(EXPECTED_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 @dataclass
 class Readiness:
     checks: dict[str, str] = field(default_factory=dict)
+    optional: frozenset[str] = frozenset()  # checks reported, whose failure degrades instead of failing
     ok: bool = True
+    degraded: bool = False
 
     def fail(self, name: str, why: str) -> None:
         self.checks[name] = why
-        self.ok = False
+        if name in self.optional:
+            self.degraded = True
+        else:
+            self.ok = False
+
+    @property
+    def status(self) -> str:
+        return "not ready" if not self.ok else "degraded" if self.degraded else "ready"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": "ready" if self.ok else "not ready", "checks": self.checks}
+        return {"status": self.status, "checks": self.checks, "optional": sorted(self.optional)}
 
 
-def readiness(app: App, *, now: datetime | None = None) -> Readiness:
-    result = Readiness()
+def readiness(app: App, *, now: datetime | None = None, expect_worker: bool | None = None) -> Readiness:
+    """The checks; the worker's decides readiness only when expected (default: LEADLEDGER_WORKER_EXPECTED)."""
+    expect_worker = worker_expected() if expect_worker is None else expect_worker
+    result = Readiness(optional=frozenset() if expect_worker else frozenset({"worker"}))
     now = now or app.clock.now()
     try:
         with app.db.read() as conn:

@@ -5,8 +5,9 @@ On PostgreSQL a session advisory lock lets one worker sweep at a time (others sk
 deliveries are claimed row by row (SKIP LOCKED plus a lease), so several workers never do the same work.
 On SQLite the write lock already serialises them.
 
-Every round ends with a heartbeat (`store.heartbeats`): `/readyz` fails when no worker has beaten
-recently, and `/metrics` reads each worker's counters from there, whichever process serves the scrape.
+Every round ends with a heartbeat (`store.heartbeats`): `/readyz` reports (and, with
+LEADLEDGER_WORKER_EXPECTED=1, fails on) no worker having beaten recently, and `/metrics` reads each worker's
+counters from there, whichever process serves the scrape.
 """
 
 from __future__ import annotations
