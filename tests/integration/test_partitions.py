@@ -16,7 +16,7 @@ from leadledger.services import demo, models, worker
 from leadledger.services import leads as svc
 from leadledger.services.app import App
 from leadledger.store import partitions
-from leadledger.store.db import migrate
+from leadledger.store.db import migrate, script_location
 from leadledger.store.tables import activities, ledger
 
 pytestmark = pytest.mark.postgres
@@ -40,6 +40,16 @@ def empty_pg(pg_server: str, request: pytest.FixtureRequest) -> str:
     return f"{pg_server.rpartition('/')[0]}/{name}"
 
 
+def _revision_before(name: str) -> str:
+    """The revision a migration (`NNNN_<name>.py`) upgrades from: its number moves as others land theirs."""
+    from alembic.script import ScriptDirectory
+
+    for revision in ScriptDirectory(script_location()).walk_revisions():
+        if revision.path.endswith(f"_{name}.py"):
+            return str(revision.down_revision)
+    raise LookupError(name)
+
+
 def _where(app: App, table: str) -> dict[str, int]:
     with app.db.read() as conn:
         rows = conn.exec_driver_sql(f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1").all()
@@ -54,7 +64,7 @@ def _refused(app: App, sql: str) -> None:
 def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(empty_pg, tmp_path, monkeypatch):
     clock = FixedClock(datetime.now(UTC).replace(microsecond=0))
     app = build_app(db_url=empty_pg, clock=clock)
-    migrate(app.db, "0007")  # a database from before partitioning
+    migrate(app.db, _revision_before("partitions"))  # a database from before partitioning
     with app.db.write() as conn:
         conn.exec_driver_sql("INSERT INTO users (name, role, active, created_at) VALUES ('admin', 'ops', true, now()), "
                              "('system', 'ops', true, now())")  # fmt: skip

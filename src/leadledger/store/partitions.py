@@ -7,7 +7,7 @@ in this month instead of scattering into old partitions or a catch-all; and the 
 partitions the next writes need. Reports read the analytics store, which copies by id, not by time.
 
 Layout: `ledger_pYYYYMM` for each month, `ledger_upto_YYYYMM` for rows written before partitioning began
-(an unpartitioned table attached as it is, see migration 0008), and `ledger_pdefault` as a safety net for a
+(an unpartitioned table attached as it is, see the `partitions` migration), and `ledger_pdefault` as a safety net for a
 row whose month has no partition yet (the worker creates them `MONTHS_AHEAD` ahead, so it stays empty).
 PostgreSQL requires every unique index of a partitioned table to contain the partition key, so the primary
 key is (id, recorded_at) and idempotency keys are kept unique across partitions by a row trigger filling
