@@ -74,8 +74,8 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     activate_model(app, text=default_model_text(), file="default_model.yaml", actor="admin")
     demo.generate(app, leads=80, seed=2, workers=1)
     with app.db.write() as conn:  # an old row with a key, written months before the upgrade
-        conn.exec_driver_sql("INSERT INTO activities (key, lead_id, type, at, recorded_at, source) "
-                             "SELECT 'old-key', id, 'call_logged', now() - interval '400 days', "
+        conn.exec_driver_sql("INSERT INTO activities (key, actor, lead_id, type, at, recorded_at, source) "
+                             "SELECT 'old-key', 'admin', id, 'call_logged', now() - interval '400 days', "
                              "now() - interval '400 days', 'manual' FROM leads LIMIT 1")  # fmt: skip
     assert not partitions.is_partitioned(app.db.engine.connect(), "ledger")
     monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "before.duckdb"))
@@ -102,10 +102,16 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     clock.at = month + timedelta(days=2)
     created = svc.create_lead(app, actor="admin", fields={"name": "After", "email": "after@example.com"})
     assert _where(app, "ledger")[f"ledger_p{month:%Y%m}"] >= 1  # created (and routed)
-    # an idempotency key is unique across partitions: the old one cannot be recorded again in a new month
+    # an idempotency key is unique per caller across partitions: the old one cannot be recorded again in a new
+    # month by the same caller; another caller's identical key is another request
     with pytest.raises(sqlalchemy.exc.IntegrityError), app.db.write() as conn:
-        conn.execute(activities.insert().values(key="old-key", lead_id=created.lead_id, type="call_logged",
-                                                at=clock.now(), recorded_at=clock.now(), source="manual"))  # fmt: skip
+        conn.execute(activities.insert().values(key="old-key", actor="admin", lead_id=created.lead_id,
+                                                type="call_logged", at=clock.now(), recorded_at=clock.now(),
+                                                source="manual"))  # fmt: skip
+    with app.db.write() as conn:
+        conn.execute(activities.insert().values(key="old-key", actor="zapier", lead_id=created.lead_id,
+                                                type="call_logged", at=clock.now(), recorded_at=clock.now(),
+                                                source="manual"))  # fmt: skip
     # the ledger stays append-only through the parent and through each partition, old and new
     _refused(app, "UPDATE ledger SET note = 'x'")
     _refused(app, f"DELETE FROM ledger_upto_{month:%Y%m}")

@@ -24,11 +24,16 @@ down_revision = "0008"
 branch_labels = None
 depends_on = None
 
-# (table, key column of its unique index, keys table, what the keys table holds besides the key)
+# (table, key column of its unique index, keys table, what the keys table holds besides the key, as the
+# trigger and the backfill name it). A key is unique per caller (key, actor), as the unpartitioned index says
+# (migration `security`); a NULL actor (an activity no one sent) never conflicts, as there.
 _KEYS = {
-    "ledger": ("idempotency_key", "ledger_keys", "lead_id varchar(64) NOT NULL, seq integer NOT NULL",
-               "NEW.lead_id, NEW.seq", "lead_id, seq"),  # fmt: skip
-    "activities": ("key", "activity_keys", "lead_id varchar(64) NOT NULL", "NEW.lead_id", "lead_id"),
+    "ledger": ("idempotency_key", "ledger_keys",
+               "actor varchar(100) NOT NULL, lead_id varchar(64) NOT NULL, seq integer NOT NULL, "
+               "UNIQUE (idempotency_key, actor)",
+               "NEW.actor, NEW.lead_id, NEW.seq", "actor, lead_id, seq"),  # fmt: skip
+    "activities": ("key", "activity_keys", "actor varchar(100), lead_id varchar(64) NOT NULL, UNIQUE (key, actor)",
+                   "NEW.actor, NEW.lead_id", "actor, lead_id"),  # fmt: skip
 }
 _INDEXES = {
     "ledger": [("ix_ledger_lead_id_seq", "(lead_id, seq)", "")],
@@ -61,7 +66,7 @@ def _partition(bind: Connection, table: str, now: datetime) -> None:
         op.execute(f'CREATE INDEX "{name}" ON "{table}" {columns} {where}')
     op.execute(f'CREATE INDEX "ix_{table}_{key}" ON "{table}" ({key}) WHERE {key} IS NOT NULL')
     # idempotency keys stay unique across partitions: a row trigger records each in a plain table keyed by it
-    op.execute(f'CREATE TABLE "{keys_table}" ("{key}" varchar(200) PRIMARY KEY, {keys_columns})')
+    op.execute(f'CREATE TABLE "{keys_table}" ("{key}" varchar(200) NOT NULL, {keys_columns})')
     op.execute(
         f'CREATE FUNCTION "{keys_table}_record"() RETURNS trigger LANGUAGE plpgsql AS '
         f'$$ BEGIN INSERT INTO "{keys_table}" VALUES (NEW."{key}", {new_values}); RETURN NULL; END $$'
