@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -180,6 +181,8 @@ def test_every_report_of_a_restored_database_equals_the_original(busy_app: App, 
     ops_backup.backup(busy_app, file)
     restored = build_app(db_url=_empty_database(request, restore_into, tmp_path), clock=clock)
     ops_backup.restore(restored, file)
+    if restored.db.is_sqlite:  # it holds password hashes and webhook secrets, as the original did
+        assert Path(restored.db.engine.url.database or "").stat().st_mode & 0o777 == 0o600
     names = list(analytics.REPORT_NAMES)
     monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "original.duckdb"))
     original = analytics.run_reports(busy_app, names, skip_unavailable=True)
@@ -206,4 +209,5 @@ def test_a_file_that_is_not_a_backup_is_refused_by_name(tmp_path, busy_app: App)
     empty = build_app(db_url=f"sqlite:///{tmp_path / 'new.db'}")
     with pytest.raises(Invalid, match="is not a LeadLedger backup"):
         ops_backup.restore(empty, bogus)
-    assert not (tmp_path / "new.db").exists()
+    target = tmp_path / "new.db"  # building the app made an empty database file (0600): nothing went into it
+    assert not target.exists() or not sqlite3.connect(target).execute("SELECT count(*) FROM sqlite_master").fetchone()[0]

@@ -315,19 +315,33 @@ def _restore_sqlite(db: Database, source: Path) -> dict[str, int]:
             counts = _counts_of(assembled)
         finally:
             assembled.dispose()
-        if target.exists() and target.stat().st_size == 0:
-            target.unlink()  # an empty file (an engine that connected once): nothing to keep
+        if target.exists() and _without_tables(target):
+            for suffix in ("-wal", "-shm"):  # an empty database (made when the app was built): nothing to keep
+                Path(f"{target}{suffix}").unlink(missing_ok=True)
+            target.unlink()
         if target.exists():
             raise Invalid(f"{target} appeared while restoring: nothing was overwritten")
-        umask = os.umask(0)
-        os.umask(umask)
-        scratch.chmod(0o666 & ~umask)  # a database file as any other the user creates (a backup stays 0600)
+        scratch.chmod(0o600)  # as store.db creates a database file: it holds password hashes and secrets
         os.replace(scratch, target)
     finally:
         scratch.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):
             Path(f"{scratch}{suffix}").unlink(missing_ok=True)
     return counts
+
+
+def _without_tables(path: Path) -> bool:
+    """An empty file, or a SQLite database with no table in it (not a file of some other kind)."""
+    if path.stat().st_size == 0:
+        return True
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0] == 0
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
 
 
 def _counts_of(db: Database) -> dict[str, int]:
