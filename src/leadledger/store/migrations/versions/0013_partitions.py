@@ -7,8 +7,8 @@ constraint, the build of the new (id, recorded_at) primary key index and the (le
 table, and one pass to record the idempotency keys in `ledger_keys` / `activity_keys`; all in one
 transaction, under an exclusive lock, so plan a maintenance window (README, "PostgreSQL at scale").
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-03
 """
 
@@ -19,8 +19,8 @@ from sqlalchemy import Connection, text
 
 from leadledger.store import partitions
 
-revision = "0009"
-down_revision = "0008"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
