@@ -134,7 +134,10 @@ def worker_command(
             markup=False,
         )
 
-    run(_app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report, analytics=analytics)
+    from leadledger.analytics import sync
+
+    run(_app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report,
+        analytics=sync if analytics else None)  # fmt: skip
 
 
 rules_app = typer.Typer(

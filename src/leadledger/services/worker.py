@@ -57,7 +57,7 @@ def run(
     stop: threading.Event | None = None,
     report: Callable[[dict[str, Any]], None] | None = None,
     totals: WorkerTotals | None = None,
-    analytics: bool = False,
+    analytics: Callable[[App], Any] | None = None,
 ) -> None:
     """Sweep and deliver every `interval` seconds until `stop` is set (or once), beating after each round."""
     stop = stop or threading.Event()
@@ -86,7 +86,9 @@ def run(
             return
 
 
-def _round(app: App, totals: WorkerTotals, deliver: bool, analytics: bool, governance: bool = True) -> dict[str, Any]:
+def _round(
+    app: App, totals: WorkerTotals, deliver: bool, analytics: Callable[[App], Any] | None, governance: bool = True
+) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if not app.db.is_sqlite:
         created = _maintain_partitions(app)
@@ -111,10 +113,8 @@ def _round(app: App, totals: WorkerTotals, deliver: bool, analytics: bool, gover
         totals.delivered_total += int(delivery.get("delivered", 0))
         totals.failed_total += int(delivery.get("failed", 0))
         totals.dead_total += int(delivery.get("dead", 0))
-    if analytics:  # keeps the reports' DuckDB store warm, so a report after a busy hour answers at once
-        from leadledger.analytics import sync
-
-        stats = sync(app)
+    if analytics is not None:  # analytics.sync from the CLI: keeps the reports' DuckDB store warm, so a report
+        stats = analytics(app)  # after a busy hour answers at once (services do not import analytics)
         result["analytics"] = {"ledger_rows": stats.ledger_rows, "seconds": round(stats.seconds, 3)}
     return result
 
