@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, func, select, text
 from leadledger import analytics
 from leadledger.bootstrap import build_app
 from leadledger.domain.clock import FixedClock
+from leadledger.ops.verify import verify
 from leadledger.services import demo, models, worker
 from leadledger.services import leads as svc
 from leadledger.services.app import App
@@ -72,7 +73,15 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     from leadledger.services.models import activate_model
 
     activate_model(app, text=default_model_text(), file="default_model.yaml", actor="admin")
+    # this version's demo writes the hash chain's columns (a later revision): lend them for its rows, which are
+    # then as a database from before the chain holds them (the upgrade chains them)
+    with app.db.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE ledger ADD COLUMN hash bytea")
+        conn.exec_driver_sql("ALTER TABLE leads ADD COLUMN chain_head bytea")
     demo.generate(app, leads=80, seed=2, workers=1)
+    with app.db.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE ledger DROP COLUMN hash")
+        conn.exec_driver_sql("ALTER TABLE leads DROP COLUMN chain_head")
     with app.db.write() as conn:  # an old row with a key, written months before the upgrade
         conn.exec_driver_sql("INSERT INTO activities (key, actor, lead_id, type, at, recorded_at, source) "
                              "SELECT 'old-key', 'admin', id, 'call_logged', now() - interval '400 days', "
@@ -97,6 +106,7 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     assert set(_where(app, "ledger")) == {f"ledger_upto_{month:%Y%m}"}  # attached as it was: no row moved
     monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "after.duckdb"))
     assert analytics.run_reports(app, list(analytics.REPORT_NAMES), skip_unavailable=True) == before
+    assert verify(app).ok  # the upgrade chained the entries it found, partitioned or not
 
     # writes after the upgrade land in their month's partition, through the unchanged code
     clock.at = month + timedelta(days=2)

@@ -1,4 +1,4 @@
-"""Command-line adapter for operations: backup, restore, export.
+"""Command-line adapter for operations: backup, restore, export, verify.
 
 Each command calls one function of `leadledger.ops` and prints what it did; `--format json` for scripts.
 """
@@ -123,7 +123,35 @@ def export_command(
     )
 
 
+def verify_command(
+    since: Annotated[
+        Optional[str], typer.Option("--since", help="only the leads with entries above this ledger id or since this time")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """Recompute the ledger's hash chains; exit 1 naming the first entry that does not match."""
+    from leadledger.ops.verify import verify
+
+    result = verify(_app(), since=since)
+    if fmt is Format.json:
+        print_json(result.as_dict())
+    elif result.ok:
+        console.print(f"ledger verified: {result.entries:,} entries of {result.leads:,} leads, every chain intact; "
+                      f"chain digest {result.digest}", markup=False)  # fmt: skip
+    else:
+        first = result.first
+        assert first is not None
+        where = f"entry {first.entry_id} (lead {first.lead_id}, seq {first.seq})" if first.entry_id is not None \
+            else f"lead {first.lead_id}"
+        err_console.print(f"ledger tampered: {where}: {first.what}; "
+                          f"{len(result.problems)} problem(s) in {result.entries:,} entries", markup=False,
+                          highlight=False)  # fmt: skip
+    if not result.ok:
+        raise SystemExit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("backup")(backup_command)
     app.command("restore")(restore_command)
     app.command("export")(export_command)
+    app.command("verify")(verify_command)

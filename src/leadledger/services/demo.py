@@ -45,6 +45,7 @@ from leadledger.services.history import (
     sqlite_image,
     stored_time,
 )
+from leadledger.store import chain
 from leadledger.store import repository as repo
 from leadledger.store.tables import LEDGER_COLUMNS
 from leadledger.store.tables import leads as leads_table
@@ -106,8 +107,8 @@ class _Sim:
     when the service applies a change, so time rules that read a field (`re_evaluate_on`) see it.
     """
 
-    __slots__ = ("activities", "data", "entries", "lead_id", "now", "out", "over", "owner", "projection", "rng",
-                 "seq", "stage", "status", "t")  # fmt: skip
+    __slots__ = ("activities", "data", "entries", "head", "lead_id", "now", "out", "over", "owner", "projection",
+                 "rng", "seq", "stage", "status", "t")  # fmt: skip
 
     def __init__(self, rng: random.Random, lead_id: str, created: float, now: float, out: _Out) -> None:
         self.rng, self.lead_id, self.now, self.out = rng, lead_id, now, out
@@ -117,6 +118,7 @@ class _Sim:
         self.seq = 0
         self.over = created > now  # past `now`: nothing more is recorded
         self.entries: list[tuple[Any, ...]] = []
+        self.head: bytes | None = None  # the hash chain's head (store/chain.py), once `seal` ran
         self.activities: list[tuple[Any, ...]] = []
         self.data: list[str] = []  # the JSON data of recorded changes, folded into the lead's fields
         self.projection = Projection()
@@ -174,13 +176,14 @@ class _Sim:
         seq = self.seq = self.seq + 1
         at = _text(self.t)
         self.projection.add(at, seq, from_status or None, to_status, to_stage, to_owner, source, rule, reason)
-        self.entries.append((  # LEDGER_COLUMNS but the constants (see _rows)
+        row = (  # LEDGER_COLUMNS but the constants (see _rows) and the hash
             self.lead_id, seq, at, kind, actor, role, source, from_status or null, to_status,
             from_stage or null, to_stage, null if from_owner is None else from_owner,
             null if to_owner is None else to_owner, null if reason is None else reason,
             null if data is None else data, null if rule is None else rule,
             null if override_of_seq is None else override_of_seq, null if override_rule is None else override_rule,
-        ))  # fmt: skip
+        )  # fmt: skip
+        self.entries.append(row)  # hashed by `seal`, once the creation entry holds the lead's data
 
     def log(self, dt: float, kind: str, actor: str | None, data: str | None = None) -> None:
         self.t += max(dt, 1.0)
@@ -191,6 +194,18 @@ class _Sim:
         self.activities.append((  # ACTIVITY_COLUMNS but the constants (see _rows)
             self.lead_id, kind, _text(self.t), null if actor is None else actor, null if data is None else data,
         ))  # fmt: skip
+
+    def seal(self) -> None:
+        """Hash the entries in seq order (store/chain.py), each row gaining its hash; the last is the head."""
+        recorded = self.out.recorded  # the one constant that is not NULL or false (see _rows)
+        head: bytes | None = None
+        sealed = []
+        for row in self.entries:
+            values = dict(zip(_ENTRY_COLUMNS, row, strict=True))
+            values["recorded_at"] = recorded
+            head = chain.link(head, values)
+            sealed.append((*row, head))
+        self.entries, self.head = sealed, head
 
     def lead_row(self, lead: tuple[Any, ...], fields: str) -> tuple[Any, ...]:
         """The `leads` row (but its constants): the lead's columns, then its state after the last entry."""
@@ -210,6 +225,7 @@ class _Sim:
             p.status_source, null if p.status_rule is None else p.status_rule,
             null if p.prev_status is None else p.prev_status, null if p.reason is None else p.reason, fields,
             email_key(lead[2]) or null, null if lead[3] is null else phone_key(lead[3]),
+            null if self.head is None else self.head,
         )  # fmt: skip
 
 
@@ -217,6 +233,7 @@ class _Sim:
 _LEDGER_CONSTANTS = ("recorded_at", "note", "idempotency_key", "off_model")
 _ACTIVITY_CONSTANTS = ("key", "recorded_at", "source")
 _DATA = tuple(c for c in LEDGER_COLUMNS if c not in _LEDGER_CONSTANTS).index("data")  # in an entry tuple
+_ENTRY_COLUMNS = tuple(c for c in LEDGER_COLUMNS if c not in (*_LEDGER_CONSTANTS, "hash"))  # a _Sim entry's
 
 
 @dataclass(frozen=True)
@@ -225,6 +242,7 @@ class _Out:
 
     owner_teams: dict[str, str | None]
     null: Any
+    recorded: Any = None  # the recorded_at every row carries (as stored), for the hash chain
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -686,8 +704,8 @@ def _chunk_payload(plan: _Plan, first: int, end: int) -> HistoryRows | bytes:
 def _rows(plan: _Plan, first: int, end: int) -> HistoryRows:
     """Leads first..end-1 as the rows of the three tables, block by block."""
     sqlite = plan.sqlite
-    out = _Out(owner_teams=plan.owner_teams, null=SQLITE_NULL if sqlite else None)
     recorded = stored_time(plan.recorded_at, sqlite)
+    out = _Out(owner_teams=plan.owner_teams, null=SQLITE_NULL if sqlite else None, recorded=recorded)
     constants = {
         "leads": {"incomplete": False},
         "ledger": dict(zip(_LEDGER_CONSTANTS, (recorded, None, None, False), strict=True)),
@@ -731,6 +749,7 @@ def _block(plan: _Plan, out: _Out, block: int, low: int, high: int, rows: Histor
             del captured["phone"]
         first_entry = sim.entries[0]
         sim.entries[0] = (*first_entry[:_DATA], _ENCODE(captured), *first_entry[_DATA + 1 :])
+        sim.seal()
         rows.leads.append(sim.lead_row(lead, fields))
         rows.ledger.extend(sim.entries)
         rows.activities.extend(sim.activities)
