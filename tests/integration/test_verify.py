@@ -239,3 +239,42 @@ def test_the_upgrade_chains_the_entries_written_before_the_chain_existed(worked:
     # and the guard is back: the upgrade lifted it only for its own pass
     with pytest.raises(sqlalchemy.exc.DBAPIError, match="append-only"), worked.db.write() as conn:
         conn.exec_driver_sql("UPDATE ledger SET note = 'x'")
+
+
+def test_a_recorded_digest_catches_a_rewrite_that_recomputed_the_chain(worked: App):
+    """Someone who can write the database can edit an entry and recompute its lead's chain and head: the chain
+    alone then verifies. The digest recorded earlier (outside the database) at a ledger id does not."""
+    from leadledger.store import chain
+
+    recorded = verify(worked)
+    assert recorded.ok and recorded.digest_at == max(r["id"] for r in _entries(worked))
+    lead = svc.create_lead(worked, actor="ana", fields={"name": "Later", "email": "later@example.com"}, owner="ana")
+    later = verify(worked)
+    assert later.digest != recorded.digest  # the heads moved on...
+    assert verify(worked, at=recorded.digest_at).digest == recorded.digest  # ...but the digest then is the same
+    assert verify(worked, at=recorded.digest_at, expect=recorded.digest).ok
+
+    victim = _middle(worked)
+    rows = _entries(worked, victim["lead_id"])
+    statements = [f"UPDATE ledger SET note = 'rewritten' WHERE id = {victim['id']}"]
+    head = None
+    for row in rows:
+        if row["id"] == victim["id"]:
+            row["note"] = "rewritten"
+        head = chain.link(head, row)
+        statements.append(f"UPDATE ledger SET hash = X'{head.hex()}' WHERE id = {row['id']}" if worked.db.is_sqlite
+                          else f"UPDATE ledger SET hash = '\\x{head.hex()}'::bytea WHERE id = {row['id']}")  # fmt: skip
+    assert head is not None
+    statements.append(f"UPDATE leads SET chain_head = X'{head.hex()}' WHERE id = '{victim['lead_id']}'"
+                      if worked.db.is_sqlite else
+                      f"UPDATE leads SET chain_head = '\\x{head.hex()}'::bytea WHERE id = '{victim['lead_id']}'")  # fmt: skip
+    _tamper(worked, *statements)
+    assert verify(worked).ok  # a consistent forgery: the chain alone cannot tell
+    caught = verify(worked, at=recorded.digest_at, expect=recorded.digest)
+    assert not caught.ok and "rewritten" in caught.first.what  # type: ignore[union-attr]
+    assert lead.lead_id  # written after the digest was recorded: it does not change the digest at that id
+
+    runner = CliRunner()
+    bad = runner.invoke(cli, ["verify", "--at", str(recorded.digest_at), "--expect", recorded.digest],
+                        env={"LEADLEDGER_DB": worked.db.url})  # fmt: skip
+    assert bad.exit_code == 1 and "not the one recorded" in " ".join(bad.output.split())

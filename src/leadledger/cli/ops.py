@@ -127,22 +127,30 @@ def verify_command(
     since: Annotated[
         Optional[str], typer.Option("--since", help="only the leads with entries above this ledger id or since this time")
     ] = None,
+    at: Annotated[
+        Optional[int], typer.Option("--at", help="take the chain digest at this ledger id (default: the last entry)")
+    ] = None,
+    expect: Annotated[
+        Optional[str], typer.Option("--expect", help="the digest recorded earlier at --at: exit 1 if it differs now")
+    ] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Recompute the ledger's hash chains; exit 1 naming the first entry that does not match."""
     from leadledger.ops.verify import verify
 
-    result = verify(_app(), since=since)
+    if expect is not None and at is None:
+        raise typer.BadParameter("--expect needs --at: the ledger id the digest was recorded at", param_hint="--expect")
+    result = verify(_app(), since=since, at=at, expect=expect)
     if fmt is Format.json:
         print_json(result.as_dict())
     elif result.ok:
         console.print(f"ledger verified: {result.entries:,} entries of {result.leads:,} leads, every chain intact; "
-                      f"chain digest {result.digest}", markup=False)  # fmt: skip
+                      f"chain digest {result.digest} at ledger id {result.digest_at}", markup=False)  # fmt: skip
     else:
         first = result.first
         assert first is not None
         where = f"entry {first.entry_id} (lead {first.lead_id}, seq {first.seq})" if first.entry_id is not None \
-            else f"lead {first.lead_id}"
+            else f"lead {first.lead_id}" if first.lead_id else "digest"
         err_console.print(f"ledger tampered: {where}: {first.what}; "
                           f"{len(result.problems)} problem(s) in {result.entries:,} entries", markup=False,
                           highlight=False)  # fmt: skip

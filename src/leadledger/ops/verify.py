@@ -49,7 +49,8 @@ class VerifyResult:
     leads: int = 0
     entries: int = 0
     problems: list[Problem] = field(default_factory=list)
-    digest: str = ""  # SHA-256 over every checked lead's head, in lead id order: record it, compare later
+    digest: str = ""  # SHA-256 over every checked lead's last hash at `digest_at`, in lead id order
+    digest_at: int = 0  # the ledger id the digest was taken at: `verify --at` it later gives the same digest
     since: str | None = None
 
     @property
@@ -72,11 +73,22 @@ class VerifyResult:
             "first": first.as_dict() if first else None,
             "examples": [p.as_dict() for p in sorted(self.problems, key=lambda p: p.entry_id or 0)[:20]],
             "digest": self.digest,
+            "digest_at": self.digest_at,
             "since": self.since,
         }
 
 
-def verify(app: App, *, since: str | None = None, progress: Callable[[int], None] | None = None) -> VerifyResult:
+def verify(
+    app: App,
+    *,
+    since: str | None = None,
+    at: int | None = None,
+    expect: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """Check every chain (of the leads written since `since`); the digest is taken at ledger id `at` (default:
+    the last entry), so a digest recorded earlier can be reproduced later, after more entries were written.
+    `expect`: the digest recorded then; a different one now is a problem (history up to `at` was rewritten)."""
     result = VerifyResult(since=since)
     mark = parse_since(since)
     digest = hashlib.sha256()
@@ -87,7 +99,9 @@ def verify(app: App, *, since: str | None = None, progress: Callable[[int], None
             heads = _lead_heads(conn, mark)
             lead_id: str | None = None
             previous: bytes | None = None
+            anchored: bytes | None = None  # the hash of the lead's last entry at or below `at`
             expected_seq = 1
+            last_id = 0
             broken = False
 
             def close_lead() -> None:
@@ -100,7 +114,8 @@ def verify(app: App, *, since: str | None = None, progress: Callable[[int], None
                         result.problems.append(Problem(None, lead_id, version,
                             f"the lead's head is entry {version} but its ledger ends at entry {expected_seq - 1}"
                             if version != expected_seq - 1 else "the lead's head does not match its last entry"))  # fmt: skip
-                digest.update(lead_id.encode() + b"\x1f" + (previous or b"") + b"\x1e")
+                if anchored is not None:
+                    digest.update(lead_id.encode() + b"\x1f" + anchored + b"\x1e")
 
             for row in _entries(conn, mark):
                 values = dict(zip(_COLUMNS, row, strict=True))
@@ -109,8 +124,9 @@ def verify(app: App, *, since: str | None = None, progress: Callable[[int], None
                     close_lead()
                     lead_id, broken = current, False
                     result.leads += 1
-                    previous, expected_seq = None, 1
+                    previous, anchored, expected_seq = None, None, 1
                 result.entries += 1
+                last_id = max(last_id, values["id"])
                 if progress and result.entries % BATCH == 0:
                     progress(BATCH)
                 if broken:
@@ -132,11 +148,18 @@ def verify(app: App, *, since: str | None = None, progress: Callable[[int], None
                     broken = True
                     continue
                 previous, expected_seq = stored_hash, seq + 1
+                if at is None or values["id"] <= at:
+                    anchored = stored_hash
             close_lead()
             for missing, (_, version) in sorted(heads.items()):
                 if version:
                     result.problems.append(Problem(None, missing, version, "the lead has no ledger entries left"))
     result.digest = digest.hexdigest()
+    result.digest_at = at if at is not None else last_id
+    if expect is not None and expect.strip().lower() != result.digest:
+        result.problems.append(Problem(None, "", None, f"the chain digest at ledger id {result.digest_at} is "
+                                       f"{result.digest}, not the one recorded ({expect.strip()}): entries up to "
+                                       "there were rewritten, and their hashes recomputed to match"))  # fmt: skip
     return result
 
 
