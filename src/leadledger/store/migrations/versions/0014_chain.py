@@ -5,8 +5,8 @@ chain new ones (store/chain.py): the append-only guard is lifted for this one UP
 the same transaction. On a large database that rewrites every ledger row once (plan for the time and for
 the space PostgreSQL needs until autovacuum reclaims the old row versions).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 from leadledger.store import chain
 
-revision = "0010"
-down_revision = "0009"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
