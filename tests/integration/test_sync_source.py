@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from leadledger import analytics
-from leadledger.analytics.store import postgres_scanner_available
+from leadledger.analytics.store.scanner import postgres_scanner_available
 from leadledger.bootstrap import build_app
 from leadledger.services import demo
 

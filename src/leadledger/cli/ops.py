@@ -18,7 +18,7 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json
 
 
 def _app() -> App:
-    from leadledger.cli.main import State
+    from leadledger.cli.state import State
 
     return State.app()
 

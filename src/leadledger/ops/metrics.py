@@ -205,7 +205,7 @@ def _worker_figures(conn: Any, now: Any) -> list[Metric]:
 
 
 def _analytics_figures(app: App, last_id: int, now: Any) -> list[Metric]:
-    from leadledger.analytics.store import read_sync_status
+    from leadledger.analytics.store.status import read_sync_status
 
     status = read_sync_status(app)
     synced = int(status.get("ledger_id", 0)) if status else 0
