@@ -21,6 +21,8 @@ from leadledger.cli.imports import import_app
 from leadledger.cli.model_changes import register as register_model_changes
 from leadledger.cli.output import Format, console, emit, err_console, fail, moment_option, print_json, rows_of, show
 from leadledger.cli.quality import register as register_quality
+from leadledger.cli.model_migrations import register as register_model_migrations
+from leadledger.cli.output import Format, console, emit, err_console, fail, moment_option, print_json, rows_of
 from leadledger.cli.reports import report_app
 from leadledger.cli.review import review_app
 from leadledger.cli.segments import register as register_segments
@@ -83,6 +85,7 @@ register_time(app)
 register_model_changes(model_app)  # model diff
 register_segments(app)
 register_quality(app)
+register_model_migrations(model_app)  # model migrations, model migrate
 
 
 class State:
@@ -317,22 +320,26 @@ def model_apply(
     ] = False,
     start: Annotated[Optional[str], typer.Option("--from", help="with --backtest: first day (YYYY-MM-DD)")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="with --backtest: until this day (default: now)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the migrations and the leads they would move; store nothing")
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Replace the active model with FILE (ops only); it must lint without errors. Old versions are kept.
 
-    What the file changes (`model diff`) is shown first. With --backtest nothing is applied: the period is
-    replayed under FILE and the report says what would have been refused, which rules would have fired and
-    how the status distribution would differ."""
+    What the file changes (`model diff`) is shown first, then its migrations and the leads they move (leads in
+    a renamed, merged or split status move by appended migration entries). With --dry-run nothing is stored or
+    moved. With --backtest nothing is applied: the period is replayed under FILE and the report says what would
+    have been refused, which rules would have fired and how the status distribution would differ."""
     from leadledger.cli.model_changes import show_proposed_diff, what_if_command
+    from leadledger.cli.model_migrations import apply_command
 
     text = file.read_text(encoding="utf-8")
     if backtest:
         what_if_command(State.app(), text, str(file), start, end, fmt)
         return
     show_proposed_diff(State.app(), text, str(file))
-    result = model_service.activate_model(State.app(), text=text, file=str(file), actor=_actor(actor))
-    console.print(f"model {result['name']} v{result['version']} is active (version id {result['id']})", markup=False)
+    apply_command(State.app(), text, str(file), _actor(actor), dry_run=dry_run, fmt=fmt)
 
 
 @model_app.command("history")

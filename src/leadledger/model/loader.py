@@ -66,6 +66,7 @@ from leadledger.domain.statusmodel import (
 from leadledger.domain.timerules import Duration, SlaSpec, TimeAction, TimeRule
 from leadledger.model.calendars import build_calendar
 from leadledger.model.fieldtypes import parser_for
+from leadledger.model.migration_rules import compile_migrations
 from leadledger.model.schema import ModelFile, StatusIn
 
 Path_ = tuple[str | int, ...]
@@ -334,6 +335,7 @@ class _Compiler:
             time_rules=self._time_rules(statuses, reasons, fields, roles),
             segments=self._segments(statuses, stage_keys, reasons, fields),
             duplicate_on_create=src.duplicates.on_create,
+            migrations=compile_migrations(src.migrations, statuses, stage_keys, self.error),
         )
 
     def _stages(self, roles: set[str]) -> list[Stage]:
