@@ -9,6 +9,7 @@ import pytest
 from model_edits import default, dump, merge, rename, with_migrations
 from sqlalchemy import func, select
 
+from leadledger.model.loader import read_yaml
 from leadledger.services import leads as svc
 from leadledger.services import status_migrations
 from leadledger.services.errors import ChangeRefused, Forbidden, Invalid
@@ -159,3 +160,36 @@ def test_a_split_by_reason_moves_each_lead_by_the_reason_it_entered_with(team_ap
     with team_app.db.read() as conn:
         status = dict(conn.execute(select(leads.c.id, leads.c.status)).all())
     assert (status[gone], status[quiet], status[stuck]) == ("lost", "nurture", "lost")
+
+
+def test_the_what_if_shows_the_migrations_and_reads_recorded_keys_through_them(team_app, clock, monkeypatch,
+                                                                                tmp_path):  # fmt: skip
+    from leadledger.services import model_changes
+
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "store.duckdb"))
+    start = clock.at
+    attempting = _lead(team_app, clock, "a1", {"status": "attempting_contact", "log": ActivityIn("email_sent")})
+    rejected = _lead(team_app, clock, "r1", {"status": "rejected", "reason": "poor_fit"})
+    clock.advance(timedelta(hours=1))
+    before = _counts(team_app)
+    report = model_changes.what_if(team_app, v2_text(), file="v2.yaml", start=start, end=clock.at)
+    assert _counts(team_app) == before and report["written"] is False
+    assert {c["key"]: c["note"] for c in report["diff"]["changes"] if c["section"] == "migrations"} == {
+        "attempting_contact": "attempting_contact → contacting (rename)",
+        "rejected": f"rejected → disqualified (merge): {MERGE_REASON}",
+    }
+    moving = report["migrations"]
+    assert [(g["from"], g["to"], g["samples"]) for g in moving["moves"]] == [
+        ("attempting_contact", "contacting", [attempting]), ("rejected", "disqualified", [rejected])]  # fmt: skip
+    # renamed and merged statuses are not "gone": nothing recorded is refused for that
+    assert report["refused"] == []
+    ends = {row["status"]: row for row in report["replay"]["distribution"]}
+    assert "attempting_contact" not in ends and "rejected" not in ends
+    assert (ends["contacting"]["actual"], ends["contacting"]["backtest"]) == (1, 1)
+    assert (ends["disqualified"]["actual"], ends["disqualified"]["backtest"]) == (1, 1)
+    # the same file without its migrations: the recorded moves into the dropped keys are refused
+    bare = read_yaml(v2_text())
+    bare.pop("migrations")
+    refused = model_changes.what_if(team_app, dump(bare), file="bare.yaml", start=start, end=clock.at)["refused"]
+    assert {r["why"] for r in refused} == {"attempting_contact is not a status of the proposed model",
+                                           "rejected is not a status of the proposed model"}  # fmt: skip

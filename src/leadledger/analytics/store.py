@@ -8,7 +8,8 @@ DuckDB SQL, so the answers cannot differ between the two stores.
 
 What is kept (all in one DuckDB file, see `store_path`):
 
-* ``ledger_m`` – the ledger columns reports need (raw, one row per entry).
+* ``ledger_m`` – the ledger columns reports need (one row per entry), statuses named as the newest model
+  names them (`analytics.status_map`: renamed, merged and split statuses; ``ledger_rec`` keeps what was recorded).
 * ``leads_m`` – source, campaign and the incomplete flag of each lead (refreshed when its ledger grows).
 * ``act_first`` – the first time each activity type was logged on each lead (first touch needs no more).
 * ``act_m`` – every activity's lead, type and time (what was done during a stint, for governance).
@@ -51,6 +52,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 
 from leadledger.analytics import benchmarks as seed
+from leadledger.analytics import status_map
 from leadledger.analytics.calendar_days import DayTable, build_day_table, day_number
 from leadledger.domain.segments import LEDGER_META_KEYS
 from leadledger.domain.statusmodel import StatusModel
@@ -416,6 +418,7 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             conn.execute("BEGIN TRANSACTION")
             try:
                 _load_new_rows(conn, source, stats, ledger_final, activity_final, ledger_max, activity_max, progress)
+                status_map.apply(conn, status_map.rules_for(source_conn), "new_ledger_leads")  # renamed statuses
                 phase = time.perf_counter()
                 _rebuild_derived(conn, loaded.model, model_id, meta, stats, progress)
                 stats.phases["derive"] = time.perf_counter() - phase
