@@ -207,3 +207,24 @@ def test_model_diff_shows_each_migration_with_its_kind():
     }
     assert ("statuses", "attempting_contact", "removed") in {(c.section, c.key, c.change) for c in result.changes}
     assert "- **added** `rejected`: rejected → disqualified (merge)" in diff_markdown(result)
+
+
+def test_the_readme_example_loads_on_the_model_it_describes():
+    """README "Status migrations": its `migrations:` block on the default model with attempting_contact
+    renamed, rejected merged into disqualified and nurture renamed nurture_later."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n# README example: migrations[^\n]*\n(.*?)```", readme, re.S)
+    assert block, "README.md has no migrations example"
+    data = merge(rename(default(), "attempting_contact", "contacting"), "rejected", "disqualified")
+    data = with_migrations(rename(data, "nurture", "nurture_later"), yaml.safe_load(block.group(1))["migrations"])
+    migrations = load_text(dump(data), "README.md").model.migrations
+    assert migrations["attempting_contact"].kind == "rename"
+    assert (migrations["rejected"].target, migrations["rejected"].reason[:30]) == ("disqualified", "Rejected and Disqualified lead")
+    assert resolve(migrations["nurture"].target, "mql", "gone_cold") == "disqualified"
+    assert resolve(migrations["nurture"].target, "mql", "budget") == "nurture_later"
+    assert resolve(migrations["nurture"].target, "lead", None) == "nurture_later"
