@@ -65,13 +65,9 @@ def ledger(k: Callable[[str], str]) -> list[Lead]:
 
 
 @pytest.fixture
-def worlds(app, db_url, request, tmp_path, monkeypatch):
+def worlds(app, second_db_url, tmp_path, monkeypatch):
     """(recorded, mapped): the ledger as recorded (version 1 keys), and with its keys mapped by hand."""
-    from conftest import fresh_database
-
-    backend = "postgres" if db_url.startswith("postgresql") else "sqlite"
-    (tmp_path / "b").mkdir()
-    mapped_app = build_app(db_url=fresh_database(request, backend, tmp_path / "b"), clock=app.clock)
+    mapped_app = build_app(db_url=second_db_url, clock=app.clock)
     for world in (app, mapped_app):
         add_people(world)
     write(app, *ledger(lambda key: key))
