@@ -119,13 +119,14 @@ def test_a_renamed_status_linted_dry_run_applied_and_migrated(run, app: App, tmp
     assert "moved 0 leads" in run("model", "migrate").output
 
 
-def test_lint_of_a_file_creates_no_database(tmp_path: Path) -> None:
+def test_a_file_lints_against_a_database_not_yet_initialised(tmp_path: Path) -> None:
     file = tmp_path / "m.yaml"
     file.write_text(default_model_text(), encoding="utf-8")
-    State._app, State.db = None, f"sqlite:///{tmp_path / 'nothing.db'}"
+    State._app = None
     try:
-        result = CliRunner().invoke(cli_app, ["--db", State.db, "model", "lint", str(file)])
+        result = CliRunner().invoke(cli_app, ["--db", f"sqlite:///{tmp_path / 'empty.db'}", "model", "lint", str(file)])
     finally:
         State._app, State.db = None, None
     assert result.exit_code == 0, result.output
-    assert not (tmp_path / "nothing.db").exists()
+    assert f"{file}: " in result.output
+    assert not (tmp_path / "empty.db").exists()  # asking whether there is a database creates none
