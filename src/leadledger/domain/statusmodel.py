@@ -15,8 +15,8 @@ from typing import Any
 
 from leadledger.domain.automation import Automation
 from leadledger.domain.calendar import BusinessCalendar
-from leadledger.domain.segments import Segment
 from leadledger.domain.migrations import Migration
+from leadledger.domain.segments import Segment
 from leadledger.domain.timerules import SlaSpec, TimeRule
 
 SOURCES = ("manual", "automation", "time_rule", "integration", "import")

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from leadledger.model.lint import Finding, LintEnvironment, lint
+from leadledger.model.lint import Finding, LintEnvironment
 from leadledger.model.loader import LoadedModel, default_model_text, load_text
 from leadledger.services.app import App
 from leadledger.services.errors import Forbidden, Invalid
