@@ -128,5 +128,5 @@ def test_a_file_lints_against_a_database_not_yet_initialised(tmp_path: Path) -> 
     finally:
         State.reset(None)
     assert result.exit_code == 0, result.output
-    assert f"{file}: " in result.output
+    assert result.output.split()[-1] == "clean"  # (a long path wraps the line)
     assert not (tmp_path / "empty.db").exists()  # asking whether there is a database creates none
