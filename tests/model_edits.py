@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from leadledger.model.loader import default_model_text, read_yaml
+from leadledger.model.loader import default_model_text
+from leadledger.model.source import read_yaml
 
 
 def default() -> dict[str, Any]:

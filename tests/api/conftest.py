@@ -12,7 +12,7 @@ from apikit import HOOK_SECRET, Org
 from fastapi.testclient import TestClient
 
 from leadledger.api import create_app
-from leadledger.services import auth, people
+from leadledger.services import auth, hooks, people
 from leadledger.services.app import App
 
 
@@ -25,7 +25,7 @@ def org(app: App) -> Org:
     people.add_user(app, name="ben", role="rep", team="east")
     people.add_user(app, name="olga", role="ops")
     people.add_user(app, name="zap", role="integration")
-    auth.add_hook(app, name="forms", user="zap", secret=HOOK_SECRET)
+    hooks.add_hook(app, name="forms", user="zap", secret=HOOK_SECRET)
     tokens = {
         name: auth.issue_token(app, user=name, name="test")["token"] for name in ("maria", "ana", "ben", "olga", "zap")
     }

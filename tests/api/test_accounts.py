@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from leadledger.bootstrap import build_app
 from leadledger.domain.clock import FixedClock
-from leadledger.services import auth
+from leadledger.services import auth, hooks
 from leadledger.services import leads as svc
 
 PASSWORD = "a long enough password"
@@ -230,22 +230,22 @@ def test_a_login_flood_stays_under_300_mib(tmp_path: Any) -> None:
 
 def test_a_rotated_webhook_secret_keeps_working_for_the_grace_period(org: Org, client: TestClient) -> None:
     lead_id = svc.create_lead(org.app, actor="admin", fields={"name": "Jo", "email": "jo@example.com"}).lead_id
-    rotated = auth.rotate_hook(org.app, name="forms")
+    rotated = hooks.rotate_hook(org.app, name="forms")
     assert rotated["secret"] != HOOK_SECRET
 
     def deliver(key: str, secret: str, now: int) -> int:
         body = json.dumps([{"id": key, "type": "email_sent", "lead": lead_id, "at": "2026-11-23T14:00:00Z"}]).encode()
-        headers = {"Content-Type": "application/json", auth.SIGNATURE_HEADER: sign(body, now, secret)}
+        headers = {"Content-Type": "application/json", hooks.SIGNATURE_HEADER: sign(body, now, secret)}
         return client.post("/api/v1/hooks/forms", content=body, headers=headers).status_code
 
     assert deliver("old", HOOK_SECRET, NOW) == 200  # integrations still signing with the old one
     assert deliver("new", rotated["secret"], NOW) == 200
     assert isinstance(org.app.clock, FixedClock)
-    org.app.clock.advance(auth.HOOK_ROTATION_GRACE + timedelta(seconds=1))
-    later = NOW + int(auth.HOOK_ROTATION_GRACE.total_seconds()) + 1
+    org.app.clock.advance(hooks.HOOK_ROTATION_GRACE + timedelta(seconds=1))
+    later = NOW + int(hooks.HOOK_ROTATION_GRACE.total_seconds()) + 1
     assert deliver("old-2", HOOK_SECRET, later) == 401
     assert deliver("new-2", rotated["secret"], later) == 200
-    (listed,) = auth.list_hooks(org.app)
+    (listed,) = hooks.list_hooks(org.app)
     assert listed["rotated_at"] is not None and listed["previous_valid_until"] is None
 
 
@@ -256,7 +256,7 @@ def test_a_malformed_signature_is_401_never_500(org: Org, client: TestClient) ->
                    f"t={NOW},v1=zz{good[2:]}".encode(), f"t={NOW},v1=é{good[1:]}".encode("latin-1"),
                    f"t={NOW},v1={good},v1=not-hex".encode(), f"t={NOW}".encode(), b"garbage"):  # fmt: skip
         answer = client.post("/api/v1/hooks/forms", content=body,
-                             headers={"Content-Type": "application/json", auth.SIGNATURE_HEADER: header})  # fmt: skip
+                             headers={"Content-Type": "application/json", hooks.SIGNATURE_HEADER: header})  # fmt: skip
         assert answer.status_code == 401, (header, answer.status_code, answer.text)
 
 
@@ -280,7 +280,7 @@ def test_the_command_line_rotates_a_secret_and_disabling_revokes_tokens(
     assert len(new_secret) >= 16 and new_secret != HOOK_SECRET
     body = b'[{"id": "c1", "type": "email_sent", "lead": "nope", "at": "2026-11-23T14:00:00Z"}]'
     for secret in (HOOK_SECRET, new_secret):  # both verify during the grace period (the lead is unknown: 200)
-        signed = {"Content-Type": "application/json", auth.SIGNATURE_HEADER: sign(body, NOW, secret)}
+        signed = {"Content-Type": "application/json", hooks.SIGNATURE_HEADER: sign(body, NOW, secret)}
         assert client.post("/api/v1/hooks/forms", content=body, headers=signed).status_code == 200
     run("user", "disable", "ben")
     run("user", "enable", "ben")

@@ -9,7 +9,7 @@ import json
 from apikit import HOOK_SECRET, Org, fingerprint, sign
 from fastapi.testclient import TestClient
 
-from leadledger.services import auth
+from leadledger.services import auth, hooks
 from leadledger.services import leads as svc
 from leadledger.services.outbox import sign as outbound_sign
 
@@ -36,7 +36,7 @@ def attempting_lead(org: Org) -> str:
 def deliver(client: TestClient, body: bytes, signature: str | None, hook: str = "forms") -> object:
     headers = {"Content-Type": "application/json"}
     if signature is not None:
-        headers[auth.SIGNATURE_HEADER] = signature
+        headers[hooks.SIGNATURE_HEADER] = signature
     return client.post(f"/api/v1/hooks/{hook}", content=body, headers=headers)
 
 
@@ -92,9 +92,9 @@ def test_a_rotated_secret_may_be_sent_alongside_the_old_signature(org: Org, clie
 
 def test_a_disabled_hook_or_integration_user_is_refused(org: Org, client: TestClient) -> None:
     body = json.dumps(call_event(attempting_lead(org))).encode()
-    auth.set_hook_active(org.app, name="forms", active=False)
+    hooks.set_hook_active(org.app, name="forms", active=False)
     assert deliver(client, body, sign(body, NOW)).status_code == 401  # type: ignore[attr-defined]
-    auth.set_hook_active(org.app, name="forms", active=True)
+    hooks.set_hook_active(org.app, name="forms", active=True)
     auth.set_user_active(org.app, actor=None, name="zap", active=False)
     assert deliver(client, body, sign(body, NOW)).status_code == 401  # type: ignore[attr-defined]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from leadledger.cli.main import State
 from leadledger.cli.main import app as cli_app
+from leadledger.cli.state import State
 from leadledger.model.loader import default_model_text
 from leadledger.services.app import App
 from leadledger.services.errors import ServiceError

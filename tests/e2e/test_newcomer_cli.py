@@ -17,8 +17,8 @@ import typer
 from click.testing import Result
 from typer.testing import CliRunner
 
-from leadledger.cli.main import State
 from leadledger.cli.main import app as cli_app
+from leadledger.cli.state import State
 
 Run = Callable[..., Result]
 

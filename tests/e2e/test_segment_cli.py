@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from leadledger.cli.main import State, app
+from leadledger.cli.main import app
+from leadledger.cli.state import State
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from leadledger.bootstrap import build_app
 from leadledger.domain.clock import FixedClock
-from leadledger.model.loader import default_model_text, read_yaml
+from leadledger.model.loader import default_model_text
+from leadledger.model.source import read_yaml
 from leadledger.services import leads as svc
 from leadledger.services import models, outbox, people
 from leadledger.services.app import App

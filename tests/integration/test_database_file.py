@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from leadledger.bootstrap import build_app
-from leadledger.services import auth, models, people
+from leadledger.services import hooks, models, people
 
 
 def test_a_new_database_file_is_private_to_its_owner(tmp_path: Path) -> None:
@@ -17,7 +17,7 @@ def test_a_new_database_file_is_private_to_its_owner(tmp_path: Path) -> None:
         app = build_app(db_url=f"sqlite:///{tmp_path / 'data' / 'leadledger.db'}")
         models.initialise(app)
         people.add_user(app, name="zap", role="integration")
-        auth.add_hook(app, name="forms", user="zap")
+        hooks.add_hook(app, name="forms", user="zap")
         with app.db.engine.connect() as conn:  # while a connection is open the -wal and -shm files exist
             conn.exec_driver_sql("SELECT count(*) FROM inbound_hooks").all()
             files = sorted((tmp_path / "data").glob("leadledger.db*"))

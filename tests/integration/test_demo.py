@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from leadledger.bootstrap import build_app
 from leadledger.domain.changes import Activity, Actor, ChangeRequest, StatusChange
 from leadledger.domain.engine import change_status, new_lead
-from leadledger.services import demo
+from leadledger.services import demo, demo_story
 from leadledger.services.errors import Invalid
 from leadledger.services.history import LeadHistory, write_histories
 from leadledger.store import repository as repo
@@ -190,7 +190,7 @@ def test_demo_projection_is_the_fold_of_its_ledger(demo_app):
         )
         assert row.prev_status == (status_entry.from_status if status_entry.seq > 1 else None)
         assert row.team == teams.get(row.owner)
-        assert row.incomplete is False and row.fields["territory"] in demo.TERRITORIES
+        assert row.incomplete is False and row.fields["territory"] in demo_story.TERRITORIES
         captured: dict = {}
         for entry in history:
             captured.update(entry.data or {})
@@ -268,3 +268,35 @@ def test_write_histories_stores_nulls_booleans_json_and_the_folded_projection(ap
     assert stored[1].data == {"next_follow_up_at": "2026-11-30"} and stored[1].kind == "change"
     assert nulls == 3
     assert (logged.type, logged.data, logged.key, logged.source) == ("call_logged", {"outcome": "no_answer"}, None, "manual")
+
+
+def test_the_demo_names_the_rules_of_the_model_it_is_written_under(app):
+    """The story's automated moves carry the names the model gives its rules, found by what they do."""
+    from leadledger.model.loader import default_model_text
+    from leadledger.services.models import activate_model
+
+    text = default_model_text().replace("name: first_email_sent", "name: first_touch")
+    activate_model(app, text=text, file="renamed.yaml", actor="admin")
+    demo.generate(app, leads=300, seed=5)
+    with app.db.read() as conn:
+        named = {r for (r,) in conn.execute(select(ledger.c.rule).distinct()) if r}
+        named |= {r for (r,) in conn.execute(select(ledger.c.override_rule).distinct()) if r}
+    model = app.loaded_model().model
+    known = {r.name for r in model.automation.rules} | {r.name for r in model.time_rules}
+    known |= {a.name for actions in model.automation.on_enter.values() for a in actions}
+    assert "first_touch" in named and "first_email_sent" not in named
+    assert named <= known
+
+
+def test_a_model_without_what_the_demo_s_story_needs_is_refused_naming_it(app):
+    model = app.loaded_model().model
+    lacking = replace(
+        model,
+        statuses={k: v for k, v in model.statuses.items() if k != "stale_review"},
+        time_rules=tuple(r for r in model.time_rules if r.name != "nurture_re_evaluation"),
+    )
+    with pytest.raises(Invalid, match="status stale_review"):
+        demo_story.StoryRules.of(lacking)
+    lacking = replace(model, time_rules=tuple(r for r in model.time_rules if r.name != "nurture_re_evaluation"))
+    with pytest.raises(Invalid, match="a time rule moving leads from nurture to recycled"):
+        demo_story.StoryRules.of(lacking)

@@ -247,17 +247,18 @@ def test_postgresql_watermark_waits_for_transactions_in_flight():
     transaction that was running when they were read has ended."""
     import duckdb
 
-    from leadledger.analytics.store import _advance_pending, _meta, _Snapshot, ensure_schema
+    from leadledger.analytics.store.connection import ensure_schema, read_meta
+    from leadledger.analytics.store.sync import _advance_pending, _Snapshot
 
     conn = duckdb.connect()
     ensure_schema(conn)
-    meta = _meta(conn)
+    meta = read_meta(conn)
     _advance_pending(conn, meta, _Snapshot(xmin=100, in_progress=(100, 104)), "ledger", 50)
-    assert (_meta(conn).get("ledger_final"), _meta(conn)["ledger_pending"]) == (None, "50")
+    assert (read_meta(conn).get("ledger_final"), read_meta(conn)["ledger_pending"]) == (None, "50")
     _advance_pending(conn, meta, _Snapshot(xmin=103, in_progress=(103, 110)), "ledger", 60)
-    assert _meta(conn).get("ledger_final") is None  # 104 may still commit an id below 50
+    assert read_meta(conn).get("ledger_final") is None  # 104 may still commit an id below 50
     _advance_pending(conn, meta, _Snapshot(xmin=105, in_progress=(107,)), "ledger", 70)
-    assert _meta(conn)["ledger_final"] == "50"  # every transaction running at the first read has ended
-    assert _meta(conn)["ledger_pending"] == "70"
+    assert read_meta(conn)["ledger_final"] == "50"  # every transaction running at the first read has ended
+    assert read_meta(conn)["ledger_pending"] == "70"
     _advance_pending(conn, meta, None, "ledger", 80)  # SQLite: writers are serialised, the newest id is final
-    assert _meta(conn)["ledger_final"] == "80"
+    assert read_meta(conn)["ledger_final"] == "80"

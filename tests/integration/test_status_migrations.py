@@ -9,7 +9,7 @@ import pytest
 from model_edits import default, dump, merge, rename, with_migrations
 from sqlalchemy import func, select
 
-from leadledger.model.loader import read_yaml
+from leadledger.model.source import read_yaml
 from leadledger.services import leads as svc
 from leadledger.services import status_migrations
 from leadledger.services.errors import ChangeRefused, Forbidden, Invalid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,7 @@ class MemorySession:
     routing: dict[str, dict[str, float]] = field(default_factory=dict)
     firings: list[dict[str, Any]] = field(default_factory=list)
     writes: int = 0
+    calls: Counter[str] = field(default_factory=Counter)  # reads asked for, by name (set queries stay few)
     locked: set[str] = field(default_factory=set)  # contact keys held (lock_contact)
     _ids: Iterable[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -91,9 +93,12 @@ class MemorySession:
                 out.setdefault(a["lead_id"], []).append(Activity(a["type"], a["at"], a["data"] or {}))
         return out
 
-    def entry_data(self, lead_id: str) -> list[EntryData]:
-        rows = sorted((e for e in self.ledger if e["lead_id"] == lead_id), key=lambda e: e["seq"])
-        return [EntryData(e["kind"], e["from_status"], e["to_status"], e["data"]) for e in rows]
+    def entry_data(self, lead_ids: Sequence[str]) -> dict[str, list[EntryData]]:
+        self.calls["entry_data"] += 1
+        out: dict[str, list[EntryData]] = {}
+        for e in sorted((e for e in self.ledger if e["lead_id"] in lead_ids), key=lambda e: (e["lead_id"], e["seq"])):
+            out.setdefault(e["lead_id"], []).append(EntryData(e["kind"], e["from_status"], e["to_status"], e["data"]))
+        return out
 
     def change_keys(self, keys: Sequence[str]) -> dict[tuple[str, str], KeyUse]:
         return {(e["actor"], e["idempotency_key"]): KeyUse(e["lead_id"], e["seq"], (e["data"] or {}).get("request_digest"))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import yaml
 
 from leadledger.model.diff import diff_markdown, diff_models
-from leadledger.model.loader import default_model_text, load_text, read_yaml
+from leadledger.model.loader import default_model_text, load_text
+from leadledger.model.source import read_yaml
 
 
 def _default() -> dict:

@@ -7,7 +7,8 @@ import yaml
 
 from leadledger.model.guide import guide_html, guide_markdown
 from leadledger.model.lint import lint
-from leadledger.model.loader import ModelError, default_model_text, load_default, load_text, read_yaml
+from leadledger.model.loader import default_model_text, load_default, load_text
+from leadledger.model.source import ModelError, read_yaml
 
 SEED_STATUS_LABELS = [
     "New / Uncontacted", "Assigned", "Attempting Contact", "Connected / Engaged", "Working", "Qualified",

@@ -10,7 +10,8 @@ import pytest
 from leadledger.domain.automation import field_value, render
 from leadledger.domain.conditions import ConditionError, compile_condition
 from leadledger.domain.routing import choose_owner
-from leadledger.model.loader import ModelError, default_model_text, load_text
+from leadledger.model.loader import default_model_text, load_text
+from leadledger.model.source import ModelError
 
 
 def test_conditions_combine_all_any_and_not():

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from leadledger.domain.conditions import compile_condition
 from leadledger.domain.segments import Segment, dependencies, members
 from leadledger.marketing.conditions_sql import Params, condition_sql
-from leadledger.model.loader import ModelError, default_model_text, load_text, read_yaml
+from leadledger.model.loader import default_model_text, load_text
+from leadledger.model.source import ModelError, read_yaml
 
 
 def model_with_segments(segments: list[dict]) -> str:

@@ -111,6 +111,23 @@ def test_a_high_value_disqualification_waits_for_a_manager(session):
     assert [n["recipient"] for n in session.notifications if n["kind"] == "approval"] == ["maria"]
 
 
+def test_a_batch_reads_the_stint_values_approvals_judge_in_one_set_query_and_still_catches_a_lowered_value(session):
+    for n in range(5):
+        new_lead(session, f"L{n}", email=f"jo{n}@example.com", estimated_value=80_000 if n == 3 else 10)
+    # L3 lowers its value first (as a dodge would), in an earlier unit of work: its stint still held 80,000
+    run(session, lambda uow: changes.apply(uow, ChangeSpec("L3", fields={"estimated_value": "10"})))
+    session.calls.clear()
+
+    def disqualify_all(uow: UnitOfWork) -> list[Any]:
+        uow.load([f"L{n}" for n in range(5)])
+        return [changes.apply(uow, ChangeSpec(f"L{n}", status="disqualified", reason="budget"),
+                              actor=Actor(session.leads_[f"L{n}"]["owner"], "rep")) for n in range(5)]  # fmt: skip
+
+    outcomes = run(session, disqualify_all, actor="ana")
+    assert session.calls["entry_data"] == 1  # not one read per lead
+    assert [type(o).__name__ for o in outcomes] == ["Applied"] * 3 + ["PendingApproval", "Applied"]
+
+
 def test_two_changes_in_one_unit_of_work_are_judged_in_order_and_written_once(session):
     new_lead(session)
 

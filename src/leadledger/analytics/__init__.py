@@ -14,8 +14,8 @@ from typing import Any
 from leadledger.analytics.context import GROUPINGS, Options, Query
 from leadledger.analytics.reports import REPORTS
 from leadledger.analytics.sla import Unavailable
-from leadledger.analytics.store import ProgressFn, SyncStats, open_store, store_path
-from leadledger.analytics.store import sync as _sync
+from leadledger.analytics.store.connection import ProgressFn, SyncStats, open_store, store_path
+from leadledger.analytics.store.sync import sync as _sync
 from leadledger.services.app import App
 from leadledger.services.errors import Invalid
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from leadledger.analytics.benchmarks import family_of
 from leadledger.analytics.calendar_days import business_us_since_origin
-from leadledger.analytics.store import ModelFacts, day_table_origin
+from leadledger.analytics.store.derive import ModelFacts, day_table_origin
 from leadledger.domain.calendar import BusinessCalendar
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
@@ -172,6 +172,12 @@ class Query:
     def in_period(column: str) -> str:
         """SQL: the column lies inside the period (always true without one)."""
         return f"(($start IS NULL OR {column} >= $start) AND ($end IS NULL OR {column} < $end))"
+
+    @staticmethod
+    def state_at(alias: str = "i") -> str:
+        """SQL: the instant `alias` (a row of `inst`) holds its lead's state at the as-of time $t: the last
+        instant at or before it. The one definition of "the status at T" every report uses."""
+        return f"({alias}.ts <= $t AND ({alias}.next_ts IS NULL OR {alias}.next_ts > $t))"
 
     # business microseconds of a stint up to the as-of time, in the calendar of the owner who entered it
     BUSINESS_US = (

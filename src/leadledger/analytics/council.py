@@ -39,7 +39,8 @@ from leadledger.analytics import reports
 from leadledger.analytics import sla as sla_report
 from leadledger.analytics.context import Options, Query
 from leadledger.analytics.stats import chi2_homogeneity, chi2_table
-from leadledger.analytics.store import open_store, sync
+from leadledger.analytics.store.connection import open_store
+from leadledger.analytics.store.sync import sync
 from leadledger.domain.automation import EmailAction, NotifyAction, RouteAction, TaskAction, WebhookAction
 from leadledger.services.app import App
 from leadledger.store.tables import model_versions
@@ -100,7 +101,7 @@ def similar_statuses(q: Query) -> dict[str, Any]:
     for status, bin_, n in q.rows(f"SELECT s.status, {_bin_sql()}, count(*) {base} GROUP BY ALL", terminal=terminal):
         lasts[status][bin_] = int(n)
     ends: dict[str, dict[str, int]] = defaultdict(dict)
-    state = "SELECT i.lead_id, i.status FROM inst i WHERE i.ts <= $t AND (i.next_ts IS NULL OR i.next_ts > $t)"
+    state = f"SELECT i.lead_id, i.status FROM inst i WHERE {q.state_at()}"
     for status, category, n in q.rows(
         f"""SELECT s.status, coalesce(m.category, '(not in the model)'), count(*)
             FROM stints s JOIN ({state}) now USING (lead_id) LEFT JOIN smap m ON m.status = now.status

@@ -25,7 +25,8 @@ from sqlalchemy import func, select
 
 from leadledger.analytics.context import Options, Query, rate
 from leadledger.analytics.stats import wilson
-from leadledger.analytics.store import open_store, sync
+from leadledger.analytics.store.connection import open_store
+from leadledger.analytics.store.sync import sync
 from leadledger.services.app import App
 from leadledger.store.tables_governance import review_sample_items, reviews
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from leadledger.domain.changes import Violation
-from leadledger.model.loader import ModelError
+from leadledger.model.source import ModelError
 from leadledger.services.app import NotInitialised
 from leadledger.services.auth import LoginBusy, TooManyAttempts, Unauthenticated
 from leadledger.services.errors import (

@@ -17,30 +17,22 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, err_console, fail
+from leadledger.cli.state import FormatOpt, State
 from leadledger.domain.durations import parse_duration
-from leadledger.services import auth, people
+from leadledger.services import auth, hooks, people
 from leadledger.services.app import App
 
 token_app = typer.Typer(help="Bearer tokens for the REST API (stored hashed; shown once).", no_args_is_help=True)
 hook_app = typer.Typer(
     help="Inbound webhooks: integrations post signed events to /api/v1/hooks/NAME.", no_args_is_help=True
 )
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
 
 # The people `make run` shows logins for: one per role (the demo creates maria and ana; these are added).
 DEMO_LOGINS = (("oscar", "ops"), ("maria", "manager"), ("ana", "rep"))
 DEMO_INTEGRATION = "webform"
 
 
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
-
-
 def _db_url() -> str | None:
-    from leadledger.cli.main import State
-
     return State.db
 
 
@@ -68,7 +60,7 @@ def serve(
 
     if workers < 1:
         fail("--workers must be at least 1")
-    app = _app()
+    app = State.app()
     app.loaded_model()  # one clear sentence now, instead of a traceback per worker, when `init` was not run
     if app.db.is_sqlite and workers > 1:
         err_console.print(
@@ -151,7 +143,7 @@ def token_create(
         lifetime = parse_duration(expires_in) if expires_in else None
     except ValueError as exc:
         fail(f"--expires-in: {exc}")
-    issued = auth.issue_token(_app(), user=user, name=name, expires_in=lifetime)
+    issued = auth.issue_token(State.app(), user=user, name=name, expires_in=lifetime)
     expiry = issued["expires_at"].isoformat() if issued["expires_at"] else "never (revoke with `token revoke`)"
     err_console.print(
         f"token #{issued['id']} for {issued['user']} ({issued['name']}), expires: {expiry}. "
@@ -169,14 +161,14 @@ def token_list(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Tokens (never the secret): id, owner, name, prefix, when created, when they expire."""
-    rows = auth.list_tokens(_app(), user=user, include_revoked=revoked)
+    rows = auth.list_tokens(State.app(), user=user, include_revoked=revoked)
     emit(rows, ["id", "user", "name", "kind", "prefix", "created_at", "expires_at", "revoked_at"], fmt)
 
 
 @token_app.command("revoke")
 def token_revoke(token_id: Annotated[int, typer.Argument(metavar="ID", help="the id `token list` shows")]) -> None:
     """Revoke a token: it stops working at once in new server processes, within seconds in running ones."""
-    row = auth.revoke_token(_app(), token_id=token_id)
+    row = auth.revoke_token(State.app(), token_id=token_id)
     console.print(f"token #{row['id']} ({row['user']}, {row['name']}) revoked", markup=False)
 
 
@@ -189,10 +181,10 @@ def hook_add(
     ] = None,
 ) -> None:
     """Register a signed webhook: POST /api/v1/hooks/NAME with X-LeadLedger-Signature. Prints the secret last."""
-    hook = auth.add_hook(_app(), name=name, user=user, secret=secret)
+    hook = hooks.add_hook(State.app(), name=name, user=user, secret=secret)
     err_console.print(
         f"webhook {hook['name']} at {hook['path']} applies events as {hook['user']}; sign each body with "
-        f"{auth.SIGNATURE_HEADER}: t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'> using this secret:",
+        f"{hooks.SIGNATURE_HEADER}: t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'> using this secret:",
         markup=False,
         highlight=False,
     )
@@ -211,7 +203,7 @@ def hook_rotate(
         period = parse_duration(grace) if grace.strip() not in ("0", "0s") else timedelta(0)
     except ValueError as exc:
         fail(f"--grace: {exc}")
-    hook = auth.rotate_hook(_app(), name=name, grace=period)
+    hook = hooks.rotate_hook(State.app(), name=name, grace=period)
     err_console.print(
         f"webhook {hook['name']} has a new secret; the previous one verifies until "
         f"{hook['previous_valid_until'].isoformat()}. Sign with this one from now on:",
@@ -225,20 +217,20 @@ def hook_rotate(
 def hook_list(fmt: FormatOpt = Format.table) -> None:
     """Inbound webhooks: their names, the integration user each acts as, whether they are enabled, rotations."""
     columns = ["name", "user", "active", "created_at", "created_by", "rotated_at", "previous_valid_until"]
-    emit(auth.list_hooks(_app()), columns, fmt)
+    emit(hooks.list_hooks(State.app()), columns, fmt)
 
 
 @hook_app.command("disable")
 def hook_disable(name: str) -> None:
     """Stop accepting deliveries to a webhook (its secret stops verifying)."""
-    auth.set_hook_active(_app(), name=name, active=False)
+    hooks.set_hook_active(State.app(), name=name, active=False)
     console.print(f"webhook {name} disabled", markup=False)
 
 
 @hook_app.command("enable")
 def hook_enable(name: str) -> None:
     """Accept posts to an inbound webhook again."""
-    auth.set_hook_active(_app(), name=name, active=True)
+    hooks.set_hook_active(State.app(), name=name, active=True)
     console.print(f"webhook {name} enabled", markup=False)
 
 
@@ -254,7 +246,7 @@ def read_new_password(prompt: str = "password") -> str:
 
 def user_password(name: str) -> None:
     """Set USER's password (asked twice on a terminal, or read from the first line of standard input)."""
-    auth.set_password(_app(), name=name, password=read_new_password())
+    auth.set_password(State.app(), name=name, password=read_new_password())
     console.print(f"password of {name} set", markup=False)
 
 
@@ -265,7 +257,7 @@ def demo_logins(
 
     For the demo database `make run` serves: the passwords change every time this runs.
     """
-    app = _app()
+    app = State.app()
     existing = {u["name"]: u for u in people.list_users(app)}
     rows = []
     for name, role in DEMO_LOGINS:

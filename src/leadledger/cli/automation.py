@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, err_console, print_json, progress
-from leadledger.config import Settings
-from leadledger.services.app import App
+from leadledger.cli.state import FormatOpt, State, actor_or_default
 
 event_app = typer.Typer(
     help="Activity events (email sent/replied, call, meeting, form, opportunity...).", no_args_is_help=True
@@ -25,18 +24,7 @@ outbox_app = typer.Typer(
 )
 endpoint_app = typer.Typer(help="Where webhook actions deliver, and the secret that signs them.", no_args_is_help=True)
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
 ActorOpt = Annotated[Optional[str], typer.Option("--actor", help="who acts (default: $LEADLEDGER_ACTOR or admin)")]
-
-
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
-
-
-def _actor(actor: str | None) -> str:
-    return actor or Settings().actor
 
 
 @event_app.command("apply")
@@ -55,7 +43,7 @@ def event_apply(
     stream = sys.stdin if file == "-" else Path(file).open(encoding="utf-8-sig")  # noqa: SIM115 - closed below
     try:
         with progress("events", None) as advance:
-            summary = apply_events(_app(), stream, actor=_actor(actor), progress=advance)
+            summary = apply_events(State.app(), stream, actor=actor_or_default(actor), progress=advance)
     finally:
         if stream is not sys.stdin:
             stream.close()
@@ -102,7 +90,7 @@ def approval_list(
     """Approval requests (pending by default)."""
     from leadledger.services.approvals import list_approvals
 
-    rows = list_approvals(_app(), status=None if status == "all" else status, lead_id=lead)
+    rows = list_approvals(State.app(), status=None if status == "all" else status, lead_id=lead)
     for row in rows:
         row["requested"] = row["request"].get("status") or row["request"].get("stage")
     emit(
@@ -116,7 +104,7 @@ def approval_list(
 def _decide(approval_id: int, approve: bool, note: str | None, actor: str | None, fmt: Format) -> None:
     from leadledger.services.approvals import decide
 
-    result = decide(_app(), approval_id=approval_id, actor=_actor(actor), approve=approve, note=note)
+    result = decide(State.app(), approval_id=approval_id, actor=actor_or_default(actor), approve=approve, note=note)
     if fmt is Format.json:
         print_json(result)
     else:
@@ -155,7 +143,7 @@ def task_list(
     """Tasks, soonest due first."""
     from leadledger.services.inbox import list_tasks
 
-    rows = list_tasks(_app(), assignee=assignee, status=None if status == "all" else status, lead_id=lead)
+    rows = list_tasks(State.app(), assignee=assignee, status=None if status == "all" else status, lead_id=lead)
     emit(rows, ["id", "lead_id", "title", "assignee", "due_at", "status", "rule", "note"], fmt)
 
 
@@ -171,7 +159,7 @@ def task_done(
     """Mark a task done (its assignee, a manager or ops). A status's task closes itself when the lead moves on."""
     from leadledger.services.inbox import complete_task
 
-    complete_task(_app(), task_id=task_id, actor=_actor(actor), no_change=no_change)
+    complete_task(State.app(), task_id=task_id, actor=actor_or_default(actor), no_change=no_change)
     console.print(f"task #{task_id} done" + (f" (no change: {no_change})" if no_change else ""), markup=False)
 
 
@@ -184,7 +172,7 @@ def inbox_list(
     """A user's notifications, newest first."""
     from leadledger.services.inbox import list_notifications
 
-    rows = list_notifications(_app(), recipient=user or _actor(None), unread_only=not all_)
+    rows = list_notifications(State.app(), recipient=user or actor_or_default(None), unread_only=not all_)
     emit(rows, ["id", "created_at", "kind", "lead_id", "message", "read_at"], fmt)
 
 
@@ -196,7 +184,7 @@ def inbox_read(
     """Mark notifications read."""
     from leadledger.services.inbox import mark_read
 
-    count = mark_read(_app(), recipient=user or _actor(None), ids=ids)
+    count = mark_read(State.app(), recipient=user or actor_or_default(None), ids=ids)
     console.print(f"{count} notifications marked read", markup=False)
 
 
@@ -209,7 +197,7 @@ def outbox_list(
     """Outgoing messages, newest first."""
     from leadledger.services.outbox import list_messages
 
-    rows = list_messages(_app(), status=status, limit=limit)
+    rows = list_messages(State.app(), status=status, limit=limit)
     emit(rows, ["id", "kind", "topic", "target", "lead_id", "status", "attempts", "next_attempt_at", "last_error"], fmt)
 
 
@@ -218,7 +206,7 @@ def outbox_deliver(limit: Annotated[int, typer.Option("--limit")] = 500, fmt: Fo
     """Deliver what is due now (webhooks signed with HMAC-SHA256, e-mail by SMTP); failures are retried later."""
     from leadledger.services.outbox import deliver
 
-    report = deliver(_app(), limit=limit).as_dict()
+    report = deliver(State.app(), limit=limit).as_dict()
     if fmt is Format.json:
         print_json(report)
     else:
@@ -235,7 +223,7 @@ def outbox_redrive(
     """Put dead-lettered messages back in the queue."""
     from leadledger.services.outbox import redrive
 
-    console.print(f"{redrive(_app(), ids=ids)} messages re-queued", markup=False)
+    console.print(f"{redrive(State.app(), ids=ids)} messages re-queued", markup=False)
 
 
 @endpoint_app.command("add")
@@ -248,7 +236,7 @@ def endpoint_add(
     """Register a webhook endpoint (ops only)."""
     from leadledger.services.outbox import add_endpoint
 
-    add_endpoint(_app(), name=name, url=url, secret=secret, actor=_actor(actor))
+    add_endpoint(State.app(), name=name, url=url, secret=secret, actor=actor_or_default(actor))
     console.print(f"endpoint {name} -> {url}", markup=False)
 
 
@@ -257,7 +245,7 @@ def endpoint_list(fmt: FormatOpt = Format.table) -> None:
     """Webhook endpoints rules can deliver to (`webhook: {endpoint: NAME}` in the model)."""
     from leadledger.services.outbox import list_endpoints
 
-    emit(list_endpoints(_app()), ["name", "url", "active"], fmt)
+    emit(list_endpoints(State.app()), ["name", "url", "active"], fmt)
 
 
 def register(app: typer.Typer) -> None:

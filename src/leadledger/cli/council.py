@@ -14,9 +14,9 @@ from typing import Annotated, Optional
 import typer
 
 from leadledger.cli.output import console, fail, print_json, to_jsonable
+from leadledger.cli.state import State
 from leadledger.config import Settings
 from leadledger.services import council
-from leadledger.services.app import App
 
 council_app = typer.Typer(help="The status council: the quarterly pack of governance figures.", no_args_is_help=True)
 
@@ -25,12 +25,6 @@ class PackFormat(StrEnum):
     md = "md"
     html = "html"
     json = "json"
-
-
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
 
 
 def _date(option: str, text: str | None) -> date | None:
@@ -60,7 +54,7 @@ def pack(
 
     from leadledger.analytics.council_render import pack_html, pack_markdown
 
-    app = _app()
+    app = State.app()
     start, end = _date("--from", date_from), _date("--to", date_to)
     if start is None or end is None:
         today = app.clock.now().date()

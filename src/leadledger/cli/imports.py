@@ -15,6 +15,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, err_console, fail, print_json, progress
+from leadledger.cli.state import State, actor_or_default
 from leadledger.importers import ImportFailed, ImportSummary, import_file, list_runs
 
 import_app = typer.Typer(
@@ -72,7 +73,6 @@ def import_history(
 @import_app.command("runs")
 def import_runs(limit: Annotated[int, typer.Option("--limit")] = 20, fmt: FormatOpt = Format.table) -> None:
     """The most recent imports: who ran them, on which file, and what they recorded."""
-    from leadledger.cli.main import State
 
     runs = list_runs(State.app(), limit=limit)
     rows = []
@@ -117,7 +117,6 @@ def _run(
     actor: str | None,
     fmt: Format,
 ) -> None:
-    from leadledger.cli.main import State, _actor
 
     if fmt is Format.csv:
         fail("--format: table or json")
@@ -127,7 +126,7 @@ def _run(
                 State.app(),
                 kind=kind,
                 path=file,
-                actor=_actor(actor),
+                actor=actor_or_default(actor),
                 preset=preset,
                 mapping_path=mapping,
                 rejects_path=rejects,

@@ -1,8 +1,4 @@
-"""`leadledger model …`: lint, read, guide, diff, apply and migrate the status model.
-
-The commands of `model diff` (`cli.model_changes`) and of migrations (`cli.model_migrations`) are registered
-here too; `leadledger.cli.main` adds `model_app` to the command line.
-"""
+"""`init` and the `model` commands: create the database, lint, read, guide, apply and list the status model."""
 
 from __future__ import annotations
 
@@ -15,30 +11,37 @@ import typer
 from leadledger.cli.model_changes import register as register_model_changes
 from leadledger.cli.model_migrations import register as register_model_migrations
 from leadledger.cli.output import Format, console, emit, err_console, fail
-from leadledger.config import Settings
+from leadledger.cli.state import (
+    ActorOpt,
+    FormatOpt,
+    State,
+    actor_or_default,
+)
 from leadledger.services import models as model_service
-from leadledger.services.app import App
 
 model_app = typer.Typer(
-    help="The status model: lint it, read it, generate the status guide, compare versions, replace it.",
-    no_args_is_help=True,
+    help="The status model: lint it, read it, generate the status guide, replace it.", no_args_is_help=True
 )
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
-ActorOpt = Annotated[
-    Optional[str], typer.Option("--actor", help="who makes the change (default: $LEADLEDGER_ACTOR or admin)")
-]
+register_model_changes(model_app)  # model diff
+register_model_migrations(model_app)  # model migrations, model migrate
 
 
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
-
-
-def _has_database() -> bool:
-    from leadledger.cli.main import State
-
-    return State.has_database()
+def init(
+    model: Annotated[
+        Optional[Path], typer.Option("--model", help="a status model YAML file (default: the built-in model)")
+    ] = None,
+) -> None:
+    """Create or upgrade the database and store the status model."""
+    text = model.read_text(encoding="utf-8") if model else None
+    result = model_service.initialise(
+        State.app(initialised=False), model_text=text, model_file=str(model) if model else "default_model.yaml"
+    )
+    console.print(f"database ready: {result['database']}", markup=False)
+    if result["model"]:
+        console.print(
+            f"status model {result['model']['name']} v{result['model']['version']} stored (version id {result['model']['id']})",
+            markup=False,
+        )
 
 
 def _load_model_arg(file: Path | None) -> Any:
@@ -47,9 +50,9 @@ def _load_model_arg(file: Path | None) -> Any:
 
     if file is not None:
         return load_file(file)
-    if not _has_database():
+    if not State.has_database():
         return load_text(default_model_text(), "default_model.yaml (built in: no database yet)")
-    return _app().loaded_model()
+    return State.app().loaded_model()
 
 
 @model_app.command("lint")
@@ -64,14 +67,14 @@ def model_lint(
     from leadledger.model.lint import lint
 
     loaded = _load_model_arg(file)
-    if not _has_database():
+    if not State.has_database():
         findings = lint(loaded)
     elif file is None:  # the active model: its migrations were linted against the versions before it when stored
-        findings = lint(loaded, model_service.lint_environment(_app()))
+        findings = lint(loaded, model_service.lint_environment(State.app()))
     else:  # also what only the database knows: webhook endpoints, booking links, the stored model versions
         from leadledger.services.status_migrations import lint_with_history
 
-        findings = lint_with_history(_app(), loaded)
+        findings = lint_with_history(State.app(), loaded)
     errors = sum(1 for f in findings if f.level == "error")
     if fmt is Format.table:
         for f in findings:
@@ -174,18 +177,14 @@ def model_apply(
 
     text = file.read_text(encoding="utf-8")
     if backtest:
-        what_if_command(_app(), text, str(file), start, end, fmt)
+        what_if_command(State.app(), text, str(file), start, end, fmt)
         return
-    show_proposed_diff(_app(), text, str(file))
-    apply_command(_app(), text, str(file), actor or Settings().actor, dry_run=dry_run, fmt=fmt)
+    show_proposed_diff(State.app(), text, str(file))
+    apply_command(State.app(), text, str(file), actor_or_default(actor), dry_run=dry_run, fmt=fmt)
 
 
 @model_app.command("history")
 def model_history(fmt: FormatOpt = Format.table) -> None:
     """Every stored version of the model."""
-    rows = model_service.model_history(_app())
+    rows = model_service.model_history(State.app())
     emit(rows, ["id", "name", "version", "digest", "created_at", "created_by"], fmt)
-
-
-register_model_changes(model_app)  # model diff
-register_model_migrations(model_app)  # model migrations, model migrate

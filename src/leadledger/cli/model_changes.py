@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from leadledger.cli.output import console, print_json
+from leadledger.cli.state import State
 from leadledger.model.diff import ModelDiff, diff_markdown
 from leadledger.services import model_changes
 from leadledger.services.app import App
@@ -24,12 +25,6 @@ class DiffFormat(StrEnum):
     table = "table"
     json = "json"
     md = "md"
-
-
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
 
 
 def version_ref(app: App, text: str) -> int | model_changes.Version:
@@ -75,7 +70,7 @@ def register(model_app: typer.Typer) -> None:
     ) -> None:
         """What changed between two model versions: statuses, reasons, fields, transitions, roles, rules, SLAs,
         calendars... With one argument: that version or file against the active model."""
-        app = _app()
+        app = State.app()
         if old is not None and new is None:
             first = version_ref(app, old)
             if isinstance(first, model_changes.Version):

@@ -2,7 +2,7 @@
 statuses (`--dry-run` lists it), `model migrations` (the map as composed across versions, and the leads still
 in an old key) and `model migrate` (finish moving them).
 
-`leadledger.cli.main` calls `register(model_app)` and `apply_command` from `model apply`.
+`cli.model` calls `register(model_app)`, and `apply_command` from `model apply`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, err_console, print_json
+from leadledger.cli.state import State, actor_or_default
 from leadledger.services import status_migrations
 from leadledger.services.app import App
 
 
 def _app() -> App:
-    from leadledger.cli.main import State
-
     return State.app()
 
 
@@ -101,9 +100,7 @@ def register(model_app: typer.Typer) -> None:
     ) -> None:
         """Move the leads still in a key the active model dropped, by appended migration entries (ops only).
         `model apply` does this itself; run it again after an interruption or after fixing a stuck lead."""
-        from leadledger.config import Settings
-
-        migrated = status_migrations.migrate(_app(), actor or Settings().actor)
+        migrated = status_migrations.migrate(_app(), actor_or_default(actor))
         if fmt is Format.json:
             print_json(migrated)
             return

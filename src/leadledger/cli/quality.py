@@ -7,19 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, err_console, print_json, progress
+from leadledger.cli.state import FormatOpt, State
 from leadledger.config import Settings
-from leadledger.services.app import App
 
 quality_app = typer.Typer(
     help="Data quality: invalid e-mails, phones and missing contact data; duplicate leads.", no_args_is_help=True
 )
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
-
-
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
 
 
 @quality_app.command("scan")
@@ -34,7 +27,7 @@ def quality_scan(
     number: each proposed as Invalid with its reason (bad_email, bad_phone, invalid_data) and what is wrong."""
     from leadledger.services.quality import apply_invalid, refused, scan_invalid
 
-    app = _app()
+    app = State.app()
     with progress("leads checked", None) as advance:
         findings = scan_invalid(app, progress=advance)
     rows = [f.as_dict() | {"problems": ", ".join(f.problems)} for f in findings]
@@ -72,7 +65,7 @@ def quality_duplicates(
 
     with progress("leads read", None) as advance:
         scan = find_duplicates(
-            _app(),
+            State.app(),
             fuzzy=not exact_only,
             name_threshold=name_threshold,
             company_threshold=company_threshold,
@@ -119,7 +112,9 @@ def quality_merge(
     other becomes Duplicate of it; both ledgers are kept and the survivor's timeline shows the merged history."""
     from leadledger.services.merge import merge_leads
 
-    result = merge_leads(_app(), survivor=survivor, duplicate=duplicate, actor=actor or Settings().actor, note=note)
+    result = merge_leads(
+        State.app(), survivor=survivor, duplicate=duplicate, actor=actor or Settings().actor, note=note
+    )
     if fmt is Format.json:
         print_json(result)
         return
@@ -145,7 +140,7 @@ def quality_unmerge(
     merge filled (where it is unchanged since)."""
     from leadledger.services.merge import unmerge
 
-    result = unmerge(_app(), duplicate=duplicate, actor=actor or Settings().actor, note=note)
+    result = unmerge(State.app(), duplicate=duplicate, actor=actor or Settings().actor, note=note)
     if fmt is Format.json:
         print_json(result)
         return

@@ -34,6 +34,7 @@ from leadledger.cli.output import (
     show,
     to_jsonable,
 )
+from leadledger.cli.state import State
 from leadledger.services.csvcells import safe_cell
 
 NAMES = (*analytics.REPORT_NAMES, "all", "sync")
@@ -115,7 +116,6 @@ def report(
     fmt: Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")] = Format.table,
 ) -> None:
     """Run one report (docs/reports.md defines each), after bringing the analytics store up to date."""
-    from leadledger.cli.main import State
 
     app = State.app()
     if name not in NAMES:

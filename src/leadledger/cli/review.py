@@ -12,29 +12,17 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, fail, print_json
-from leadledger.config import Settings
+from leadledger.cli.state import FormatOpt, State, actor_or_default
 from leadledger.services import review as service
-from leadledger.services.app import App
 
 review_app = typer.Typer(
     help="Manager review of status changes: list, judge (ok / wrong usage), monthly spot-check samples.",
     no_args_is_help=True,
 )
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
 ActorOpt = Annotated[Optional[str], typer.Option("--actor", help="who reviews (default: $LEADLEDGER_ACTOR or admin)")]
 TABLE_COLUMNS = ["entry", "at", "lead", "rep", "by", "change", "reason", "in_previous", "verdict"]
 CSV_COLUMNS = ["entry", "at", "lead", "rep", "team", "actor", "actor_role", "source", "rule", "override_rule",
                "from_status", "to_status", "reason", "note", "hours_in_previous", "verdict", "verdict_note", "reviewer"]  # fmt: skip
-
-
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
-
-
-def _actor(actor: str | None) -> str:
-    return actor or Settings().actor
 
 
 def _date(option: str, text: str | None) -> date | None:
@@ -89,8 +77,8 @@ def transitions(
 ) -> None:
     """Your teams' status changes, oldest first: actor, rule, reason, time in the previous status, verdict."""
     result = service.list_transitions(
-        _app(),
-        actor=_actor(actor),
+        State.app(),
+        actor=actor_or_default(actor),
         team=team,
         rep=rep,
         date_from=_date("--from", date_from),
@@ -127,7 +115,9 @@ def mark(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Judge one status change; wrong usage sends the rep the status's guide text in their inbox."""
-    result = service.record_verdict(_app(), actor=_actor(actor), entry_id=entry, verdict=verdict, note=note)
+    result = service.record_verdict(
+        State.app(), actor=actor_or_default(actor), entry_id=entry, verdict=verdict, note=note
+    )
     if fmt is Format.json:
         print_json(result)
         return
@@ -147,7 +137,9 @@ def sample(
     """The month's spot-check: a reproducible random sample of each rep's changes, stratified by status.
 
     Drawn once per month and manager; asking again shows the stored sample with its verdicts."""
-    result = service.draw_sample(_app(), actor=_actor(actor), month=month, per_rep=per_rep, manager=manager, seed=seed)
+    result = service.draw_sample(
+        State.app(), actor=actor_or_default(actor), month=month, per_rep=per_rep, manager=manager, seed=seed
+    )
     if fmt is Format.json:
         print_json(result)
         return
@@ -176,5 +168,5 @@ def samples(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Spot-check samples drawn so far, with how many of their changes have a verdict."""
-    rows = service.list_samples(_app(), actor=_actor(actor), month=month)
+    rows = service.list_samples(State.app(), actor=actor_or_default(actor), month=month)
     emit(rows, ["sample", "month", "manager", "teams", "per_rep", "size", "reviewed", "created_at", "created_by"], fmt)

@@ -13,24 +13,17 @@ from typing import IO, Annotated, Any, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, fail, print_json, to_jsonable
-from leadledger.services.app import App
+from leadledger.cli.state import FormatOpt, State
 from leadledger.services.csvcells import safe_cell
 
 segment_app = typer.Typer(
     help="Marketing segments and suppression lists from lead status (seed 004), at any time.",
     no_args_is_help=True,
 )
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
 AsOfOpt = Annotated[
     Optional[str],
     typer.Option("--as-of", help="the audience as the ledger says it was then (ISO 8601; UTC if no zone)"),
 ]
-
-
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
 
 
 def parse_moment(option: str, text: str | None, *, end_of_day: bool = False) -> datetime | None:
@@ -54,7 +47,7 @@ def segment_list(as_of: AsOfOpt = None, fmt: FormatOpt = Format.table) -> None:
     """Every segment of the model, suppression first, with its number of members."""
     from leadledger.marketing.segments import list_segments
 
-    data = list_segments(_app(), as_of=parse_moment("--as-of", as_of))
+    data = list_segments(State.app(), as_of=parse_moment("--as-of", as_of))
     rows = sorted(data["segments"], key=lambda s: s["kind"] != "suppression")
     emit(
         rows,
@@ -74,7 +67,7 @@ def segment_show(
     """A segment's definition and its members: how many, per status and per reason."""
     from leadledger.marketing.segments import show_segment
 
-    data = show_segment(_app(), name, as_of=parse_moment("--as-of", as_of))
+    data = show_segment(State.app(), name, as_of=parse_moment("--as-of", as_of))
     if fmt is Format.json:
         print_json(data)
         return
@@ -128,7 +121,7 @@ def segment_export(
 
     if fmt is Format.table:
         fail("--format: csv or json")
-    rows = export_rows(_app(), name, as_of=parse_moment("--as-of", as_of))
+    rows = export_rows(State.app(), name, as_of=parse_moment("--as-of", as_of))
     if output is None:
         write_export(rows, list(EXPORT_COLUMNS), fmt, sys.stdout)
         return
@@ -151,7 +144,7 @@ def segment_changes(
 
     start = parse_moment("--since", since)
     assert start is not None
-    data = segment_changes(_app(), name, since=start, until=parse_moment("--until", until, end_of_day=True))
+    data = segment_changes(State.app(), name, since=start, until=parse_moment("--until", until, end_of_day=True))
     rows = [{"change": "entered", **r} for r in data["entered"]] + [{"change": "left", **r} for r in data["left"]]
     columns = ["change", *[c for c in EXPORT_COLUMNS if c != "segment"]]
     if fmt is Format.csv:

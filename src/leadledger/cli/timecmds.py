@@ -11,19 +11,12 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.cli.output import Format, console, emit, fail, moment_option, print_json, progress
-from leadledger.services.app import App
+from leadledger.cli.state import FormatOpt, State
 
 sla_app = typer.Typer(
     help="SLA clocks: due soon and breached (run without a subcommand), or rebuilt from history.",
     invoke_without_command=True,
 )
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table, json or csv")]
-
-
-def _app() -> App:
-    from leadledger.cli.main import State
-
-    return State.app()
 
 
 def _parse_now(text: str | None) -> datetime | None:
@@ -39,7 +32,7 @@ def sweep_command(
     """Evaluate every SLA clock and time rule once; what already fired does not fire again."""
     from leadledger.services.sweep import sweep
 
-    summary = sweep(_app(), now=_parse_now(now)).as_dict()
+    summary = sweep(State.app(), now=_parse_now(now)).as_dict()
     if fmt is Format.json:
         print_json(summary)
         return
@@ -56,7 +49,11 @@ def sweep_command(
     console.print(
         f"fired {summary['fired']}, SLA breaches {summary['sla_breaches']}, moved {summary['moved']}, "
         f"waiting for approval {summary['pending_approvals']}, refused {len(summary['refused'])}"
-        + (f", webhooks skipped (no such endpoint) {summary['webhooks_skipped']}" if summary["webhooks_skipped"] else ""),
+        + (
+            f", webhooks skipped (no such endpoint) {summary['webhooks_skipped']}"
+            if summary["webhooks_skipped"]
+            else ""
+        ),
         markup=False,
     )
 
@@ -72,7 +69,7 @@ def sla_list(
         return
     from leadledger.services.sweep import due_soon
 
-    rows = due_soon(_app(), within_hours=within)
+    rows = due_soon(State.app(), within_hours=within)
     emit(
         rows,
         ["lead_id", "name", "sla", "status", "started_at", "due_at", "responsible", "team"],
@@ -87,7 +84,7 @@ def sla_rebuild(fmt: FormatOpt = Format.table) -> None:
     from leadledger.services.sla import rebuild
 
     with progress("SLA clocks", None) as advance:
-        counts = rebuild(_app(), progress=advance)
+        counts = rebuild(State.app(), progress=advance)
     if fmt is Format.json:
         print_json(counts)
     else:
@@ -120,7 +117,7 @@ def worker_command(
             markup=False,
         )
 
-    run(_app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report)
+    run(State.app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report)
 
 
 rules_app = typer.Typer(
@@ -150,7 +147,7 @@ def rules_backtest(
         fail(f"--sweep-every: {exc}")
     with progress("replaying", None) as advance:
         report = backtest(
-            _app(),
+            State.app(),
             file.read_text(encoding="utf-8"),
             start=_parse_day(start, "--from"),
             end=_parse_day(end, "--to"),

@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from leadledger.domain.statusmodel import StatusModel
-from leadledger.model.loader import ModelError, ModelIssue, _dotted, _line_for, read_yaml_with_lines
+from leadledger.model.source import IssueLog, ModelError, ModelIssue, dotted, line_for, read_yaml_with_lines
 from leadledger.services.errors import Invalid
 
 PRESETS = ("generic", "salesforce", "hubspot")
@@ -134,10 +134,10 @@ class Mapping:
     lines: dict[tuple[str | int, ...], int]
 
     def line(self, *path: str | int) -> int | None:
-        return _line_for(self.lines, path) if self.lines else None
+        return line_for(self.lines, path) if self.lines else None
 
     def issue(self, message: str, *path: str | int) -> ModelIssue:
-        return ModelIssue(self.file, self.line(*path), _dotted(path), message)
+        return ModelIssue(self.file, self.line(*path), dotted(path), message)
 
 
 def fold(label: str) -> str:
@@ -159,7 +159,7 @@ def read_mapping_text(text: str, file: str) -> tuple[MappingFile, dict[tuple[str
         issues = []
         for err in exc.errors():
             loc = _useful_loc(tuple(err["loc"]))
-            issues.append(ModelIssue(file, _line_for(lines, loc), _dotted(loc), _message(err)))
+            issues.append(ModelIssue(file, line_for(lines, loc), dotted(loc), _message(err)))
         raise MappingError(issues) from exc
 
 
@@ -190,7 +190,7 @@ def load_mapping(
     parsed, lines = read_mapping_text(text, file or "<mapping>") if text is not None else (MappingFile(), {})
     where = file or ("<mapping>" if text is not None else f"<preset {preset_name or parsed.preset or 'generic'}>")
     if preset_name and parsed.preset and preset_name != parsed.preset:
-        raise MappingError([ModelIssue(where, _line_for(lines, ("preset",)), "preset",
+        raise MappingError([ModelIssue(where, line_for(lines, ("preset",)), "preset",
                                        f"the file is written for preset {parsed.preset!r}, not {preset_name!r}")])  # fmt: skip
     preset = preset_named(preset_name or parsed.preset or "generic")
     if kind not in preset.kinds:
@@ -219,10 +219,10 @@ class _Compiler:
     ):
         self.model, self.kind, self.preset, self.parsed = model, kind, preset, parsed
         self.lines, self.file, self.text = lines, file, text
-        self.issues: list[ModelIssue] = []
+        self.log = IssueLog(file, lines)
 
     def error(self, message: str, *path: str | int) -> None:
-        self.issues.append(ModelIssue(self.file, _line_for(self.lines, path), _dotted(path), message))
+        self.log.error(path, message)
 
     def compile(self) -> Mapping:
         parsed = self.parsed
@@ -295,8 +295,8 @@ class _Compiler:
         delimiter = parsed.delimiter if parsed.delimiter is not None else ","
         if len(delimiter) != 1:
             self.error("one character, such as ',' or ';' (write a tab as \"\\t\")", "delimiter")
-        if self.issues:
-            raise MappingError(self.issues)
+        if self.log.issues:
+            raise MappingError(self.log.issues)
         return Mapping(
             kind=self.kind,
             preset=self.preset,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from leadledger.importers.mapping import Mapping, MappingError, resolve_stage
-from leadledger.model.loader import ModelIssue
+from leadledger.model.source import ModelIssue
 from leadledger.services.csvcells import GUARD, unguarded
 
 # A CRM's long-text fields (descriptions, notes) can exceed csv's default 128 KiB cell limit.

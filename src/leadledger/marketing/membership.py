@@ -17,7 +17,7 @@ from leadledger.analytics.context import naive
 from leadledger.domain.segments import ATTRIBUTES, Segment, dependencies
 from leadledger.domain.statusmodel import FieldSpec
 from leadledger.marketing.conditions_sql import Params, condition_sql
-from leadledger.model.loader import segment_attribute_type
+from leadledger.model.compile_automation import segment_attribute_type
 from leadledger.services.errors import Invalid
 
 # what a marketing tool imports, in this order (`segment` is added by the export)

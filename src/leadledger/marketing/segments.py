@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from leadledger.analytics.context import Options, Query
-from leadledger.analytics.store import open_store
-from leadledger.analytics.store import sync as sync_store
+from leadledger.analytics.store.connection import open_store
+from leadledger.analytics.store.sync import sync as sync_store
 from leadledger.domain.segments import Segment
 from leadledger.marketing.membership import EXPORT_ATTRIBUTES, Builder
 from leadledger.services.app import App

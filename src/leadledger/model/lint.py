@@ -230,7 +230,9 @@ def _lint_environment(model: StatusModel, env: LintEnvironment, add: Any) -> Non
                     f"(leadledger endpoint add {endpoint} URL --secret SECRET)", "on_enter", status_key)  # fmt: skip
     for name, template in model.automation.templates.items():
         if template.uses("owner", "booking_url") and env.without_booking_url:
-            people = ", ".join(env.without_booking_url[:10]) + (" and more" if len(env.without_booking_url) > 10 else "")
+            people = ", ".join(env.without_booking_url[:10]) + (
+                " and more" if len(env.without_booking_url) > 10 else ""
+            )
             add("warning", "booking_url", name,
                 f"uses {{owner.booking_url}}, but {people} have no booking link: that e-mail is not sent to their "
                 "leads (leadledger user set NAME --booking-url URL, or team add --booking-url)", "templates", name)  # fmt: skip

@@ -84,8 +84,8 @@ def migrations_of_text(text: str) -> dict[str, Migration]:
     was stored); how the analytics store and the write path compose the map across versions cheaply."""
     from pydantic import TypeAdapter
 
-    from leadledger.model.loader import read_yaml
     from leadledger.model.schema import _migration_shorthand
+    from leadledger.model.source import read_yaml
 
     data = read_yaml(text)
     section = data.get("migrations") if isinstance(data, dict) else None

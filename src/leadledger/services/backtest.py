@@ -29,7 +29,8 @@ from leadledger.domain.changes import Actor
 from leadledger.domain.clock import FixedClock
 from leadledger.domain.migrations import Target, map_status
 from leadledger.model.lint import lint
-from leadledger.model.loader import LoadedModel, load_text, read_yaml
+from leadledger.model.loader import LoadedModel, load_text
+from leadledger.model.source import read_yaml
 from leadledger.services import automation, changes
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, ChangeSpec

@@ -35,7 +35,7 @@ from leadledger.services.app import App
 from leadledger.services.errors import Conflict
 from leadledger.services.lead_tasks import LeadTasks
 from leadledger.services.people import SYSTEM, check_actor
-from leadledger.store.ports import KeyUse, StoredLead, Team, User, VersionConflict, Writes, WriteSession
+from leadledger.store.ports import EntryData, KeyUse, StoredLead, Team, User, VersionConflict, Writes, WriteSession
 from leadledger.store.session import SqlWriteSession, projection_values, unique_violation
 
 OPEN_CATEGORIES = ("open", "active", "qualified")  # a lead in one of these counts towards its owner's load
@@ -112,6 +112,8 @@ class UnitOfWork:
         self.lead_tasks = LeadTasks(session, model, lambda: [i for i, r in leads.items() if r.base_version is not None])
         # contact keys (email_key, phone_key) the leads written here hold now: the stored rows do not say yet
         self._contacts: dict[tuple[str, str], str] = {}
+        self._entries_of: dict[str, list[dict[str, Any]]] = {}  # this unit of work's entry rows, per lead
+        self._stored_entries: dict[str, list[EntryData]] = {}  # stored entries' data, read for every lead at once
 
     # --- loading ---------------------------------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class UnitOfWork:
     def previous_owners(self, lead_id: str) -> set[str]:
         """Reps who have worked the lead (marketing owns nurtured leads without working them)."""
         owners = self.session.previous_owners(lead_id)
-        owners |= {e["to_owner"] for e in self.writes.entries if e["lead_id"] == lead_id}
+        owners |= {e["to_owner"] for e in self._entries_of.get(lead_id, ())}
         owner = self.states[lead_id].owner
         if owner is not None:
             owners.add(owner)
@@ -290,7 +292,9 @@ class UnitOfWork:
         if projection.needs_refold(change.at):
             projection = record.projection = fold(self.session.entries(lead_id), projection.fields)
         seq = projection.version + 1
-        self.writes.entries.append(_entry_row(change, seq, self.now, entry_data))
+        row = _entry_row(change, seq, self.now, entry_data)
+        self.writes.entries.append(row)
+        self._entries_of.setdefault(lead_id, []).append(row)
         projection.add(change.at, seq, change.from_status, change.to_status, change.to_stage, change.to_owner,
                        change.source, change.rule, change.reason)  # fmt: skip
         projection.set_fields(change.fields)
@@ -398,10 +402,14 @@ class UnitOfWork:
         """The lead's fields after each entry of its current stint, oldest first (the stored ledger, then this
         unit of work's entries). A stint starts at creation, and again when the lead comes back to an open
         status from a closed one (recycled, re-engaged from nurture): its old values no longer describe it."""
-        stored = self.leads[lead_id].base_version is not None
-        entries = [(e.kind, e.from_status, e.to_status, e.data) for e in self.session.entry_data(lead_id)] if stored else []
-        entries += [(e["kind"], e["from_status"], e["to_status"], e["data"]) for e in self.writes.entries
-                    if e["lead_id"] == lead_id]  # fmt: skip
+        if self.leads[lead_id].base_version is not None and lead_id not in self._stored_entries:
+            # the first lead asked about: read every loaded lead's at once (a batch asks for most of them)
+            wanted = [i for i, r in self.leads.items() if r.base_version is not None and i not in self._stored_entries]
+            found = self.session.entry_data(wanted)
+            for i in wanted:
+                self._stored_entries[i] = found.get(i, [])
+        entries = [(e.kind, e.from_status, e.to_status, e.data) for e in self._stored_entries.get(lead_id, ())]
+        entries += [(e["kind"], e["from_status"], e["to_status"], e["data"]) for e in self._entries_of.get(lead_id, ())]
         statuses = self.model.statuses
         fields: dict[str, Any] = {}
         stint: list[dict[str, Any]] = []

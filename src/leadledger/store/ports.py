@@ -154,8 +154,8 @@ class WriteSession(Protocol):
                          ) -> dict[str, list[Activity]]:  # fmt: skip
         """Activities logged since `since` (only of `types` when given), per lead, oldest first."""
 
-    def entry_data(self, lead_id: str) -> list[EntryData]:
-        """A lead's entries in seq order with the data each captured."""
+    def entry_data(self, lead_ids: Sequence[str]) -> dict[str, list[EntryData]]:
+        """Each lead's entries in seq order with the data each captured (one set query for the batch)."""
 
     def change_keys(self, keys: Sequence[str]) -> dict[tuple[str, str], KeyUse]:
         """Idempotency keys the ledger holds, each with the caller who used it: (actor, key) -> its use."""

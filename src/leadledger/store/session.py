@@ -183,10 +183,14 @@ class SqlWriteSession:
                 out.setdefault(lead_id, []).append(Activity(kind, read_time(at), read_json(data) or {}))  # type: ignore[arg-type]
         return out
 
-    def entry_data(self, lead_id: str) -> list[EntryData]:
-        rows = self._rows("SELECT kind, from_status, to_status, data FROM ledger WHERE lead_id = ? ORDER BY seq",
-                          (lead_id,))  # fmt: skip
-        return [EntryData(kind, before, after, read_json(data)) for kind, before, after, data in rows]
+    def entry_data(self, lead_ids: Sequence[str]) -> dict[str, list[EntryData]]:
+        out: dict[str, list[EntryData]] = {}
+        for part in bulk.chunks(lead_ids):
+            rows = self._rows(f"SELECT lead_id, kind, from_status, to_status, data FROM ledger "
+                              f"WHERE lead_id IN ({self._in(len(part))}) ORDER BY lead_id, seq", part)  # fmt: skip
+            for lead_id, kind, before, after, data in rows:
+                out.setdefault(lead_id, []).append(EntryData(kind, before, after, read_json(data)))
+        return out
 
     def change_keys(self, keys: Sequence[str]) -> dict[tuple[str, str], KeyUse]:
         found: dict[tuple[str, str], KeyUse] = {}

@@ -20,7 +20,7 @@ from leadledger.api.deps import AppDep, CurrentUser
 from leadledger.api.errors import InvalidBody, validation_violations
 from leadledger.api.openapi import errors
 from leadledger.api.schemas import EventCreate, EventSummaryRead
-from leadledger.services import auth
+from leadledger.services import hooks
 from leadledger.services.app import App
 from leadledger.services.errors import Invalid
 from leadledger.services.events import apply_events
@@ -81,11 +81,11 @@ async def post_hook(
     app: AppDep,
     signature: Annotated[
         str | None,
-        Header(alias=auth.SIGNATURE_HEADER, max_length=1000, description="t=<unix time>,v1=<hex HMAC-SHA256>"),
+        Header(alias=hooks.SIGNATURE_HEADER, max_length=1000, description="t=<unix time>,v1=<hex HMAC-SHA256>"),
     ] = None,
 ) -> dict[str, Any]:
     body = await request.body()
-    who = await run_in_threadpool(auth.verify_hook, app, name=name, signature=signature, body=body)
+    who = await run_in_threadpool(hooks.verify_hook, app, name=name, signature=signature, body=body)
     try:
         parsed = json.loads(body)
     except (ValueError, RecursionError):

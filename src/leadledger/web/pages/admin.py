@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from leadledger.services import auth, people, sitesettings
+from leadledger.services import auth, hooks, people, sitesettings
 from leadledger.services.errors import Invalid
 from leadledger.web.context import CurrentViewer, State, Viewer, WebState, form_data
 from leadledger.web.pages.guide import require_ops
@@ -31,7 +31,7 @@ def _data(state: WebState, viewer: Viewer) -> dict[str, Any]:
         "users": [u for u in people.list_users(app) if u["name"] != "system"],
         "teams": people.list_teams(app),
         "tokens": auth.list_tokens(app, actor=viewer.name),
-        "hooks": auth.list_hooks(app),
+        "hooks": hooks.list_hooks(app),
         "settings": sitesettings.all_settings(app),
         "setting_help": {k: v[1] for k, v in sitesettings.SETTINGS.items()},
         "calendars": sorted(app.model.calendars),
@@ -121,7 +121,7 @@ async def revoke_token(token_id: Annotated[int, Path(ge=1, le=2**62)], viewer: C
 @router.post("/admin/hooks")
 async def add_hook(request: Request, viewer: CurrentViewer, state: State) -> Response:
     form = await form_data(request)
-    hook = await run_in_threadpool(lambda: auth.add_hook(state.app, name=_one(form, "name"), user=_one(form, "user"),
+    hook = await run_in_threadpool(lambda: hooks.add_hook(state.app, name=_one(form, "name"), user=_one(form, "user"),
                                                          actor=viewer.name))  # fmt: skip
     return await _page(request, state, viewer, shown_once={"what": f"Webhook {hook['name']} at {hook['path']}",
                                                           "secret": hook["secret"]})  # fmt: skip
@@ -131,7 +131,7 @@ async def add_hook(request: Request, viewer: CurrentViewer, state: State) -> Res
 async def hook_action(name: Name, action: str, viewer: CurrentViewer, state: State) -> Response:
     if action not in ("disable", "enable"):
         raise Invalid(f"unknown action {action!r}")
-    await run_in_threadpool(lambda: auth.set_hook_active(state.app, name=name, active=action == "enable",
+    await run_in_threadpool(lambda: hooks.set_hook_active(state.app, name=name, active=action == "enable",
                                                          actor=viewer.name))  # fmt: skip
     return _done("hooks", f"Webhook {name} {action}d.")
 

@@ -12,7 +12,8 @@ from starlette.datastructures import UploadFile
 
 from leadledger.model.guide import guide_context
 from leadledger.model.lint import lint
-from leadledger.model.loader import ModelError, load_text
+from leadledger.model.loader import load_text
+from leadledger.model.source import ModelError
 from leadledger.services import models, sitesettings
 from leadledger.services.errors import Forbidden
 from leadledger.services.models import ModelRejected

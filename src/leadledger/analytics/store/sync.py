@@ -1,0 +1,348 @@
+"""Sync: copy the ledger, activities and leads rows above the id watermarks, then re-derive what they touch.
+
+PostgreSQL hands out sequence values before commit, so a row with a lower id can become visible after a
+higher one was copied. The watermark therefore only advances past ids once every transaction that was in
+progress when they were read has ended (``pg_current_snapshot``); rows above the final watermark are read
+again and de-duplicated by id. SQLite serialises writers, so there the highest id read is final.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection
+
+from leadledger.services.app import App
+from leadledger.store.bulk import chunks
+
+if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
+    import duckdb
+
+from leadledger.analytics import status_map
+from leadledger.analytics.store.connection import (
+    ACTIVITY_COLUMNS,
+    LEAD_COLUMNS,
+    LEDGER_COLUMNS,
+    ProgressFn,
+    SyncStats,
+    count_rows,
+    ensure_schema,
+    read_meta,
+    reset,
+    safe_setting,
+    write_meta,
+)
+from leadledger.analytics.store.derive import FULL_REBUILD_SHARE, ModelFacts, rebuild_derived
+
+CHUNK_ROWS = 250_000
+NULL_TEXT = "\\N"  # how NULL travels in the CSV between the stores (a literal \N text would read as NULL)
+
+
+# --- reading the source database ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """PostgreSQL: the oldest transaction still running and those in progress when the rows were read."""
+
+    xmin: int
+    in_progress: tuple[int, ...]
+
+
+class _Source:
+    """Reads new rows from SQLite or PostgreSQL into CSV files DuckDB loads with `read_csv`."""
+
+    def __init__(self, conn: Connection, workdir: Path):
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+        self.workdir = workdir
+        self._files = 0
+
+    def snapshot(self) -> _Snapshot | None:
+        if self.sqlite:
+            return None
+        row = self.conn.exec_driver_sql(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
+            "ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text)"
+        ).one()
+        return _Snapshot(int(row[0]), tuple(int(x) for x in row[1]))
+
+    def max_id(self, table: str) -> int:
+        return int(self.conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar() or 0)
+
+    def entry_key(self, entry_id: int) -> tuple[str, int] | None:
+        marker = "?" if self.sqlite else "%s"
+        cursor = self._cursor()
+        try:
+            cursor.execute(f"SELECT lead_id, seq FROM ledger WHERE id = {marker}", (entry_id,))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        return (row[0], int(row[1])) if row else None
+
+    def _cursor(self) -> Any:
+        return self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+    def export(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str, str, str]],
+        where: str,
+        params: Sequence[Any],
+        on_rows: Callable[[int], None] | None = None,
+    ) -> list[Path]:
+        """Rows of `table` matching `where` (placeholders written as `?`) as CSV files of CHUNK_ROWS rows."""
+        if self.sqlite:
+            select = ", ".join(
+                c[2] if c[1] in ("BIGINT", "INTEGER", "BOOLEAN") else f"coalesce({c[2]}, '{NULL_TEXT}')"
+                for c in columns
+            )
+            sql = f"SELECT {select} FROM {table} WHERE {where}"
+            return self._export_sqlite(sql, params, on_rows)
+        select = ", ".join(c[3] for c in columns)
+        sql = f"SELECT {select} FROM {table} WHERE {where.replace('?', '%s')}"
+        return self._export_postgres(sql, params, on_rows)
+
+    def _new_file(self) -> Path:
+        self._files += 1
+        return self.workdir / f"chunk{self._files:05d}.csv"
+
+    def _export_sqlite(self, sql: str, params: Sequence[Any], on_rows: Callable[[int], None] | None) -> list[Path]:
+        files: list[Path] = []
+        cursor = self._cursor()
+        try:
+            cursor.execute(sql, tuple(params))
+            while True:
+                rows = cursor.fetchmany(CHUNK_ROWS)
+                if not rows:
+                    break
+                path = self._new_file()
+                with path.open("w", newline="", encoding="utf-8") as handle:
+                    csv.writer(handle, lineterminator="\n").writerows(rows)
+                files.append(path)
+                if on_rows:
+                    on_rows(len(rows))
+        finally:
+            cursor.close()
+        return files
+
+    def _export_postgres(self, sql: str, params: Sequence[Any], on_rows: Callable[[int], None] | None) -> list[Path]:
+        path = self._new_file()
+        cursor = self._cursor()
+        try:
+            copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '{NULL_TEXT}')"
+            with path.open("wb") as handle, cursor.copy(copy_sql, tuple(params)) as copy:
+                for block in copy:
+                    handle.write(block)
+        finally:
+            cursor.close()
+        if on_rows:  # progress only: a quoted field may hold a newline, so this may overcount a little
+            lines = 0
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    lines += block.count(b"\n")
+            on_rows(lines)
+        return [path]
+
+
+def _read_csv(files: Sequence[Path], columns: Sequence[tuple[str, str, str, str]]) -> str:
+    """A `read_csv` table function over our CSV files (paths are ours, never user input)."""
+    names = ", ".join(f"'{c[0]}': '{c[1]}'" for c in columns)
+    paths = ", ".join(f"'{safe_setting(str(p))}'" for p in files)
+    return (
+        f"read_csv([{paths}], header = false, delim = ',', quote = '\"', escape = '\"', "
+        f"nullstr = '{NULL_TEXT}', auto_detect = false, new_line = '\\n', columns = {{{names}}})"
+    )
+
+
+# --- sync -------------------------------------------------------------------------------------------
+
+
+def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None = None) -> SyncStats:
+    """Bring the store up to date with the ledger, activities and leads; returns what it did."""
+    started = time.perf_counter()
+    stats = SyncStats()
+    ensure_schema(conn)
+    with app.db.engine.connect() as source_conn:
+        if not app.db.is_sqlite:
+            source_conn = source_conn.execution_options(isolation_level="REPEATABLE READ")
+        with source_conn.begin(), tempfile.TemporaryDirectory(prefix="leadledger-sync-") as workdir:
+            source = _Source(source_conn, Path(workdir))
+            snapshot = source.snapshot()
+            loaded = app.loaded_model(source_conn)
+            model_id = str(_latest_model_id(source_conn))
+            meta = read_meta(conn)
+            ledger_final = int(meta.get("ledger_final", 0))
+            if ledger_final and source.entry_key(ledger_final) != _mirrored_key(conn, ledger_final):
+                reset(conn)  # the database was replaced or restored: start over
+                stats.reset = True
+                meta = read_meta(conn)
+                ledger_final = 0
+            activity_final = int(meta.get("activity_final", 0))
+            ledger_max = source.max_id("ledger")
+            activity_max = source.max_id("activities")
+            up_to_date = (
+                ledger_max == ledger_final
+                and activity_max == activity_final
+                and meta.get("model_id") == model_id
+                and meta.get("facts") == ModelFacts.of(loaded.model).digest()
+            )
+            if up_to_date:
+                _advance_pending(conn, meta, snapshot, "ledger", ledger_max)
+                _advance_pending(conn, meta, snapshot, "activity", activity_max)
+                stats.seconds = time.perf_counter() - started
+                return stats
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                _load_new_rows(conn, source, stats, ledger_final, activity_final, ledger_max, activity_max, progress)
+                status_map.apply(conn, status_map.rules_for(source_conn), "new_ledger_leads")  # renamed statuses
+                phase = time.perf_counter()
+                rebuild_derived(conn, loaded.model, model_id, meta, stats, progress)
+                stats.phases["derive"] = time.perf_counter() - phase
+                _advance_pending(conn, meta, snapshot, "ledger", ledger_max)
+                _advance_pending(conn, meta, snapshot, "activity", activity_max)
+                conn.execute("DELETE FROM act_recent WHERE id <= $final", {"final": int(meta.get("activity_final", 0))})
+                write_meta(conn, {"model_id": model_id, "synced_at": datetime.now(UTC).isoformat()})
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _latest_model_id(conn: Connection) -> int:
+    from leadledger.store import repository as repo
+
+    latest = repo.latest_model_id(conn)
+    return int(latest or 0)
+
+
+def _mirrored_key(conn: duckdb.DuckDBPyConnection, entry_id: int) -> tuple[str, int] | None:
+    rows = conn.execute("SELECT lead_id, seq FROM ledger_m WHERE id = $id", {"id": entry_id}).fetchall()
+    return (rows[0][0], int(rows[0][1])) if rows else None
+
+
+def _advance_pending(
+    conn: duckdb.DuckDBPyConnection, meta: dict[str, str], snapshot: _Snapshot | None, prefix: str, max_id: int
+) -> None:
+    """Move the final watermark once no transaction that could still add lower ids is running."""
+    final = int(meta.get(f"{prefix}_final", 0))
+    if snapshot is None or not snapshot.in_progress:
+        if final >= max_id and not meta.get(f"{prefix}_pending"):
+            return
+        values: dict[str, Any] = {f"{prefix}_final": max(final, max_id), f"{prefix}_pending": None}
+        values[f"{prefix}_pending_xid"] = None
+        write_meta(conn, values)
+        _remember(meta, values)
+        return
+    pending = meta.get(f"{prefix}_pending")
+    pending_xid = meta.get(f"{prefix}_pending_xid")
+    values = {}
+    if pending and pending_xid and snapshot.xmin > int(pending_xid):
+        final = max(final, int(pending))
+        values[f"{prefix}_final"] = final
+        pending = None
+    if not pending:
+        values[f"{prefix}_pending"] = max_id
+        values[f"{prefix}_pending_xid"] = max(snapshot.in_progress)
+    if values:
+        write_meta(conn, values)
+        _remember(meta, values)
+
+
+def _remember(meta: dict[str, str], values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = str(value)
+
+
+def _load_new_rows(
+    conn: duckdb.DuckDBPyConnection,
+    source: _Source,
+    stats: SyncStats,
+    ledger_final: int,
+    activity_final: int,
+    ledger_max: int,
+    activity_max: int,
+    progress: ProgressFn | None,
+) -> None:
+    conn.execute("CREATE OR REPLACE TEMP TABLE affected (lead_id VARCHAR)")
+    conn.execute("CREATE OR REPLACE TEMP TABLE new_ledger_leads (lead_id VARCHAR)")
+    phase = time.perf_counter()
+    if ledger_max > ledger_final:
+        done = [0]
+        expected = ledger_max - ledger_final
+
+        def ledger_progress(n: int) -> None:
+            done[0] += n
+            if progress:
+                progress("ledger", min(done[0], expected), expected)
+
+        files = source.export("ledger", LEDGER_COLUMNS, "id > ?", [ledger_final], ledger_progress)
+        if files:
+            # rows above the final watermark may have been copied already (PostgreSQL): only new ids count
+            conn.execute(
+                f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM {_read_csv(files, LEDGER_COLUMNS)} "
+                "WHERE id NOT IN (SELECT id FROM ledger_m WHERE id > $final)",
+                {"final": ledger_final},
+            )
+            conn.execute("INSERT INTO ledger_m SELECT * FROM new_rows")
+            stats.ledger_rows = count_rows(conn, "new_rows")
+            conn.execute("INSERT INTO new_ledger_leads SELECT DISTINCT lead_id FROM new_rows")
+            conn.execute("DROP TABLE new_rows")
+    stats.phases["ledger"] = time.perf_counter() - phase
+    phase = time.perf_counter()
+    if activity_max > activity_final:
+        files = source.export("activities", ACTIVITY_COLUMNS, "id > ?", [activity_final])
+        if files:
+            conn.execute(
+                f"CREATE OR REPLACE TEMP TABLE new_acts AS SELECT * FROM {_read_csv(files, ACTIVITY_COLUMNS)} "
+                "WHERE id NOT IN (SELECT id FROM act_recent)"
+            )
+            conn.execute("INSERT INTO act_recent SELECT id FROM new_acts")
+            conn.execute("INSERT INTO act_m SELECT lead_id, type, ts FROM new_acts")
+            stats.activity_rows = count_rows(conn, "new_acts")
+            conn.execute(
+                "CREATE OR REPLACE TEMP TABLE act_new AS SELECT lead_id, type, min(ts) AS first_ts "
+                "FROM new_acts GROUP BY lead_id, type"
+            )
+            conn.execute(
+                "CREATE OR REPLACE TEMP TABLE act_merged AS SELECT n.lead_id, n.type, "
+                "least(n.first_ts, coalesce(a.first_ts, n.first_ts)) AS first_ts "
+                "FROM act_new n LEFT JOIN act_first a ON a.lead_id = n.lead_id AND a.type = n.type"
+            )
+            conn.execute("DELETE FROM act_first WHERE (lead_id, type) IN (SELECT (lead_id, type) FROM act_merged)")
+            conn.execute("INSERT INTO act_first SELECT * FROM act_merged")
+            conn.execute("INSERT INTO affected SELECT DISTINCT lead_id FROM act_new")
+    stats.phases["activities"] = time.perf_counter() - phase
+    phase = time.perf_counter()
+    conn.execute("INSERT INTO affected SELECT lead_id FROM new_ledger_leads")
+    refreshed = count_rows(conn, "new_ledger_leads")
+    if refreshed:
+        total = count_rows(conn, "leads_m")
+        if refreshed > max(50_000, FULL_REBUILD_SHARE * total):
+            files = source.export("leads", LEAD_COLUMNS, "1 = 1", [])
+            conn.execute("DELETE FROM leads_m")
+            conn.execute(f"INSERT INTO leads_m SELECT * FROM {_read_csv(files, LEAD_COLUMNS)}")
+        else:
+            ids = [row[0] for row in conn.execute("SELECT lead_id FROM new_ledger_leads").fetchall()]
+            files = []
+            for batch in chunks(ids):
+                marks = ", ".join("?" for _ in batch)
+                part = source.export("leads", LEAD_COLUMNS, f"id IN ({marks})", batch)
+                files.extend(part)
+            conn.execute("DELETE FROM leads_m WHERE id IN (SELECT lead_id FROM new_ledger_leads)")
+            if files:
+                conn.execute(f"INSERT INTO leads_m SELECT * FROM {_read_csv(files, LEAD_COLUMNS)}")
+        stats.leads_refreshed = refreshed
+    stats.phases["leads"] = time.perf_counter() - phase
