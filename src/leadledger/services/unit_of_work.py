@@ -218,7 +218,8 @@ class UnitOfWork:
         if loads is None:
             return
         statuses = self.model.statuses
-        was_open = change.from_status is not None and statuses[change.from_status].category in OPEN_CATEGORIES
+        was = statuses.get(change.from_status) if change.from_status is not None else None  # None: a migrated key
+        was_open = was is not None and was.category in OPEN_CATEGORIES
         is_open = statuses[change.to_status].category in OPEN_CATEGORIES
         if was_open and change.from_owner:
             loads[change.from_owner] = loads.get(change.from_owner, 0) - 1

@@ -8,7 +8,8 @@ DuckDB SQL, so the answers cannot differ between the two stores.
 
 What is kept (all in one DuckDB file, see `store_path`):
 
-* ``ledger_m`` – the ledger columns reports need (raw, one row per entry).
+* ``ledger_m`` – the ledger columns reports need (one row per entry), statuses named as the newest model
+  names them (`analytics.status_map`: renamed, merged and split statuses; ``ledger_rec`` keeps what was recorded).
 * ``leads_m`` – source, campaign and the incomplete flag of each lead (refreshed when its ledger grows).
 * ``act_first`` – the first time each activity type was logged on each lead (first touch needs no more).
 * ``act_m`` – every activity's lead, type and time (what was done during a stint, for governance).

@@ -25,6 +25,7 @@ from leadledger.store.bulk import chunks
 if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
     import duckdb
 
+from leadledger.analytics import status_map
 from leadledger.analytics.store.connection import (
     ACTIVITY_COLUMNS,
     LEAD_COLUMNS,
@@ -228,6 +229,7 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             conn.execute("BEGIN TRANSACTION")
             try:
                 _load_new_rows(conn, source, stats, ledger_final, activity_final, ledger_max, activity_max, progress)
+                status_map.apply(conn, status_map.rules_for(source_conn), "new_ledger_leads")  # renamed statuses
                 phase = time.perf_counter()
                 rebuild_derived(conn, loaded.model, model_id, meta, stats, progress)
                 stats.phases["derive"] = time.perf_counter() - phase
