@@ -10,6 +10,7 @@ from model_edits import default, dump, merge, rename, with_migrations
 from sqlalchemy import func, select
 
 from leadledger.model.source import read_yaml
+from leadledger.ops.verify import verify
 from leadledger.services import leads as svc
 from leadledger.services import status_migrations
 from leadledger.services.errors import ChangeRefused, Forbidden, Invalid
@@ -98,6 +99,9 @@ def test_apply_moves_leads_by_migration_entries_that_keep_the_time_in_status(tea
     # nothing left to move: running it again changes nothing
     again = status_migrations.migrate(team_app, "admin")
     assert again["moved"] == 0 and again["refused"] == []
+    # the migration entries are links of each lead's hash chain like any other write: the ledger verifies
+    checked = verify(team_app)
+    assert checked.ok, checked
 
 
 def test_only_ops_apply_and_migrate(team_app, three_leads):
