@@ -53,6 +53,30 @@ def test_a_password_change_revokes_the_users_login_tokens(org: Org, client: Test
     assert log_in(client, password="another long password").status_code == 201
 
 
+def test_replacing_your_own_password_needs_the_current_one(org: Org, client: TestClient) -> None:
+    """A stolen session must not become the account: the thief does not know the password it would replace."""
+    auth.set_password(org.app, name="maria", password=PASSWORD)
+    session = log_in(client).json()["token"]
+
+    def change(body: dict[str, str]) -> Any:
+        return client.put("/api/v1/users/maria/password", json={"password": "a thief's password!", **body},
+                          headers=bearer(session))  # fmt: skip
+
+    missing = change({})
+    assert missing.status_code == 422 and "current_password" in missing.text, missing.text
+    wrong = change({"current_password": "a guess at it"})
+    assert wrong.status_code == 403 and "current_password" in wrong.text, wrong.text
+    assert log_in(client, password="a thief's password!").status_code == 401  # nothing changed
+    assert me(client, session) == 200
+    right = change({"current_password": PASSWORD})
+    assert right.status_code == 204, right.text
+    assert me(client, session) == 401  # a changed password logs out, this session too
+    assert log_in(client, password="a thief's password!").status_code == 201
+    # ops resets someone's password without knowing it (the user forgot it)
+    reset = client.put("/api/v1/users/maria/password", json={"password": PASSWORD}, headers=org.headers("olga"))
+    assert reset.status_code == 204 and log_in(client).status_code == 201
+
+
 def test_a_token_made_with_a_login_token_ends_with_it_unless_the_password_is_given(
     org: Org, client: TestClient
 ) -> None:
