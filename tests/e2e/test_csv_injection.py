@@ -130,6 +130,14 @@ EVERY_CSV_COMMAND = {
     "sla rebuild": [],
     "rules backtest": ["{model}"],
     "report": ["sources"],  # each report's CSV: test_every_csv_the_command_line_prints_is_spreadsheet_safe
+    "segment list": [],
+    "segment show": ["needs_first_response"],
+    "segment export": ["needs_first_response"],
+    "segment changes": ["needs_first_response", "--since", "2026-01-01"],
+    "quality scan": [],
+    "quality duplicates": [],
+    "quality merge": ["{lead2}", "{lead3}", "--note", HOSTILE[1]],
+    "quality unmerge": ["{lead3}"],
 }
 # Their --format is table or json (they refuse csv); the CSV they write is the reject file, tested above.
 NO_CSV_ON_STDOUT = {"import leads", "import history"}
@@ -182,17 +190,18 @@ def test_every_command_that_prints_csv_guards_every_cell(db: str, tmp_path: Path
         for n in range(3)
     )
     approval, approval2 = pending(lead), pending(lead3)
+    svc.create_lead(app, actor="admin", fields={"name": HOSTILE[2], "email": "nobody-yet@example.com"})  # status new
     entry = next(e["id"] for e in svc.timeline(app, lead)["entries"] if e["to_status"] == "attempting_contact")
     auth.issue_token(app, user="ana", name=HOSTILE[3])
     app.db.dispose()
     (tmp_path / "events.jsonl").write_text(json.dumps({"id": HOSTILE[0], "type": "call_logged", "lead": lead,
-                                           "at": "2026-11-23T14:00:00Z", "data": {"outcome": HOSTILE[1]}}) + "\n")  # fmt: skip
+                                           "at": "2026-11-23T14:00:00Z", "data": {"outcome": "voicemail", "summary": HOSTILE[1]}}) + "\n")  # fmt: skip
     with (tmp_path / "leads.csv").open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows([["id", "name", "email", "status", "company"],
                                    ["x1", HOSTILE[0], "x1@example.com", "=no such status", HOSTILE[2]]])  # fmt: skip
     (tmp_path / "map.yaml").write_text("columns: {id: id, name: name, email: email, status: status, company: company}")
     (tmp_path / "model.yaml").write_text(default_model_text())
-    values = {"{lead}": lead, "{lead2}": lead2, "{entry}": str(entry), "{approval}": str(approval),
+    values = {"{lead}": lead, "{lead2}": lead2, "{lead3}": lead3, "{entry}": str(entry), "{approval}": str(approval),
               "{approval2}": str(approval2),
               "{events}": str(tmp_path / "events.jsonl"), "{leads_csv}": str(tmp_path / "leads.csv"),
               "{mapping}": str(tmp_path / "map.yaml"), "{rejects}": str(tmp_path / "rejects.csv"),
@@ -213,4 +222,5 @@ def test_every_command_that_prints_csv_guards_every_cell(db: str, tmp_path: Path
             guarded.add(command)
     assert not unsafe, "\n".join(unsafe)
     # the hostile text did reach the CSVs that show it (names, e-mails, notes, token names), guarded
-    assert {"lead list", "lead show", "review transitions", "token list", "user list", "report"} <= guarded
+    assert {"lead list", "lead show", "review transitions", "token list", "user list", "report",
+            "segment export"} <= guarded  # fmt: skip
