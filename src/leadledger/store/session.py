@@ -323,6 +323,9 @@ class SqlWriteSession:
 
     # --- approvals --------------------------------------------------------------------------------------
 
+    def add_leads(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        bulk.insert_many(self.conn, leads, list(rows), columns=_LEAD_INSERT)
+
     def add_approval(self, values: Mapping[str, Any]) -> int:
         result = self.conn.execute(insert(approvals).values(**values))
         assert result.inserted_primary_key is not None
