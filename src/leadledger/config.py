@@ -25,3 +25,11 @@ class Settings:
         default_factory=lambda: os.environ.get("LEADLEDGER_WEB_SECURE", "") in ("1", "true", "yes")
     )
     web_idle: str = field(default_factory=lambda: _env("WEB_IDLE", "30m"))
+
+
+def keep_new_files_private() -> None:
+    """Every file LeadLedger creates holds lead data or secrets (the SQLite database and its WAL, the analytics
+    store's DuckDB file, WAL and spill files, exports, backups): the processes that run it (the CLI, the server
+    and its workers) create them readable by their owner only, as PostgreSQL's server does (umask 077)."""
+    os.umask(0o077)
+

@@ -25,6 +25,7 @@ from leadledger.cli.review import review_app
 from leadledger.cli.segments import register as register_segments
 from leadledger.cli.state import FormatOpt, State
 from leadledger.cli.timecmds import register as register_time
+from leadledger.config import keep_new_files_private
 from leadledger.model.source import ModelError
 from leadledger.services.errors import ServiceError, as_service_error
 
@@ -90,6 +91,7 @@ def main_options(
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
     ] = False,
 ) -> None:
+    keep_new_files_private()
     if State._app is None or db != State.db:  # an app already built for this database (in-process runs) stays
         State.reset(db)
 
