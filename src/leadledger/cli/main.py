@@ -16,9 +16,9 @@ from leadledger.cli.council import council_app
 from leadledger.cli.imports import import_app
 from leadledger.cli.leads import lead_app
 from leadledger.cli.model import init, model_app
+from leadledger.cli.ops import register as register_ops
 from leadledger.cli.output import Format, console, emit, fail, show
 from leadledger.cli.people import team_app, user_app
-from leadledger.cli.ops import register as register_ops
 from leadledger.cli.quality import register as register_quality
 from leadledger.cli.reports import report_app
 from leadledger.cli.review import review_app

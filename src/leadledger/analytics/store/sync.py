@@ -39,9 +39,9 @@ from leadledger.analytics.store.connection import (
     safe_setting,
     write_meta,
 )
+from leadledger.analytics.store.derive import FULL_REBUILD_SHARE, ModelFacts, rebuild_derived
 from leadledger.analytics.store.scanner import attach_postgres
 from leadledger.analytics.store.status import write_sync_status
-from leadledger.analytics.store.derive import FULL_REBUILD_SHARE, ModelFacts, rebuild_derived
 
 CHUNK_ROWS = 250_000
 NULL_TEXT = "\\N"  # how NULL travels in the CSV between the stores (a literal \N text would read as NULL)
