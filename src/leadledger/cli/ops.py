@@ -11,10 +11,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from leadledger.cli.output import Format, console, err_console, print_json
+from leadledger.cli.output import console, err_console, print_json
 from leadledger.services.app import App
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table or json")]
+
+class SummaryFormat(StrEnum):
+    """What these commands print is a summary of what they did, never rows: a table (text) or JSON."""
+
+    table = "table"
+    json = "json"
+
+
+FormatOpt = Annotated[SummaryFormat, typer.Option("--format", "-f", help="table or json")]
 
 
 def _app() -> App:
@@ -39,7 +47,7 @@ def _progress() -> object:
 
 def backup_command(
     file: Annotated[Path, typer.Argument(help="the backup file to write (must not exist)")],
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = SummaryFormat.table,
 ) -> None:
     """Back up the whole database to FILE, consistently, while the server keeps writing.
 
@@ -53,7 +61,7 @@ def backup_command(
     finally:
         if report is not None:
             report.stop()  # type: ignore[attr-defined]
-    if fmt is Format.json:
+    if fmt is SummaryFormat.json:
         print_json(summary.as_dict())
         return
     console.print(
@@ -65,7 +73,7 @@ def backup_command(
 
 def restore_command(
     file: Annotated[Path, typer.Argument(help="a file made by `leadledger backup`")],
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = SummaryFormat.table,
 ) -> None:
     """Restore a backup into an empty database (LEADLEDGER_DB or --db: SQLite or PostgreSQL), then upgrade it."""
     from leadledger.ops.backup import restore
@@ -76,7 +84,7 @@ def restore_command(
     finally:
         if report is not None:
             report.stop()  # type: ignore[attr-defined]
-    if fmt is Format.json:
+    if fmt is SummaryFormat.json:
         print_json(summary.as_dict())
         return
     console.print(
@@ -133,7 +141,7 @@ def verify_command(
     expect: Annotated[
         Optional[str], typer.Option("--expect", help="the digest recorded earlier at --at: exit 1 if it differs now")
     ] = None,
-    fmt: FormatOpt = Format.table,
+    fmt: FormatOpt = SummaryFormat.table,
 ) -> None:
     """Recompute the ledger's hash chains; exit 1 naming the first entry that does not match."""
     from leadledger.ops.verify import verify
@@ -141,7 +149,7 @@ def verify_command(
     if expect is not None and at is None:
         raise typer.BadParameter("--expect needs --at: the ledger id the digest was recorded at", param_hint="--expect")
     result = verify(_app(), since=since, at=at, expect=expect)
-    if fmt is Format.json:
+    if fmt is SummaryFormat.json:
         print_json(result.as_dict())
     elif result.ok:
         console.print(f"ledger verified: {result.entries:,} entries of {result.leads:,} leads, every chain intact; "

@@ -324,7 +324,11 @@ class SqlWriteSession:
     # --- approvals --------------------------------------------------------------------------------------
 
     def add_leads(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        bulk.insert_many(self.conn, leads, list(rows), columns=_LEAD_INSERT)
+        """Write new leads' rows now (`UnitOfWork.store_now`), before their entries: no chain yet, so no head;
+        the grouped write seals their entries and sets the head as for any lead it updates."""
+        early = [{**row, "chain_head": None} for row in rows]
+        bulk.insert_many(self.conn, leads, early, columns=_LEAD_INSERT)
+        self._heads.update((row["id"], None) for row in early)
 
     def add_approval(self, values: Mapping[str, Any]) -> int:
         result = self.conn.execute(insert(approvals).values(**values))
