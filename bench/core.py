@@ -15,9 +15,12 @@ import os
 import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -283,6 +286,91 @@ def change_one(ctx: Context) -> list[Figure]:
 @benchmark("change-batch", "changes through the service layer, batched, vs raw executemany")
 def change_batch(ctx: Context) -> list[Figure]:
     return _service_bench(ctx, batched=True)
+
+
+# --- chain ------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _unsealed() -> Iterator[None]:
+    """The write path with `chain.seal` hashing nothing (bench only): what the batched path costs without it.
+
+    What stays: reading `leads.chain_head` with the lead and writing it back, a few bytes per row."""
+    from leadledger.store import chain
+
+    sealing = chain.seal
+
+    def no_hash(rows: list[dict[str, Any]], head_of: Any) -> dict[str, bytes]:
+        for row in rows:
+            row["hash"] = None
+        return {}
+
+    chain.seal = no_hash  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        chain.seal = sealing  # type: ignore[assignment]
+
+
+@contextmanager
+def _timed_seal(seconds: list[float]) -> Iterator[None]:
+    """`chain.seal` as it is, its time added to `seconds`: the share of the run spent hashing, less noisy than
+    the difference of two rates on a shared machine."""
+    from leadledger.store import chain
+
+    sealing = chain.seal
+
+    def timed(rows: list[dict[str, Any]], head_of: Any) -> dict[str, bytes]:
+        started = time.perf_counter()
+        try:
+            return sealing(rows, head_of)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    chain.seal = timed  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        chain.seal = sealing  # type: ignore[assignment]
+
+
+@benchmark("chain-cost", "batched changes with the ledger's hash chain vs the same path without hashing, same run")
+def chain_cost(ctx: Context) -> list[Figure]:
+    """Runs alternate with and without the chain (on, off, off, on, ...) so the machine's drift hits both."""
+    per_run = 5_000 if ctx.quick else 20_000
+    pairs = ctx.times(4, 2)
+    with ctx.folder("bench-chain") as folder:
+        app = _app(folder)
+        ids = _seed_leads(app, per_run * pairs * 2)
+        runs: list[float] = []
+        baseline_runs: list[float] = []
+        shares: list[float] = []  # of each run with the chain: the time spent in chain.seal, over the run's
+        for r in range(pairs * 2):
+            chosen = ids[r * per_run : (r + 1) * per_run]
+            off = r % 4 in (1, 2)
+            sealing: list[float] = []
+            with _unsealed() if off else _timed_seal(sealing):
+                started = time.perf_counter()
+                results = change_leads(app, [_spec(i) for i in chosen], actor="ana")
+                elapsed = time.perf_counter() - started
+            if any(not hasattr(x, "seq") for x in results):
+                raise AssertionError("a change was refused")
+            (baseline_runs if off else runs).append(per_run / elapsed)
+            if not off:
+                shares.append(sum(sealing) / elapsed)
+        app.db.dispose()
+    return [
+        Figure(
+            "change_leads, batched, with the hash chain",
+            runs,
+            "/s",
+            baseline_runs=baseline_runs,
+            baseline="the same batched path with chain.seal hashing nothing",
+            notes=f"{per_run} changes per run, runs alternating; target: ratio >= 0.90 (the chain costs <= 10 %); time in "
+            f"chain.seal: {statistics.median(shares):.1%} of a run (median)",
+            extra={"target_ratio": 0.90, "seal_share_median": statistics.median(shares), "seal_shares": shares},
+        )
+    ]
 
 
 # --- demo ------------------------------------------------------------------------------------------

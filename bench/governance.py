@@ -6,7 +6,10 @@ the same quarter (the pack adds overrides, SLAs, spot-checks and the similar-sta
 sample's is `review transitions` counting the same month's changes of the same teams.
 
 The analytics store is synced once before timing (as the worker's first round would); each timed call syncs
-again, which finds nothing new. `python -m bench.run --only governance` (1 M leads; `--quick`: 20 k), or
+again, which finds nothing new. Then a status is renamed (`model apply` with a `migrations:` map, on the bench's
+own copy of the database): the apply that moves the leads, the analytics store's resync that reads every
+recorded key through the map (baseline: the resync after a label-only model version, same run) and the pack
+of the renamed history (baseline: the same pack before). `python -m bench.run --only governance` (1 M leads; `--quick`: 20 k), or
 `python -m bench.governance --leads N [--db PATH]` (PATH: reuse a demo database).
 """
 
@@ -15,9 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -102,6 +107,50 @@ def measure(db: Path, repeats: int) -> dict[str, Any]:
     return out
 
 
+def renamed_model_text(version: str) -> str:
+    """The default model with attempting_contact called contacting, and the migration that says so."""
+    from leadledger.model.loader import default_model_text
+
+    text = re.sub(r"\battempting_contact\b", "contacting", default_model_text())
+    text = text.replace('version: "1"', f'version: "{version}"', 1)
+    return text + "\nmigrations:\n  attempting_contact: contacting\n"
+
+
+def measure_rename(db: Path, repeats: int) -> dict[str, Any]:
+    """Rename a status on `db` (it is changed: pass a copy) and time what follows; see the module's docstring."""
+    from leadledger import analytics
+    from leadledger.analytics.council import council_pack
+    from leadledger.bootstrap import build_app
+    from leadledger.model.loader import default_model_text
+    from leadledger.services import council, status_migrations
+
+    app = build_app(db_url=f"sqlite:///{db}")
+    analytics.sync(app)
+    this_quarter = council.quarter_of(app.clock.now().date())
+    quarter = council.quarter_of(this_quarter[0] - timedelta(days=1))
+
+    def pack() -> None:
+        council_pack(app, date_from=quarter[0], date_to=quarter[1])
+
+    def resync_after(text: str, file: str) -> tuple[dict[str, Any], float, float]:
+        started = time.perf_counter()
+        result = status_migrations.apply_model(app, text, file, "admin")
+        applied = time.perf_counter() - started
+        started = time.perf_counter()
+        analytics.sync(app)
+        return result, applied, time.perf_counter() - started
+
+    pack()
+    out: dict[str, Any] = {"pack_before": _timed(pack, repeats)}
+    relabelled = default_model_text().replace('version: "1"', 'version: "2"', 1).replace(
+        "label: Connected / Engaged", "label: Engaged", 1)  # fmt: skip
+    _, _, out["resync_label"] = resync_after(relabelled, "v2.yaml")
+    result, out["apply_rename"], out["resync_rename"] = resync_after(renamed_model_text("3"), "v3.yaml")
+    out["moved"] = result["migrated"]["moved"]
+    out["pack_after"] = _timed(pack, repeats)
+    return out
+
+
 def figures(result: dict[str, Any], scale: str) -> list[Figure]:
     return [
         Figure(f"council pack, a quarter ({scale})", result["pack"], unit="s", target=PACK_TARGET_S, better="lower",
@@ -109,6 +158,18 @@ def figures(result: dict[str, Any], scale: str) -> list[Figure]:
         Figure(f"monthly spot-check sample ({scale})", result["sample"], unit="s", target=SAMPLE_TARGET_S,
                better="lower", baseline_runs=result["month_changes"], baseline="review transitions, same month"),
         Figure("model diff (default model)", result["diff"], unit="s", target=DIFF_TARGET_S, better="lower"),
+    ]  # fmt: skip
+
+
+def rename_figures(result: dict[str, Any], scale: str) -> list[Figure]:
+    return [
+        Figure(f"model apply renaming a status ({scale}, {result['moved']:,} leads moved)", [result["apply_rename"]],
+               unit="s", better="lower"),
+        Figure(f"analytics resync after the rename ({scale})", [result["resync_rename"]], unit="s", better="lower",
+               baseline_runs=[result["resync_label"]], baseline="resync after a label-only model version"),
+        Figure(f"council pack of the renamed history ({scale})", result["pack_after"], unit="s",
+               target=PACK_TARGET_S, better="lower", baseline_runs=result["pack_before"],
+               baseline="the same pack before the rename"),
     ]  # fmt: skip
 
 
@@ -123,9 +184,10 @@ def governance(ctx: Context) -> list[Figure]:
         os.environ["LEADLEDGER_ANALYTICS_DB"] = str(folder / "governance.duckdb")
         try:
             result = measure(db, repeats)
+            renamed = measure_rename(db, repeats)  # last: it changes the database
         finally:
             os.environ.pop("LEADLEDGER_ANALYTICS_DB", None)
-    return figures(result, f"{leads:,} leads")
+    return figures(result, f"{leads:,} leads") + rename_figures(renamed, f"{leads:,} leads")
 
 
 def main() -> None:
@@ -140,7 +202,13 @@ def main() -> None:
         if not db.exists():
             _demo(db, args.leads)
     result = measure(db, args.repeat)
-    print(json.dumps({f.name: f.as_dict() for f in figures(result, f"{args.leads:,} leads")}, indent=2))
+    with tempfile.TemporaryDirectory(prefix="bench-governance-") as folder:  # the rename changes its database
+        copy = Path(folder) / "renamed.db"
+        shutil.copy(db, copy)
+        os.environ["LEADLEDGER_ANALYTICS_DB"] = str(Path(folder) / "renamed.duckdb")
+        renamed = measure_rename(copy, args.repeat)
+    scale = f"{args.leads:,} leads"
+    print(json.dumps({f.name: f.as_dict() for f in figures(result, scale) + rename_figures(renamed, scale)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -175,6 +175,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def second_db_url(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> str:
+    """Another initialised database on db_url's backend (two worlds to compare, e.g. recorded and hand-mapped)."""
+    (tmp_path / "second").mkdir()
+    return fresh_database(request, "postgres" if db_url.startswith("postgresql") else "sqlite", tmp_path / "second")
+
+
+@pytest.fixture
 def pg_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """An initialised database on the real PostgreSQL server only (for tests about PostgreSQL itself)."""
     return fresh_database(request, "postgres", tmp_path)

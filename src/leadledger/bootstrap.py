@@ -32,10 +32,17 @@ def build_app(
     clock: Clock | None = None,
     db_url: str | None = None,
     smtp_url: str | None = None,
+    reports_db_url: str | None = None,
 ) -> App:
     tune_gc()
     settings = settings or Settings()
-    return App(db=Database(db_url or settings.db), clock=clock or SystemClock(), smtp_url=smtp_url or settings.smtp)
+    replica = reports_db_url or settings.reports_db
+    return App(
+        db=Database(db_url or settings.db),
+        clock=clock or SystemClock(),
+        smtp_url=smtp_url or settings.smtp,
+        reports_db=Database(replica) if replica else None,
+    )
 
 
 def worker_steps() -> dict[str, Callable[[App], Any]]:

@@ -53,6 +53,30 @@ def test_a_password_change_revokes_the_users_login_tokens(org: Org, client: Test
     assert log_in(client, password="another long password").status_code == 201
 
 
+def test_replacing_your_own_password_needs_the_current_one(org: Org, client: TestClient) -> None:
+    """A stolen session must not become the account: the thief does not know the password it would replace."""
+    auth.set_password(org.app, name="maria", password=PASSWORD)
+    session = log_in(client).json()["token"]
+
+    def change(body: dict[str, str]) -> Any:
+        return client.put("/api/v1/users/maria/password", json={"password": "a thief's password!", **body},
+                          headers=bearer(session))  # fmt: skip
+
+    missing = change({})
+    assert missing.status_code == 422 and "current_password" in missing.text, missing.text
+    wrong = change({"current_password": "a guess at it"})
+    assert wrong.status_code == 403 and "current_password" in wrong.text, wrong.text
+    assert log_in(client, password="a thief's password!").status_code == 401  # nothing changed
+    assert me(client, session) == 200
+    right = change({"current_password": PASSWORD})
+    assert right.status_code == 204, right.text
+    assert me(client, session) == 401  # a changed password logs out, this session too
+    assert log_in(client, password="a thief's password!").status_code == 201
+    # ops resets someone's password without knowing it (the user forgot it)
+    reset = client.put("/api/v1/users/maria/password", json={"password": PASSWORD}, headers=org.headers("olga"))
+    assert reset.status_code == 204 and log_in(client).status_code == 201
+
+
 def test_a_token_made_with_a_login_token_ends_with_it_unless_the_password_is_given(
     org: Org, client: TestClient
 ) -> None:
@@ -207,7 +231,8 @@ from leadledger.services import auth, models, people
 app = build_app(db_url="sqlite:///" + sys.argv[1])
 models.initialise(app)
 people.add_user(app, name="maria", role="manager")
-auth.set_password(app, name="maria", password="a long enough password")
+auth.set_password(app, name="maria", password="a long enough password")  # one hash: its 64 MiB are in the peak
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 def flood(n):
     for k in range(2):
         try:
@@ -217,15 +242,22 @@ def flood(n):
 threads = [threading.Thread(target=flood, args=(n,)) for n in range(16)]
 [t.start() for t in threads]
 [t.join() for t in threads]
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
+ARGON2_MIB = 64
 
 
-def test_a_login_flood_stays_under_300_mib(tmp_path: Any) -> None:
-    """16 clients logging in at once (argon2: 64 MiB each) used to take the server from 112 MiB to 1.1 GiB."""
+def test_a_login_flood_holds_at_most_the_argon2_slots_in_memory(tmp_path: Any) -> None:
+    """16 clients logging in at once (argon2: 64 MiB each) used to take the server from 112 MiB to 1.1 GiB.
+
+    The flood's peak is measured against the same process's peak after one hash, so what the process loaded
+    before (which differs between a quiet run, 208 MiB, and a full suite's, up to 326 MiB) does not count:
+    the flood may add four hashes' memory (two slots, and as much again of slack for what the allocator keeps
+    on a loaded machine), where 16 unthrottled hashes add about 1 GiB (measured: 143 -> 1,104 MiB)."""
     done = subprocess.run([sys.executable, "-c", FLOOD, str(tmp_path / "flood.db")], capture_output=True,
                           text=True, timeout=300, check=True)  # fmt: skip
-    assert int(done.stdout.split()[-1]) < 300, done.stdout
+    before, peak = (int(word) for word in done.stdout.split()[-2:])
+    assert peak - before <= 4 * ARGON2_MIB, (before, peak)
 
 
 def test_a_rotated_webhook_secret_keeps_working_for_the_grace_period(org: Org, client: TestClient) -> None:

@@ -118,6 +118,18 @@ def test_a_change_a_person_makes_names_them_on_what_automation_does_next(org: Or
     assert routed["data"]["triggered_by"] == "ana" and routed["data"]["trigger_seq"] == answer.json()["seq"]
 
 
+def test_an_email_open_comes_from_the_e_mail_tool_not_from_a_rep(org: Org, client: TestClient) -> None:
+    """A tracking pixel is something only a system sees: reps may not post opens, the integration may."""
+    lead_id = lead_of(org)
+    before = fingerprint(org.app)
+    opened = [{"id": "o1", "type": "email_opened", "lead": lead_id, "at": AT}]
+    refused = post(client, org, "ana", "/events", opened)
+    assert refused.status_code == 403 and "email_opened" in refused.json()["detail"], refused.text
+    assert fingerprint(org.app) == before
+    assert post(client, org, "zap", "/events", opened).json()["applied"] == 1
+    assert [(a["type"], a["actor"]) for a in svc.timeline(org.app, lead_id)["activities"]] == [("email_opened", "zap")]
+
+
 def test_an_event_cannot_say_who_did_it(org: Org, client: TestClient) -> None:
     lead_id = lead_of(org)
     before = fingerprint(org.app)

@@ -84,3 +84,49 @@ def test_review_a_change_then_spot_check_the_month(run, app: App, monkeypatch, t
     assert "spot-check status accuracy" in run("report", "governance").stdout
     samples = run("review", "samples", "--actor", "maria", "--format", "csv").stdout
     assert samples.splitlines()[1].split(",")[1] == month
+
+
+def test_a_renamed_status_linted_dry_run_applied_and_migrated(run, app: App, tmp_path: Path) -> None:
+    from model_edits import default, dump, rename, with_migrations
+
+    from leadledger.services import leads as svc
+    from leadledger.services.leads import ActivityIn, ChangeSpec
+
+    lead = svc.create_lead(app, actor="admin", fields={"name": "Jo", "email": "jo@example.com"}, owner="admin")
+    svc.change_lead(app, actor="admin", spec=ChangeSpec(lead.lead_id, status="attempting_contact",
+                                                        log=ActivityIn("email_sent")))  # fmt: skip
+    renamed = rename(default(), "attempting_contact", "contacting")
+    forgotten = tmp_path / "forgotten.yaml"
+    forgotten.write_text(dump(with_migrations(renamed, {})), encoding="utf-8")
+    linted = json.loads(run("model", "lint", str(forgotten), "--format", "json").stdout)  # against version 1
+    assert [f["check"] for f in linted["findings"] if f["subject"] == "attempting_contact"] == ["migration_missing"]
+    refused = run("model", "apply", str(forgotten), ok=False)
+    assert "would strand leads nothing can move: 1 in attempting_contact" in refused.output + str(refused.exception)
+    file = tmp_path / "v2.yaml"
+    file.write_text(dump(with_migrations(renamed, {"attempting_contact": "contacting"})), encoding="utf-8")
+    assert [f["check"] for f in json.loads(run("model", "lint", str(file), "--format", "json").stdout)["findings"]
+            if f["subject"] == "attempting_contact"] == []  # fmt: skip
+    dry = run("model", "apply", str(file), "--dry-run")
+    assert "leads to move (1), stuck (0)" in dry.output and "dry run: nothing was stored or moved" in dry.output
+    assert svc.get_lead(app, lead.lead_id)["status"] == "attempting_contact"
+    applied = run("model", "apply", str(file))
+    assert "moved 1 leads by migration entries (model version 2)" in applied.output
+    shown = json.loads(run("model", "migrations", "--format", "json").stdout)
+    assert [(m["from"], m["to"], m["kind"]) for m in shown["migrations"]] == [
+        ("attempting_contact", "contacting", "rename")
+    ]
+    assert shown["moves"] == []
+    assert "moved 0 leads" in run("model", "migrate").output
+
+
+def test_a_file_lints_against_a_database_not_yet_initialised(tmp_path: Path) -> None:
+    file = tmp_path / "m.yaml"
+    file.write_text(default_model_text(), encoding="utf-8")
+    State.reset(None)
+    try:
+        result = CliRunner().invoke(cli_app, ["--db", f"sqlite:///{tmp_path / 'empty.db'}", "model", "lint", str(file)])
+    finally:
+        State.reset(None)
+    assert result.exit_code == 0, result.output
+    assert result.output.split()[-1] == "clean"  # (a long path wraps the line)
+    assert not (tmp_path / "empty.db").exists()  # asking whether there is a database creates none

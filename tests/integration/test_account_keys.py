@@ -1,5 +1,5 @@
 """`leads.account_key` is written by every writer from the one definition (`domain.contacts.lead_keys`): the
-unit of work (create, a field change, a merge), the importer, the demo and migration 0014's backfill. Accounts
+unit of work (create, a field change, a merge), the importer, the demo and migration lead_account_keys' backfill. Accounts
 are grouped on it, so a writer that forgot it would drop its leads from every account."""
 
 from __future__ import annotations
@@ -66,17 +66,17 @@ def test_the_demo_writes_the_key(sqlite_url: str) -> None:
     app.db.dispose()
 
 
-def test_migration_0014_backfills_the_key(tmp_path: Path) -> None:
+def test_the_lead_account_keys_migration_backfills_the_key(tmp_path: Path) -> None:
     app = build_app(db_url=f"sqlite:///{tmp_path / 'old.db'}")
     models.initialise(app)
     for n, (company, email) in enumerate([("Acme, Inc.", "a@x.io"), (None, "b@initech.example"), (None, "c@gmail.com")]):
         fields = {"name": f"L{n}", "email": email} | ({"company": company} if company else {})
         svc.create_lead(app, actor="admin", fields=fields)
-    with app.db.write() as conn:  # as a database of 0013 holds them: no key
+    with app.db.write() as conn:  # as a database before lead_account_keys holds them: no key
         conn.execute(update(leads).values(account_key=None))
         conn.execute(text("DROP INDEX ix_leads_account_key_status"))
         conn.execute(text("ALTER TABLE leads DROP COLUMN account_key"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0013'"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0016'"))
     migrate(app.db)
     assert sorted(k for _, _, k in stored(app).values() if k) == ["acme", "initech.example"]
     assert_every_key_is_derived(app)

@@ -189,3 +189,22 @@ def test_a_proposed_rule_set_counts_what_applying_it_for_real_does_on_a_copy(tmp
     assert "meeting_held_working" not in proposed and proposed["attempting_alert_7d"]["alerted"] > 0
     assert report["actual_rules"]["meeting_held_working"]["moved"] == 7  # what the current rules did instead
     assert sum(r["actual"] for r in report["distribution"]) == sum(r["backtest"] for r in report["distribution"]) == 21
+
+
+def test_a_change_that_waited_for_approval_replays_in_the_window_its_lead_was_created(tmp_path):
+    """Created, e-mailed and disqualified the same day (worth 90,000: a manager must approve): the replay creates
+    the lead and requests the approval in one transaction, so the request must find the lead's row."""
+    real = fresh(tmp_path, "real.db")
+    at = START + timedelta(hours=14)
+    assert isinstance(real.clock, FixedClock)
+    real.clock.at = at
+    lead = svc.create_lead(real, actor="admin", lead_id="BT-A", at=at, owner="ana",
+                           fields={"name": "A", "email": "a@example.com", "estimated_value": 90000}).lead_id  # fmt: skip
+    apply_events(real, [json.dumps({"id": "a-e1", "type": "email_sent", "lead": lead, "at": at.isoformat()})],
+                 actor="ana")  # fmt: skip
+    with pytest.raises(svc.ApprovalPending):
+        svc.change_lead(real, actor="ana", spec=ChangeSpec(lead, status="disqualified", reason="budget"))
+    before = snapshot(real)
+    report = backtest(real, default_model_text(), start=START, end=START + timedelta(days=2))
+    assert snapshot(real) == before
+    assert all(row["difference"] == 0 for row in report["distribution"])

@@ -111,7 +111,8 @@ def test_random_change_sequences_keep_projection_equal_to_ledger(sqlite_url):
     original = svc.create_lead(app, actor="admin", fields={"name": "Original", "email": "original@x.io"}).lead_id
     fields = {**FIELDS["fields"], "duplicate_of": original}  # duplicate_of must name a lead that exists
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=40, deadline=None, derandomize=True,  # the same sequences every run: the share applied is fixed
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(st.lists(change, min_size=1, max_size=12))
     def run(sequence):
         lead_id = svc.create_lead(app, actor="admin", fields={"name": "P", "email": f"p{next(mailboxes)}@x.io"}, at=base).lead_id

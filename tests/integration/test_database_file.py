@@ -37,3 +37,33 @@ def test_an_existing_file_keeps_the_permissions_its_owner_gave_it(tmp_path: Path
     assert app.loaded_model().model.name == "default"
     app.db.dispose()
     assert stat.S_IMODE(path.stat().st_mode) == 0o640
+
+
+def test_every_file_the_command_line_creates_is_private_under_a_usual_umask(tmp_path: Path) -> None:
+    """The analytics store (DuckDB) copies the ledger, field values included: its files are as private as the
+    database's, whatever umask the shell had."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{tmp_path / 'leadledger.db'}",
+           "LEADLEDGER_ANALYTICS_DB": str(tmp_path / "analytics.duckdb")}  # fmt: skip
+    env.pop("LEADLEDGER_ACTOR", None)
+    for args in (["init"], ["report", "funnel", "--format", "json"]):
+        subprocess.run([str(Path(sys.executable).parent / "leadledger"), *args], env=env, cwd=tmp_path, check=True,
+                       capture_output=True, preexec_fn=lambda: os.umask(0o022))  # fmt: skip
+    modes = {f.name: stat.S_IMODE(f.stat().st_mode) for f in tmp_path.iterdir() if f.is_file()}
+    assert "analytics.duckdb" in modes and "leadledger.db" in modes, modes
+    assert set(modes.values()) == {0o600}, {name: oct(mode) for name, mode in modes.items()}
+
+
+def test_the_server_factory_keeps_new_files_private(tmp_path: Path, monkeypatch) -> None:
+    from leadledger.cli.server import create_server
+
+    monkeypatch.setenv("LEADLEDGER_DB", f"sqlite:///{tmp_path / 'leadledger.db'}")
+    previous = os.umask(0o022)
+    try:
+        create_server()
+        (tmp_path / "made-by-the-server").write_text("x")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "made-by-the-server").stat().st_mode) == 0o600

@@ -159,7 +159,13 @@ class MemorySession:
                 counts[row["owner"]] = counts.get(row["owner"], 0) + 1
         return counts
 
+    def add_leads(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.leads_[row["id"]] = dict(row)
+
     def add_approval(self, values: Mapping[str, Any]) -> int:
+        if values["lead_id"] not in self.leads_:  # as the database's foreign key would
+            raise AssertionError(f"approval for a lead not stored yet: {values['lead_id']}")
         approval_id = next(self._ids)  # type: ignore[call-overload]
         self.approvals[approval_id] = {"id": approval_id, **values}
         return approval_id

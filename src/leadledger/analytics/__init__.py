@@ -25,9 +25,11 @@ __all__ = ["GROUPINGS", "REPORT_NAMES", "Options", "SyncStats", "report", "run_r
 
 
 def sync(app: App, progress: ProgressFn | None = None) -> SyncStats:
-    """Bring the analytics store up to date with the ledger (incremental; the first run copies everything)."""
+    """Bring the analytics store up to date with the ledger (incremental; the first run copies everything).
+
+    The rows are read from the reports' replica when LEADLEDGER_REPORTS_DB names one (`App.for_reports`)."""
     with open_store(app) as conn:
-        return _sync(conn, app, progress)
+        return _sync(conn, app.for_reports(), progress)
 
 
 def report(
@@ -67,10 +69,11 @@ def run_reports(
         if name not in REPORTS:
             raise Invalid(f"unknown report {name!r}; choose from {', '.join(REPORT_NAMES)}")
     options = Options.make(now=app.clock.now(), as_of=as_of, date_from=date_from, date_to=date_to, by=by, pairs=pairs)
-    model = app.loaded_model().model
+    source = app.for_reports()  # the replica when one is configured: reports never load the primary
+    model = source.loaded_model().model
     with open_store(app) as conn:
-        _sync(conn, app, progress)
-        query = Query(app, conn, model, options)
+        _sync(conn, source, progress)
+        query = Query(source, conn, model, options)
         results: dict[str, dict[str, Any]] = {}
         for name in names:
             try:

@@ -17,9 +17,12 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from leadledger import __name__ as package_name
+from leadledger import logs
 from leadledger.api import errors as error_handlers
+from leadledger.api import observe
 from leadledger.api.deps import known_query_only
 from leadledger.api.guard import DEFAULT_MAX_BODY, JSON_TYPES, BodyRule, Guard
+from leadledger.api.observe import Observe
 from leadledger.api.openapi import COMMON, errors
 from leadledger.api.routers import access, accounts, events, governance, insights, leads, model, segments, work
 from leadledger.bootstrap import build_app
@@ -62,6 +65,7 @@ DOCS_PAGE = f"""<!doctype html>
 
 def create_app(app: App | None = None, *, max_body: int = DEFAULT_MAX_BODY) -> FastAPI:
     """The ASGI application for `app` (default: built from LEADLEDGER_* settings, as the CLI builds it)."""
+    logs.configure()
     service_app = app or build_app()
     writer = ChangeWriter(service_app)
 
@@ -96,9 +100,7 @@ def create_app(app: App | None = None, *, max_body: int = DEFAULT_MAX_BODY) -> F
             router, prefix=API_PREFIX, responses=errors(*COMMON), dependencies=[Depends(known_query_only)]
         )
 
-    @api.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    observe.install(api, service_app)  # /healthz, /readyz, /metrics
 
     @api.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
@@ -114,6 +116,7 @@ def create_app(app: App | None = None, *, max_body: int = DEFAULT_MAX_BODY) -> F
         BodyRule(f"{API_PREFIX}/imports", insights.CSV_TYPES, insights.MAX_IMPORT_BYTES),
     )
     api.add_middleware(Guard, max_body=max_body, rules=rules)
+    api.add_middleware(Observe)  # outermost of ours: counts and logs what the guard refuses too
     return api
 
 

@@ -44,10 +44,11 @@ async def current_user(
     if credentials is None:
         raise auth.Unauthenticated("send Authorization: Bearer <token>")
     app: App = request.app.state.leadledger
-    cached = auth.cached_token_user(app, credentials.credentials)
-    if cached is not None:
-        return cached
-    return await run_in_threadpool(auth.authenticate_token, app, credentials.credentials)
+    actor = auth.cached_token_user(app, credentials.credentials)
+    if actor is None:
+        actor = await run_in_threadpool(auth.authenticate_token, app, credentials.credentials)
+    request.state.user = actor.name  # for the request's log line (LEADLEDGER_LOG=json)
+    return actor
 
 
 async def current_token(

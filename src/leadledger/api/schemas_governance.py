@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from leadledger.api.schemas import Request, UserName, _no_nul
+from leadledger.api.schemas import ModelActivatedRead, Request, UserName, _no_nul
 
 
 class FieldChangeRead(BaseModel):
@@ -21,6 +21,75 @@ class ItemChangeRead(BaseModel):
     key: str
     change: str
     fields: list[FieldChangeRead]
+    note: str = ""  # an added migration: `old → new (rename)`
+
+
+# --- status migrations -----------------------------------------------------------------------------------
+
+
+class MigrationRowRead(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    kind: str  # rename | merge | split | earlier version
+    reason: str
+    declared: bool  # in the model file itself (false: an older key composed through earlier versions)
+
+
+class MoveGroupRead(BaseModel):
+    from_: str = Field(alias="from")
+    to: str | None
+    leads: int
+    problem: str | None
+    samples: list[str]
+
+
+class FindingOut(BaseModel):
+    level: str
+    check: str
+    subject: str
+    message: str
+    line: int | None = None
+
+
+class MigrationPlanRead(BaseModel):
+    file: str
+    model: str
+    errors: list[FindingOut]
+    warnings: list[FindingOut]
+    migrations: list[MigrationRowRead]
+    moves: list[MoveGroupRead]
+    leads_to_move: int
+    leads_stuck: int
+
+
+class MigrationsRead(BaseModel):
+    model_version: str
+    migrations: list[MigrationRowRead]
+    moves: list[MoveGroupRead]
+
+
+class MovedRead(BaseModel):
+    from_: str = Field(alias="from")
+    to: str
+    leads: int
+
+
+class NotMovedRead(BaseModel):
+    lead: str
+    from_: str = Field(alias="from")
+    to: str | None
+    why: str | None
+
+
+class MigratedRead(BaseModel):
+    model_version: int
+    moved: int
+    by_status: list[MovedRead]
+    refused: list[NotMovedRead]
+
+
+class ModelAppliedRead(ModelActivatedRead):
+    migrated: MigratedRead  # the leads moved out of the keys the model dropped
 
 
 class ModelDiffRead(BaseModel):

@@ -9,13 +9,16 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import threading
 from datetime import timedelta
 from typing import Annotated, Any, Optional
 
 import typer
 
+from leadledger import logs
 from leadledger.cli.output import Format, console, emit, err_console, fail
 from leadledger.cli.state import FormatOpt, State
 from leadledger.domain.durations import parse_duration
@@ -69,6 +72,15 @@ def serve(
         )
     if _db_url():
         os.environ["LEADLEDGER_DB"] = _db_url() or ""  # the workers build their App from the environment
+    multiprocess_dir = None
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics adds up every worker process's counters from files in this directory (prometheus-client)
+        multiprocess_dir = tempfile.mkdtemp(prefix="leadledger-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir
+    extra: dict[str, Any] = {}
+    if logs.json_enabled():
+        logs.configure()
+        extra = {"log_config": logs.uvicorn_log_config(), "access_log": False}
     err_console.print(
         f"LeadLedger web app on http://{host}:{port}/ and API on http://{host}:{port}/api/v1 "
         f"(docs: http://{host}:{port}/docs)",
@@ -80,9 +92,11 @@ def serve(
     if worker:
         _start_worker(app, interval, stop)
     try:
-        _run_uvicorn(uvicorn, host, port, workers, access_log, log_level)
+        _run_uvicorn(uvicorn, host, port, workers, {"access_log": access_log, **extra}, log_level)
     finally:
         stop.set()
+        if multiprocess_dir:
+            shutil.rmtree(multiprocess_dir, ignore_errors=True)
 
 
 def _start_worker(app: App, interval: float, stop: threading.Event) -> None:
@@ -113,14 +127,14 @@ def _start_worker(app: App, interval: float, stop: threading.Event) -> None:
     err_console.print(f"worker: sweeping and delivering every {interval:g} s", markup=False, highlight=False)
 
 
-def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int, access_log: bool, log_level: str) -> None:
+def _run_uvicorn(uvicorn: Any, host: str, port: int, workers: int, logging: dict[str, Any], log_level: str) -> None:
     uvicorn.run(
         "leadledger.cli.server:create_server",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        access_log=access_log,
+        **logging,  # access_log, and under LEADLEDGER_LOG=json the log config that makes Uvicorn's lines JSON
         log_level=log_level,
         server_header=False,
         # a worker that takes more than Uvicorn's default 5 s to start or to answer its supervisor's ping is

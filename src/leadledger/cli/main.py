@@ -17,6 +17,7 @@ from leadledger.cli.council import council_app
 from leadledger.cli.imports import import_app
 from leadledger.cli.leads import lead_app
 from leadledger.cli.model import init, model_app
+from leadledger.cli.ops import register as register_ops
 from leadledger.cli.output import Format, console, emit, fail, show
 from leadledger.cli.people import team_app, user_app
 from leadledger.cli.quality import register as register_quality
@@ -25,6 +26,7 @@ from leadledger.cli.review import review_app
 from leadledger.cli.segments import register as register_segments
 from leadledger.cli.state import FormatOpt, State
 from leadledger.cli.timecmds import register as register_time
+from leadledger.config import keep_new_files_private
 from leadledger.model.source import ModelError
 from leadledger.services.errors import ServiceError, as_service_error
 
@@ -70,6 +72,7 @@ register_time(app)
 register_segments(app)
 register_quality(app)
 register_accounts(app)
+register_ops(app)  # backup, restore, export, verify, partitions
 app.command()(init)
 
 
@@ -90,6 +93,7 @@ def main_options(
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
     ] = False,
 ) -> None:
+    keep_new_files_private()
     if State._app is None or db != State.db:  # an app already built for this database (in-process runs) stays
         State.reset(db)
 

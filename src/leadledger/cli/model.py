@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from leadledger.cli.model_changes import register as register_model_changes
+from leadledger.cli.model_migrations import register as register_model_migrations
 from leadledger.cli.output import Format, console, emit, err_console, fail
 from leadledger.cli.state import (
     ActorOpt,
@@ -22,6 +23,7 @@ model_app = typer.Typer(
     help="The status model: lint it, read it, generate the status guide, replace it.", no_args_is_help=True
 )
 register_model_changes(model_app)  # model diff
+register_model_migrations(model_app)  # model migrations, model migrate
 
 
 def init(
@@ -58,12 +60,21 @@ def model_lint(
     file: Annotated[Optional[Path], typer.Argument(help="a model file; default: the database's active model")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Check a model: the five tests of every status, 8-12 primary statuses, reasons, reachability, dead ends."""
+    """Check a model: the five tests of every status, 8-12 primary statuses, reasons, reachability, dead ends.
+
+    With a database, a FILE's `migrations:` are also linted against every stored version (a status removed with
+    no migration, a migrated key reused, chains across versions), as `model apply` will."""
     from leadledger.model.lint import lint
 
     loaded = _load_model_arg(file)
-    # with a database, also what only it knows: registered webhook endpoints, reps' booking links
-    findings = lint(loaded, model_service.lint_environment(State.app()) if State.has_database() else None)
+    if not State.has_database():
+        findings = lint(loaded)
+    elif file is None:  # the active model: its migrations were linted against the versions before it when stored
+        findings = lint(loaded, model_service.lint_environment(State.app()))
+    else:  # also what only the database knows: webhook endpoints, booking links, the stored model versions
+        from leadledger.services.status_migrations import lint_with_history
+
+        findings = lint_with_history(State.app(), loaded)
     errors = sum(1 for f in findings if f.level == "error")
     if fmt is Format.table:
         for f in findings:
@@ -150,22 +161,26 @@ def model_apply(
     ] = False,
     start: Annotated[Optional[str], typer.Option("--from", help="with --backtest: first day (YYYY-MM-DD)")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="with --backtest: until this day (default: now)")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the migrations and the leads they would move; store nothing")
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Replace the active model with FILE (ops only); it must lint without errors. Old versions are kept.
 
-    What the file changes (`model diff`) is shown first. With --backtest nothing is applied: the period is
-    replayed under FILE and the report says what would have been refused, which rules would have fired and
-    how the status distribution would differ."""
+    What the file changes (`model diff`) is shown first, then its migrations and the leads they move (leads in
+    a renamed, merged or split status move by appended migration entries). With --dry-run nothing is stored or
+    moved. With --backtest nothing is applied: the period is replayed under FILE and the report says what would
+    have been refused, which rules would have fired and how the status distribution would differ."""
     from leadledger.cli.model_changes import show_proposed_diff, what_if_command
+    from leadledger.cli.model_migrations import apply_command
 
     text = file.read_text(encoding="utf-8")
     if backtest:
         what_if_command(State.app(), text, str(file), start, end, fmt)
         return
     show_proposed_diff(State.app(), text, str(file))
-    result = model_service.activate_model(State.app(), text=text, file=str(file), actor=actor_or_default(actor))
-    console.print(f"model {result['name']} v{result['version']} is active (version id {result['id']})", markup=False)
+    apply_command(State.app(), text, str(file), actor_or_default(actor), dry_run=dry_run, fmt=fmt)
 
 
 @model_app.command("history")

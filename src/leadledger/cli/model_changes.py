@@ -127,6 +127,13 @@ def what_if_command(app: App, text: str, file: str, start: str | None, end: str 
         return
     show_diff(model_changes.diff(app, None, model_changes.proposed_version(text, file)), DiffFormat.table)
     replay = report["replay"]
+    from leadledger.cli.model_migrations import show_migrations, show_moves
+
+    moving = report["migrations"]
+    show_migrations(moving["migrations"], fmt)
+    if moving["migrations"] or moving["moves"]:
+        show_moves(moving["moves"], fmt, title=f"leads the migrations would move ({moving['leads_to_move']}), "
+                   f"stuck ({moving['leads_stuck']})")  # fmt: skip
     emit(report["refused"], ["from", "to", "why", "changes", "samples"], fmt,
          title=f"recorded changes the proposed model would refuse ({report['refused_changes']})")  # fmt: skip
     rows = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 from leadledger.api import create_app
 from leadledger.api.app import API_PREFIX
 from leadledger.bootstrap import build_app
-from leadledger.config import Settings
+from leadledger.config import Settings, keep_new_files_private
 from leadledger.domain.durations import parse_duration
 from leadledger.services.app import App
 from leadledger.web import WebOptions, create_web
@@ -45,5 +45,6 @@ def build_site(app: App, options: WebOptions | None = None) -> ASGIApp:
 
 def create_server() -> ASGIApp:
     """Uvicorn's factory: settings from the environment, as `leadledger serve` passes them to its workers."""
+    keep_new_files_private()
     settings = Settings()
     return build_site(build_app(settings), web_options(settings))

@@ -99,17 +99,31 @@ def worker_command(
     interval: Annotated[float, typer.Option("--interval", help="seconds between rounds")] = 60.0,
     once: Annotated[bool, typer.Option("--once", help="one round, then exit")] = False,
     deliver: Annotated[bool, typer.Option("--deliver/--no-deliver", help="deliver the outbox too")] = True,
+    analytics: Annotated[
+        bool, typer.Option("--analytics/--no-analytics", help="bring the reports' analytics store up to date each round")
+    ] = False,
 ) -> None:
     """Run sweeps on a schedule, sync segment webhooks and deliver the outbox (webhooks and e-mail) until stopped
-    (Ctrl-C, SIGTERM)."""
+    (Ctrl-C, SIGTERM).
+
+    Each round ends with a heartbeat (what `/readyz` checks). With LEADLEDGER_LOG=json each round is one JSON
+    line on standard error instead of the text line."""
+    from leadledger import logs
     from leadledger.bootstrap import worker_steps
     from leadledger.services.worker import run
+
+    logs.configure()
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
     def report(result: dict[str, Any]) -> None:
+        if logs.json_enabled():
+            return  # the worker logged the round as one JSON line
+        if "error" in result:
+            console.print(f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} round failed: {result['error']}", markup=False)
+            return
         swept = result.get("sweep")
         delivery = result.get("delivery") or {}
         fired = "skipped (another worker is sweeping)" if swept is None else f"fired {swept['fired']}"
@@ -122,7 +136,10 @@ def worker_command(
             markup=False,
         )
 
-    run(State.app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report, steps=worker_steps())
+    from leadledger.analytics import sync
+
+    run(State.app(), interval=interval, once=once, deliver=deliver, stop=stop, report=report,
+        analytics=sync if analytics else None, steps=worker_steps())  # fmt: skip
 
 
 rules_app = typer.Typer(

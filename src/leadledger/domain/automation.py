@@ -20,6 +20,7 @@ from leadledger.domain.durations import parse_duration
 BUILTIN_EVENT_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "email_sent": {},
     "email_replied": {"classification": ("positive", "neutral", "unsubscribe", "out_of_office", "bounce")},
+    "email_opened": {},  # a tracking pixel fired: engagement, not contact (no default rule moves a lead on it)
     "call_logged": {"outcome": ("connected", "voicemail", "no_answer")},
     "meeting_scheduled": {},
     "meeting_held": {},
@@ -32,13 +33,14 @@ BUILTIN_EVENT_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
 REQUIRED_EVENT_DATA = {"email_replied": ("classification",), "call_logged": ("outcome",)}
 # Who may submit each event type when the model does not say (`event_types: {NAME: {roles: [...]}}`): what a
 # person does and logs (a call, an e-mail sent, a meeting) may come from the person who did it; what only a
-# system can witness (a form, a reply, an opportunity) comes from integrations. Ops may submit anything (ops can
+# system can witness (a form, a reply, an open, an opportunity) comes from integrations. Ops may submit anything (ops can
 # mint an integration's token anyway; this way the ledger names the person). Custom types default to the strict set.
 PEOPLE_AND_SYSTEMS = frozenset({"rep", "manager", "ops", "integration"})
 SYSTEMS_ONLY = frozenset({"integration", "ops"})
 BUILTIN_EVENT_ROLES: dict[str, frozenset[str]] = {
     "email_sent": PEOPLE_AND_SYSTEMS,
     "email_replied": SYSTEMS_ONLY,
+    "email_opened": SYSTEMS_ONLY,
     "call_logged": PEOPLE_AND_SYSTEMS,
     "meeting_scheduled": PEOPLE_AND_SYSTEMS,
     "meeting_held": PEOPLE_AND_SYSTEMS,

@@ -15,6 +15,7 @@ from typing import Any
 
 from leadledger.domain.automation import Automation
 from leadledger.domain.calendar import BusinessCalendar
+from leadledger.domain.migrations import Migration
 from leadledger.domain.segments import Segment
 from leadledger.domain.timerules import SlaSpec, TimeRule
 
@@ -177,6 +178,7 @@ class StatusModel:
     time_rules: tuple[TimeRule, ...] = ()
     segments: dict[str, Segment] = field(default_factory=dict)
     duplicate_on_create: str = "refuse"  # refuse | link: a new lead with an existing lead's e-mail or phone
+    migrations: dict[str, Migration] = field(default_factory=dict)  # keys of earlier versions -> this one's
     stage_by_key: dict[str, Stage] = field(init=False)
     children: dict[str, tuple[str, ...]] = field(init=False)
 

@@ -7,6 +7,9 @@ that set the status is the instant's last status-changing entry. The live write 
 import) and the analytics' stint tables all read a timeline this way; `Projection` is the only Python
 implementation of it.
 
+A `migration` entry (a model version dropped the key the lead was in; `domain.migrations`) renames the
+status without entering it: the lead has been in the new key since it entered the old one.
+
 Times are whatever the caller orders them by (aware datetimes live, integer microseconds in the importer):
 only equality and order are used.
 """
@@ -19,6 +22,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from leadledger.domain.changes import AutomatedChange, LeadState
+from leadledger.domain.migrations import MIGRATION_SOURCE
 from leadledger.domain.statusmodel import AUTOMATED_SOURCES
 from leadledger.domain.timerules import SlaSpec
 
@@ -154,7 +158,11 @@ class Projection:
             self._changer = entry
         base = self._base
         assert base is not None
-        if to_status != base[0]:
+        if to_status != base[0] and source == MIGRATION_SOURCE and from_status == base[0]:
+            # a model migration renames the status the lead is in: it has been in it since it entered the old key
+            self.status, self.status_since = to_status, base[2]
+            self.status_entry_seq, self.status_source, self.status_rule, self.prev_status, self.reason = base[4:]
+        elif to_status != base[0]:
             setter = self._changer or entry
             self.status_entry_seq, self.status_source, self.status_rule, self.reason = setter
             self.prev_status, self.status, self.status_since = base[0], to_status, at

@@ -20,11 +20,15 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from leadledger.importers.plan import FIELD_COLUMNS, ExistingLead, Item, LeadPlan
+from leadledger.store import chain
 from leadledger.store.bulk import chunks
 from leadledger.store.ports import VersionConflict, Writes
 from leadledger.store.session import SqlWriteSession
-from leadledger.store.tables import CONTACT_COLUMNS, PROJECTION_COLUMNS, ledger, users
+from leadledger.store.tables import CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS, ledger, users
 from leadledger.store.tables_import import import_runs
+
+# a plan's ledger row holds every column but the hash (chain.ENTRY_COLUMNS); the hash and the head come last
+assert (*chain.ENTRY_COLUMNS, "hash") == LEDGER_COLUMNS and LEAD_COLUMNS[-1] == "chain_head"
 
 
 class WriteConflict(Exception):
@@ -74,7 +78,7 @@ def load_existing(
     sqlite = conn.dialect.name == "sqlite"
     mark = "?" if sqlite else "%s"
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    wanted = f"incomplete, fields, {', '.join(CONTACT_COLUMNS)}" if fields else "incomplete"
+    wanted = f"incomplete, chain_head, fields, {', '.join(CONTACT_COLUMNS)}" if fields else "incomplete, chain_head"
     try:
         for part in chunks(lead_ids):
             chunk = sorted(part)
@@ -84,7 +88,7 @@ def load_existing(
                 query += " ORDER BY id FOR UPDATE"
             cursor.execute(query, chunk)
             present = []
-            for lead_id, version, created_at, incomplete, *known in cursor.fetchall():
+            for lead_id, version, created_at, incomplete, head, *known in cursor.fetchall():
                 values: dict[str, Any] | None = None
                 if fields:
                     extra, *contact = known
@@ -93,7 +97,8 @@ def load_existing(
                         if value is not None:
                             values[name] = value
                 found[lead_id] = ExistingLead(
-                    lead_id, version, _micros(created_at), values, [], set(), bool(incomplete)
+                    lead_id, version, _micros(created_at), values, [], set(), bool(incomplete),
+                    None if head is None else bytes(head),
                 )
                 present.append(lead_id)
             if not present:
@@ -125,16 +130,40 @@ def keys_taken(conn: Connection, keys: Sequence[str]) -> dict[str, str]:
     return taken
 
 
+def chained(plan: LeadPlan) -> tuple[list[tuple[Any, ...]], bytes | None]:
+    """The plan's ledger rows with their hashes (`chain.link`, from the lead's stored head), and its new head."""
+    head = plan.base_head
+    rows = []
+    for entry in plan.entries:
+        head = chain.link(head, entry)
+        rows.append((*entry, head))
+    return rows, head
+
+
 def write_plans(conn: Connection, plans: Sequence[LeadPlan]) -> None:
     """New leads, every new ledger row, the projections of the leads that existed: the write path's grouped write
-    (`SqlWriteSession.write`), each projection guarded by the version read."""
-    full = (*PROJECTION_COLUMNS, *FIELD_COLUMNS)
+    (`SqlWriteSession.write`), each projection guarded by the version read.
+
+    The hash chain is kept here, where the import's ledger rows are made: each lead's entries are sealed in seq
+    order from its stored head (read, locked, with the lead), and the new head is written with its row."""
+    inserts: list[tuple[Any, ...]] = []
+    entries: list[tuple[Any, ...]] = []
+    updates: list[tuple[Any, ...]] = []
+    full_updates: list[tuple[Any, ...]] = []
+    for plan in plans:
+        rows, head = chained(plan)
+        entries.extend(rows)
+        if plan.insert is not None:
+            inserts.append((*plan.insert, head))  # chain_head is the last of LEAD_COLUMNS
+        if plan.update is not None:  # (projection [+ fields], id, expected version): the head goes before the id
+            update = (*plan.update[:-2], head, *plan.update[-2:])
+            (full_updates if plan.update_fields else updates).append(update)
     writes = Writes(
-        lead_rows=[plan.insert for plan in plans if plan.insert is not None],
-        entry_rows=[entry for plan in plans for entry in plan.entries],
+        lead_rows=inserts,
+        entry_rows=entries,
         projection_rows={
-            PROJECTION_COLUMNS: [p.update for p in plans if p.update is not None and not p.update_fields],
-            full: [p.update for p in plans if p.update is not None and p.update_fields],
+            (*PROJECTION_COLUMNS, "chain_head"): updates,
+            (*PROJECTION_COLUMNS, *FIELD_COLUMNS, "chain_head"): full_updates,
         },
     )
     try:

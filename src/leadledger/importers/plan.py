@@ -63,6 +63,7 @@ class ExistingLead:
     items: list[Item]  # sorted by (at, seq)
     keys: set[str]
     incomplete: bool
+    chain_head: bytes | None = None  # the hash of its last ledger entry: the import's entries chain on from it
 
 
 @dataclass
@@ -71,6 +72,7 @@ class LeadPlan:
 
     lead_id: str
     base_seq: int = 0  # the lead's last seq before this import: new entries follow it
+    base_head: bytes | None = None  # the hash of that entry (store/chain.py)
     insert: tuple[Any, ...] | None = None
     update: tuple[Any, ...] | None = None  # PROJECTION_COLUMNS [+ FIELD_COLUMNS], then id and expected version
     update_fields: bool = False
@@ -157,7 +159,8 @@ class Planner:
     ) -> LeadPlan:
         """Everything to write for `lead_id`; `taken` holds keys already recorded on other leads (a retry)."""
         # a lead's version is the seq of its last entry (the projection's invariant)
-        plan = LeadPlan(lead_id, base_seq=existing.version if existing else 0)
+        plan = LeadPlan(lead_id, base_seq=existing.version if existing else 0,
+                        base_head=existing.chain_head if existing else None)  # fmt: skip
         if len(facts) > 1:
             facts.sort(key=_fact_order)
         plan.rows.update(f.row for f in facts)

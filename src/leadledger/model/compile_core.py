@@ -26,6 +26,7 @@ from leadledger.domain.statusmodel import (
 from leadledger.model.calendars import build_calendar
 from leadledger.model.compile_automation import AutomationCompiler
 from leadledger.model.fieldtypes import parser_for
+from leadledger.model.migration_rules import compile_migrations
 from leadledger.model.schema import ModelFile, StatusIn
 from leadledger.model.source import IssueLog, Path_
 
@@ -133,6 +134,7 @@ class CoreCompiler:
             time_rules=self.rules.time_rules(statuses, reasons, fields, roles),
             segments=self.rules.segments(statuses, stage_keys, reasons, fields),
             duplicate_on_create=src.duplicates.on_create,
+            migrations=compile_migrations(src.migrations, statuses, stage_keys, self.error),
         )
 
     def _stages(self, roles: set[str]) -> list[Stage]:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from leadledger.domain.migrations import describe_target
 from leadledger.model.loader import LoadedModel
 from leadledger.model.schema import StatusIn
 
@@ -57,6 +58,7 @@ class ItemChange:
     key: str
     change: str  # added | removed | changed
     fields: tuple[FieldChange, ...] = ()
+    note: str = ""  # what an added or removed item is, when its key does not say (a migration's target)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -64,12 +66,13 @@ class ItemChange:
             "key": self.key,
             "change": self.change,
             "fields": [f.as_dict() for f in self.fields],
+            "note": self.note,
         }
 
     def describe(self) -> str:
         """One line for a table or a Markdown list."""
         if self.change != "changed":
-            return ""
+            return self.note
         parts = []
         for f in self.fields:
             if f.old is None:
@@ -216,8 +219,22 @@ def _routing(loaded: LoadedModel) -> dict[str, Any]:
 
 
 def _migrations(loaded: LoadedModel) -> dict[str, Any]:
-    section = getattr(loaded.source, "migrations", None) or {}
-    return {key: _dump(value) for key, value in section.items()}
+    return {key: _dump(value) for key, value in loaded.source.migrations.items()}
+
+
+def _migration_notes(old: LoadedModel, new: LoadedModel, changes: list[ItemChange]) -> list[ItemChange]:
+    """An added migration says where the key goes and what kind it is: `→ contacting (rename)`."""
+    from leadledger.model.migration_lint import kind_of
+
+    out = []
+    for c in changes:
+        migration = new.model.migrations.get(c.key)
+        if c.change == "added" and migration is not None:
+            kind = kind_of(migration, old.model, new.model.migrations)
+            note = f"{c.key} → {describe_target(migration.target)} ({kind})"
+            c = ItemChange(c.section, c.key, c.change, c.fields, note + (f": {migration.reason}" if migration.reason else ""))
+        out.append(c)
+    return out
 
 
 def diff_models(old: LoadedModel, new: LoadedModel, *, old_label: str = "old", new_label: str = "new") -> ModelDiff:
@@ -252,7 +269,8 @@ def diff_models(old: LoadedModel, new: LoadedModel, *, old_label: str = "old", n
     result = ModelDiff(old_label, new_label)
     for section in SECTIONS:
         before, after = pairs[section]
-        result.changes.extend(_compare(section, before, after))
+        found = _compare(section, before, after)
+        result.changes.extend(_migration_notes(old, new, found) if section == "migrations" else found)
     return result
 
 

@@ -300,6 +300,29 @@ class DuplicatesIn(Strict):
     on_create: Literal["refuse", "link"] = "refuse"
 
 
+class SplitIn(Strict):
+    """A split: entries divided by the stage they were in or the reason the status was entered with."""
+
+    by: Literal["stage", "reason"]
+    cases: dict[str, str] = Field(min_length=1)  # a stage or reason code -> the status it goes to
+    else_: str | None = Field(default=None, alias="else")
+
+
+class MigrationIn(Strict):
+    """`old_key: new_key`, or `old_key: {to: new_key, reason: ...}`, or `old_key: {split: {...}, reason: ...}`."""
+
+    to: str | None = None
+    split: SplitIn | None = None
+    reason: str = ""
+
+
+def _migration_shorthand(value: Any) -> Any:
+    """`contacted: attempting_contact` is `contacted: {to: attempting_contact}`."""
+    if isinstance(value, dict):
+        return {key: {"to": item} if isinstance(item, str) else item for key, item in value.items()}
+    return value
+
+
 class ModelFile(Strict):
     """The whole status model file."""
 
@@ -333,3 +356,10 @@ class ModelFile(Strict):
     # marketing: audiences and suppression lists, computed from the ledger (leadledger.marketing)
     segments: list[SegmentIn] = []
     duplicates: DuplicatesIn = DuplicatesIn()
+    # status keys of earlier versions: where their history and leads go (renamed, merged, split)
+    migrations: dict[str, MigrationIn] = {}
+
+    @field_validator("migrations", mode="before")
+    @classmethod
+    def _short_migrations(cls, value: Any) -> Any:
+        return _migration_shorthand(value)

@@ -24,8 +24,10 @@ class App:
     db: Database
     clock: Clock = field(default_factory=SystemClock)
     smtp_url: str | None = None  # smtp://user:password@host:port (e-mail notifications); None: in-app only
+    reports_db: Database | None = None  # a read replica for the reports (LEADLEDGER_REPORTS_DB); None: `db`
     _model: tuple[int, LoadedModel] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _reports_view: App | None = field(default=None, repr=False)
 
     def loaded_model(self, conn: Connection | None = None) -> LoadedModel:
         """The newest stored model version, compiled once per version (another process may have replaced it).
@@ -52,6 +54,14 @@ class App:
     def is_initialised(self) -> bool:
         """Whether `leadledger init` has set this database up (nothing is created by asking)."""
         return is_initialised(self.db)
+
+    def for_reports(self) -> App:
+        """The app as the reports see it: reading the replica when one is configured (same clock, same model)."""
+        if self.reports_db is None:
+            return self
+        if self._reports_view is None:
+            self._reports_view = App(db=self.reports_db, clock=self.clock, smtp_url=self.smtp_url)
+        return self._reports_view
 
     @property
     def smtp_configured(self) -> bool:

@@ -41,6 +41,7 @@ def request_if_needed(
         "rule": spec.rule,
         "log": ({"type": spec.log.type, "data": dict(spec.log.data)} if spec.log else None),
     }
+    uow.store_now(state.id)  # a lead created in this unit of work (a form, a replay) has no row yet
     approval_id = uow.session.add_approval(
         {
             "lead_id": state.id,

@@ -123,11 +123,31 @@ def hash_password(password: str) -> str:
     return _hash(_checked_password(password))
 
 
-def set_password(app: App, *, name: str, password: str, actor: str | None = None) -> None:
+def set_password(
+    app: App,
+    *,
+    name: str,
+    password: str,
+    actor: str | None = None,
+    current_password: str | None = None,
+    address: str | None = None,
+) -> None:
     """Set (or replace) a user's password: the user themselves, ops, or the local operator.
 
+    A person replacing their own password gives the current one (checked and throttled like a login): a stolen
+    session must not become the account. Ops resetting someone else's, and the local operator, need none.
     Every login token of the user is revoked (and what was minted from them): a changed password logs out.
     """
+    if actor is not None and actor == name:
+        with app.db.read() as conn:
+            row = repo.user_row(conn, name)
+        if row is not None and row.password_hash is not None:
+            if current_password is None:
+                raise Invalid("current_password: give your current password to replace it")
+            try:
+                authenticate_password(app, name, current_password, address=address)
+            except Unauthenticated:
+                raise Forbidden("current_password: that is not your current password") from None
     hashed = hash_password(password)
     with app.db.write() as conn:
         by = "local"

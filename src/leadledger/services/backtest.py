@@ -15,7 +15,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -27,6 +27,7 @@ from sqlalchemy import Connection, and_, func, insert, select
 
 from leadledger.domain.changes import Actor
 from leadledger.domain.clock import FixedClock
+from leadledger.domain.migrations import Target, map_status
 from leadledger.model.lint import lint
 from leadledger.model.loader import LoadedModel, load_text
 from leadledger.model.source import read_yaml
@@ -35,6 +36,7 @@ from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, ChangeSpec
 from leadledger.services.errors import Invalid
 from leadledger.services.models import initialise
+from leadledger.services.status_migrations import effective_map
 from leadledger.services.sweep import sweep
 from leadledger.services.unit_of_work import ENTRY_META_KEYS, UnitOfWork, in_unit_of_work
 from leadledger.store.bulk import chunks
@@ -111,13 +113,15 @@ def backtest(
             raise Invalid("there is no history to replay")
         start = start or bounds[0]
         end = end or app.clock.now()
-        inputs, lead_ids = _inputs(conn, start, end)
+        # recorded keys the proposed model renames, merges or splits are replayed as it names them
+        effective = effective_map(conn, loaded.model)
+        inputs, lead_ids = _inputs(conn, start, end, effective)
     scratch_dir = Path(tempfile.mkdtemp(prefix="leadledger-backtest-"))
     try:
         scratch = _scratch_app(app, scratch_dir, loaded, start)
         _replay(scratch, inputs, start, end, sweep_every, progress)
         with app.db.read() as real, scratch.db.read() as simulated:
-            report = _report(real, simulated, lead_ids, start, end, loaded)
+            report = _report(real, simulated, lead_ids, start, end, loaded, effective)
         scratch.db.dispose()
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
@@ -133,7 +137,10 @@ def backtest(
 # --- reading the inputs ------------------------------------------------------------------------------------
 
 
-def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Input], list[str]]:
+def _inputs(
+    conn: Connection, start: datetime, end: datetime, effective: Mapping[str, Target] | None = None
+) -> tuple[list[Input], list[str]]:
+    effective = effective or {}
     created = conn.execute(
         select(
             ledger,
@@ -167,7 +174,9 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
                 "actor": row.actor,
                 "role": row.actor_role,
                 "source": row.source,
-                "status": row.to_status if row.to_status != row.from_status else None,
+                "status": map_status(effective, row.to_status, row.to_stage, row.reason)
+                if row.to_status != row.from_status
+                else None,
                 "stage": row.to_stage if row.to_stage != row.from_stage else None,
                 "owner": row.to_owner if row.to_owner != row.from_owner else None,
                 "reason": row.reason,
@@ -197,7 +206,7 @@ def _inputs(conn: Connection, start: datetime, end: datetime) -> tuple[list[Inpu
             "actor": approval.requested_by,
             "role": row.actor_role,
             "source": row.source,
-            "status": request.get("status"),
+            "status": map_status(effective, request.get("status"), row.to_stage, request.get("reason")),
             "stage": request.get("stage"),
             "owner": request.get("owner"),
             "reason": request.get("reason"),
@@ -434,29 +443,41 @@ def _sla(conn: Connection, lead_ids: list[str]) -> dict[str, dict[str, int]]:
     return {name: dict(counts) for name, counts in sorted(out.items())}
 
 
-def _distribution_at(conn: Connection, lead_ids: list[str], end: datetime) -> Counter[str]:
-    """Status per lead at `end` from the ledger (the last entry at or before it)."""
+def _distribution_at(
+    conn: Connection, lead_ids: list[str], end: datetime, effective: Mapping[str, Target] | None = None
+) -> Counter[str]:
+    """Status per lead at `end` from the ledger (the last entry at or before it), recorded keys read through
+    the migrations in `effective`."""
     counts: Counter[str] = Counter()
     for part in chunks(lead_ids):
         last: dict[str, tuple[Any, int, str]] = {}
         for row in conn.execute(
-            select(ledger.c.lead_id, ledger.c.at, ledger.c.seq, ledger.c.to_status).where(
+            select(
+                ledger.c.lead_id, ledger.c.at, ledger.c.seq, ledger.c.to_status, ledger.c.to_stage, ledger.c.reason
+            ).where(
                 ledger.c.lead_id.in_(part), ledger.c.at <= end
             )
         ):
             key = (row.at, row.seq)
             if row.lead_id not in last or key > last[row.lead_id][:2]:
-                last[row.lead_id] = (row.at, row.seq, row.to_status)
+                status = map_status(effective or {}, row.to_status, row.to_stage, row.reason) or row.to_status
+                last[row.lead_id] = (row.at, row.seq, status)
         counts.update(status for _, _, status in last.values())
     return counts
 
 
 def _report(
-    real: Connection, simulated: Connection, lead_ids: list[str], start: datetime, end: datetime, loaded: LoadedModel
+    real: Connection,
+    simulated: Connection,
+    lead_ids: list[str],
+    start: datetime,
+    end: datetime,
+    loaded: LoadedModel,
+    effective: Mapping[str, Target] | None = None,
 ) -> dict[str, Any]:
     proposed = rule_effects(simulated, lead_ids, start, end)
     actual = rule_effects(real, lead_ids, start, end)
-    actual_distribution = _distribution_at(real, lead_ids, end)
+    actual_distribution = _distribution_at(real, lead_ids, end, effective)
     backtest_distribution = _distribution_at(simulated, lead_ids, end)
     statuses = sorted(
         set(actual_distribution) | set(backtest_distribution),

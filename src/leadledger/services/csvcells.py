@@ -8,6 +8,9 @@ importers drop that apostrophe again, so a reject file fixed in a spreadsheet im
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -26,3 +29,13 @@ def unguarded(value: str) -> str:
     if value.startswith(GUARD) and value[1:2] and value[1] in FORMULA_STARTS:
         return value[1:]
     return value
+
+
+def csv_text(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> str:
+    """A whole CSV document, the header row guarded like every other (it can carry a name the caller chose)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([safe_cell(cell) for cell in header])
+    for row in rows:
+        writer.writerow(["" if cell is None else safe_cell(cell) for cell in row])
+    return out.getvalue()

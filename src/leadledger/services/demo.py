@@ -69,6 +69,7 @@ WORKERS_FROM = 20_000  # fewer leads than this are written in this process (star
 _LEDGER_CONSTANTS = ("recorded_at", "note", "idempotency_key", "off_model")
 _ACTIVITY_CONSTANTS = ("key", "recorded_at", "source")
 _DATA = tuple(c for c in LEDGER_COLUMNS if c not in _LEDGER_CONSTANTS).index("data")  # in an entry tuple
+_ENTRY_COLUMNS = tuple(c for c in LEDGER_COLUMNS if c not in (*_LEDGER_CONSTANTS, "hash"))  # a story entry's
 
 
 def ensure_people(app: App) -> dict[str, str | None]:
@@ -191,8 +192,8 @@ def _chunk_payload(plan: _Plan, first: int, end: int) -> HistoryRows | bytes:
 def _rows(plan: _Plan, first: int, end: int) -> HistoryRows:
     """Leads first..end-1 as the rows of the three tables, block by block."""
     sqlite = plan.sqlite
-    out = Out(owner_teams=plan.owner_teams, null=SQLITE_NULL if sqlite else None, rules=plan.rules)
     recorded = stored_time(plan.recorded_at, sqlite)
+    out = Out(owner_teams=plan.owner_teams, null=SQLITE_NULL if sqlite else None, rules=plan.rules, recorded=recorded)
     constants = {
         "leads": {"incomplete": False},
         "ledger": dict(zip(_LEDGER_CONSTANTS, (recorded, None, None, False), strict=True)),
@@ -236,6 +237,7 @@ def _block(plan: _Plan, out: Out, block: int, low: int, high: int, rows: History
             del captured["phone"]
         first_entry = sim.entries[0]
         sim.entries[0] = (*first_entry[:_DATA], ENCODE(captured), *first_entry[_DATA + 1 :])
+        sim.seal(_ENTRY_COLUMNS)
         rows.leads.append(sim.lead_row(lead, fields))
         rows.ledger.extend(sim.entries)
         rows.activities.extend(sim.activities)

@@ -21,6 +21,7 @@ from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import Projection
 from leadledger.services.errors import Invalid
 from leadledger.store.tables import KEY_COLUMNS
+from leadledger.store import chain
 
 TEAMS = (("sdr-east", "default", "maria"), ("sdr-emea", "emea", "jonas"), ("ae", "default", "maria"))
 MANAGERS = (("maria", "manager", None), ("jonas", "manager", None), ("marketing", "manager", None))
@@ -79,8 +80,8 @@ class _Sim:
     when the service applies a change, so time rules that read a field (`re_evaluate_on`) see it.
     """
 
-    __slots__ = ("activities", "data", "entries", "lead_id", "now", "out", "over", "owner", "projection", "rng",
-                 "seq", "stage", "status", "t")  # fmt: skip
+    __slots__ = ("activities", "data", "entries", "head", "lead_id", "now", "out", "over", "owner", "projection",
+                 "rng", "seq", "stage", "status", "t")  # fmt: skip
 
     def __init__(self, rng: random.Random, lead_id: str, created: float, now: float, out: Out) -> None:
         self.rng, self.lead_id, self.now, self.out = rng, lead_id, now, out
@@ -90,6 +91,7 @@ class _Sim:
         self.seq = 0
         self.over = created > now  # past `now`: nothing more is recorded
         self.entries: list[tuple[Any, ...]] = []
+        self.head: bytes | None = None  # the hash chain's head (store/chain.py), once `seal` ran
         self.activities: list[tuple[Any, ...]] = []
         self.data: list[str] = []  # the JSON data of recorded changes, folded into the lead's fields
         self.projection = Projection()
@@ -147,7 +149,7 @@ class _Sim:
         seq = self.seq = self.seq + 1
         at = _text(self.t)
         self.projection.add(at, seq, from_status or None, to_status, to_stage, to_owner, source, rule, reason)
-        self.entries.append((  # LEDGER_COLUMNS but the constants (see _rows)
+        self.entries.append((  # LEDGER_COLUMNS but the constants and the hash (see _rows, `seal`)
             self.lead_id, seq, at, kind, actor, role, source, from_status or null, to_status,
             from_stage or null, to_stage, null if from_owner is None else from_owner,
             null if to_owner is None else to_owner, null if reason is None else reason,
@@ -164,6 +166,19 @@ class _Sim:
         self.activities.append((  # ACTIVITY_COLUMNS but the constants (see _rows)
             self.lead_id, kind, _text(self.t), null if actor is None else actor, null if data is None else data,
         ))  # fmt: skip
+
+    def seal(self, columns: Sequence[str]) -> None:
+        """Hash the entries in seq order (store/chain.py), each row gaining its hash; the last is the head.
+        `columns` names an entry tuple's values; called once the creation entry holds the lead's data."""
+        recorded = self.out.recorded  # the one constant that is not NULL or false (see _rows)
+        head: bytes | None = None
+        sealed = []
+        for row in self.entries:
+            values = dict(zip(columns, row, strict=True))
+            values["recorded_at"] = recorded
+            head = chain.link(head, values)
+            sealed.append((*row, head))
+        self.entries, self.head = sealed, head
 
     def lead_row(self, lead: tuple[Any, ...], fields: str) -> tuple[Any, ...]:
         """The `leads` row (but its constants): the lead's columns, then its state after the last entry."""
@@ -184,6 +199,7 @@ class _Sim:
             p.status_source, null if p.status_rule is None else p.status_rule,
             null if p.prev_status is None else p.prev_status, null if p.reason is None else p.reason, fields,
             *(null if (v := keys[c]) is None else v for c in KEY_COLUMNS),
+            null if self.head is None else self.head,
         )  # fmt: skip
 
 
@@ -198,6 +214,7 @@ class Out:
     owner_teams: dict[str, str | None]
     null: Any
     rules: StoryRules
+    recorded: Any = None  # the recorded_at every row carries (as stored), for the hash chain
 
 
 # the statuses and stages the story moves leads through (the default model's lifecycle)

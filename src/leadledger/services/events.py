@@ -20,7 +20,7 @@ from typing import Any
 from leadledger.domain.automation import Automation
 from leadledger.domain.engine import FUTURE_TOLERANCE
 from leadledger.domain.moments import parse_moment
-from leadledger.services import automation, changes
+from leadledger.services import automation, changes, telemetry
 from leadledger.services.app import App
 from leadledger.services.changes import ActivityIn, PendingApproval
 from leadledger.services.duplicates import existing_contact
@@ -160,6 +160,8 @@ def apply_events(
         _apply_chunk(app, pending, actor, auto, summary)
         if progress:
             progress(len(pending))
+    telemetry.observe_events(summary.applied, summary.duplicates, summary.rejected, summary.counts["rule_changes"],
+                             len(summary.refused), len(summary.approvals))  # fmt: skip
     return summary
 
 

@@ -25,10 +25,12 @@ from sqlalchemy import Connection
 
 from leadledger.domain.contacts import lead_keys
 from leadledger.domain.timeline import Projection
+from leadledger.store import chain
 from leadledger.store.bulk import stored_time
 from leadledger.store.tables import ACTIVITY_COLUMNS, CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS
 
 TABLES = (("leads", LEAD_COLUMNS), ("ledger", LEDGER_COLUMNS), ("activities", ACTIVITY_COLUMNS))
+assert (*chain.ENTRY_COLUMNS, "hash") == LEDGER_COLUMNS  # the rows below are built in this order, hash last
 _PROJECTED_TIMES = ("status_since", "stage_since", "updated_at")
 _PROJECTED_OTHERS = tuple(c for c in PROJECTION_COLUMNS if c not in (*_PROJECTED_TIMES, "owner", "team"))
 
@@ -107,6 +109,7 @@ def history_rows(
             g = entry.get
             add(entry["at"], seq, g("from_status"), entry["to_status"], entry["to_stage"], g("to_owner"),
                 entry["source"], g("rule"), g("reason"))  # fmt: skip
+        head: bytes | None = None  # the hash chain (store/chain.py), kept as the rows are made
         for seq, entry in enumerate(history.entries, start=1):
             g = entry.get
             at = entry["at"]
@@ -115,7 +118,7 @@ def history_rows(
                 entry = {**entry, "data": {**_initial_fields(lead), **(g("data") or {})}}
                 g = entry.get
             # `null if (v := g(...)) is None else v`: NULL in the form the driver binds fastest (see SQLITE_NULL)
-            add_entry((
+            row = (
                 lead_id, seq, _ts(at, sqlite), recorded, g("kind", "change"), entry["actor"],
                 entry["actor_role"], entry["source"], null if (v := g("from_status")) is None else v,
                 entry["to_status"], null if (v := g("from_stage")) is None else v, entry["to_stage"],
@@ -124,7 +127,9 @@ def history_rows(
                 as_json(g("data")), null if (v := g("rule")) is None else v,
                 null if (v := g("override_of_seq")) is None else v, null if (v := g("override_rule")) is None else v,
                 null if (v := g("idempotency_key")) is None else v, yes if g("off_model") else no,
-            ))  # fmt: skip
+            )  # fmt: skip
+            head = chain.link(head, row)
+            add_entry((*row, head))
         owner = projection.owner
         team = owner_teams.get(owner) if owner else None
         values = {c: lead.get(c) for c in CONTACT_COLUMNS}
@@ -132,6 +137,7 @@ def history_rows(
             id=lead_id, owner=owner, team=team, created_at=_ts(projection.created_at, sqlite),
             incomplete=yes if lead.get("incomplete") else no, fields=as_json(lead.get("fields")),
             **lead_keys(lead.get("email"), lead.get("phone"), lead.get("company")),
+            chain_head=head,
         )  # fmt: skip
         for column in _PROJECTED_TIMES:
             values[column] = _ts(getattr(projection, column), sqlite)

@@ -86,22 +86,31 @@ def recorded_changes_under(
 ) -> list[dict[str, Any]]:
     """Status changes recorded in [start, end) that the proposed model's transitions would refuse: the status
     is gone, the move is not allowed, or the role that made it may not (people's changes; automation's are
-    recomputed by the replay). Grouped by (from, to, why), with counts and sample leads."""
+    recomputed by the replay). Recorded keys read through the migrations, the proposed file's included (a
+    renamed status is not "gone"); migration entries are not judged. Grouped by (from, to, why), with counts
+    and sample leads."""
     from leadledger.analytics.governance_review import governance_query
+    from leadledger.domain.migrations import compose, map_status
 
     model = proposed.model
+    extra = compose([model.migrations])  # the store already reads keys through the stored versions' maps
     with governance_query(
         app,
         date_from=start.date() if start else None,
         date_to=(end - timedelta(microseconds=1)).date() if end else None,
     ) as q:
         rows = q.rows(
-            f"""SELECT from_status, to_status, actor_role, source, count(*), list(lead_id ORDER BY ts)[1:3]
+            f"""SELECT from_status, to_status, actor_role, source, to_stage, reason, count(*),
+                       list(lead_id ORDER BY ts)[1:3]
                 FROM ledger_m WHERE kind = 'change' AND from_status IS DISTINCT FROM to_status
-                  AND ts <= $t AND {q.in_period("ts")} GROUP BY ALL"""
+                  AND source <> 'migration' AND ts <= $t AND {q.in_period("ts")} GROUP BY ALL"""
         )
     out: dict[tuple[str | None, str, str], dict[str, Any]] = {}
-    for from_status, to_status, role, source, n, samples in rows:
+    for recorded_from, recorded_to, role, source, stage, reason, n, samples in rows:
+        from_status = map_status(extra, recorded_from, stage, None)
+        to_status = map_status(extra, recorded_to, stage, reason) or recorded_to
+        if from_status == to_status:
+            continue
         if to_status not in model.statuses:
             why = f"{to_status} is not a status of the proposed model"
         elif from_status is not None and from_status not in model.statuses:
@@ -135,9 +144,11 @@ def what_if(
     would have done and how the status distribution would differ over [start, end). Nothing is written: the
     replay runs in a scratch database (`services.backtest`)."""
     from leadledger.services.backtest import backtest
+    from leadledger.services.status_migrations import plan_file
 
     proposed = proposed_version(text, file)
     changes = diff(app, None, proposed)
+    migrations = plan_file(app, text, file)
     replay = backtest(app, text, start=start, end=end, sweep_every=sweep_every, file=file)
     period = replay["period"]
     refused = recorded_changes_under(
@@ -148,6 +159,7 @@ def what_if(
         "diff": changes.as_dict(),
         "refused": refused,
         "refused_changes": sum(r["changes"] for r in refused),
+        "migrations": {key: migrations[key] for key in ("migrations", "moves", "leads_to_move", "leads_stuck")},
         "replay": replay,
         "written": False,
     }

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from leadledger.model.lint import Finding, LintEnvironment, lint
+from leadledger.model.lint import Finding, LintEnvironment
 from leadledger.model.loader import LoadedModel, default_model_text, load_text
 from leadledger.services.app import App
 from leadledger.services.errors import Forbidden, Invalid
@@ -56,9 +56,12 @@ def lint_environment(app: App) -> LintEnvironment:
 
 def activate_model(app: App, *, text: str, file: str, actor: str) -> dict[str, Any]:
     """Make `text` the active model: it must load and lint without errors (warnings about this database's
-    endpoints and booking links included); the previous version is kept."""
+    endpoints and booking links included, and its migrations against every stored version); the previous
+    version is kept."""
+    from leadledger.services.status_migrations import lint_with_history
+
     loaded: LoadedModel = load_text(text, file)
-    findings = lint(loaded, lint_environment(app))
+    findings = lint_with_history(app, loaded)
     if any(f.level == "error" for f in findings):
         raise ModelRejected(findings)
     with app.db.write() as conn:

@@ -59,6 +59,7 @@ class LeadRecord:
     incomplete: bool
     base_version: int | None  # the version read; None: created in this unit of work
     stored: dict[str, Any] | None = None  # the columns as read, so the write sets only those that changed
+    stored_version: int | None = None  # created here, and its row already written at this version (`store_now`)
 
     @classmethod
     def read(cls, lead: StoredLead) -> LeadRecord:
@@ -218,7 +219,8 @@ class UnitOfWork:
         if loads is None:
             return
         statuses = self.model.statuses
-        was_open = change.from_status is not None and statuses[change.from_status].category in OPEN_CATEGORIES
+        was = statuses.get(change.from_status) if change.from_status is not None else None  # None: a migrated key
+        was_open = was is not None and was.category in OPEN_CATEGORIES
         is_open = statuses[change.to_status].category in OPEN_CATEGORIES
         if was_open and change.from_owner:
             loads[change.from_owner] = loads.get(change.from_owner, 0) - 1
@@ -462,17 +464,27 @@ class UnitOfWork:
 
     # --- writing ---------------------------------------------------------------------------------------
 
+    def store_now(self, lead_id: str) -> None:
+        """Write the `leads` row of a lead created in this unit of work now, not at the flush: a row of another
+        table written at once (an approval request) must find it. The flush then updates the row instead."""
+        record = self.leads[lead_id]
+        if record.base_version is None and record.stored_version is None:
+            self.session.add_leads([self.lead_row(lead_id)])
+            record.stored_version = record.projection.version
+            record.stored = projection_values(record.projection, record.team)
+
     def flush(self) -> None:
         """Hand everything gathered to the session's grouped write; the caller commits."""
         writes = self.writes
         for lead_id, record in self.leads.items():
             version = record.projection.version
-            if record.base_version is None:
+            base = record.base_version if record.base_version is not None else record.stored_version
+            if base is None:
                 writes.leads.append(self.lead_row(lead_id))
-            elif version != record.base_version:
+            elif version != base:
                 before = record.stored or {}
                 row = {k: v for k, v in projection_values(record.projection, record.team).items() if before.get(k) != v}
-                row.update(b_id=lead_id, b_version=record.base_version)
+                row.update(b_id=lead_id, b_version=base)
                 writes.lead_updates.append(row)
         writes.task_updates = self.lead_tasks.updates()
         writes.clocks = [self._clock_row(clock, lead_id) for lead_id, clock in self.new_clocks]

@@ -17,14 +17,15 @@ import asyncio
 import contextlib
 import queue
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from leadledger.domain.changes import Actor
-from leadledger.services import changes
+from leadledger.services import changes, telemetry
 from leadledger.services.app import App
 from leadledger.services.changes import Applied, ChangeSpec, Outcome
 from leadledger.services.errors import ServiceError
@@ -77,6 +78,7 @@ class _Pending:
     future: Future[Done] | None = None
     loop: asyncio.AbstractEventLoop | None = None
     waiter: asyncio.Future[Done] | None = None
+    arrived: float = field(default_factory=time.perf_counter)  # for the change latency /metrics shows
 
 
 Answer = Done | BaseException
@@ -172,6 +174,9 @@ class ChangeWriter:
 
 def _answer(answers: list[tuple[_Pending, Answer]]) -> None:
     """Settle thread futures directly, and each event loop's waiters with one wake-up for the whole round."""
+    telemetry.observe_changes(
+        (answer.outcome if isinstance(answer, Done) else answer, pending.arrived) for pending, answer in answers
+    )
     by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Done], Answer]]] = {}
     for pending, answer in answers:
         if pending.future is not None:

@@ -127,17 +127,46 @@ def is_initialised(db: Database) -> bool:
         return inspect(conn).has_table("model_versions")
 
 
-def migrate(db: Database, revision: str = "head") -> None:
+def script_location() -> str:
+    """Where the Alembic migrations shipped in the package live."""
+    return str(resources.files("leadledger.store") / "migrations")
+
+
+def migrate(db: Database, revision: str = "head", *, connection: Connection | None = None) -> None:
     """Bring the schema to `revision` with the migrations shipped in the package (creating a SQLite file, 0600,
-    and its directory when needed)."""
+    and its directory when needed).
+
+    With `connection`, inside that connection's transaction (PostgreSQL's DDL is transactional: a restore
+    creates the schema, copies the rows and upgrades in one all-or-nothing transaction)."""
     from alembic import command
     from alembic.config import Config
 
     if db.is_sqlite and db.path is not None:
         create_private(db.path)  # owner-only: it holds password, token and webhook-secret hashes
     config = Config()
-    config.set_main_option("script_location", str(resources.files("leadledger.store") / "migrations"))
+    config.set_main_option("script_location", script_location())
     config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        return
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, revision)
+
+
+_HEAD: list[str] = []
+
+
+def head_revision() -> str:
+    """The newest migration shipped in the package (what `leadledger init` upgrades a database to)."""
+    if not _HEAD:
+        from alembic.config import Config
+        from alembic.script import ScriptDirectory
+
+        config = Config()
+        config.set_main_option("script_location", script_location())
+        head = ScriptDirectory.from_config(config).get_current_head()
+        assert head is not None
+        _HEAD.append(head)
+    return _HEAD[0]

@@ -162,6 +162,7 @@ class WriteSession(Protocol):
 
     def activity_keys(self, keys: Sequence[str]) -> set[tuple[str | None, str]]:
         """Event ids the activity log holds, each with its sender: (actor, key)."""
+
     def previous_owners(self, lead_id: str) -> set[str]:
         """Everyone who has owned the lead."""
 
@@ -183,6 +184,9 @@ class WriteSession(Protocol):
     def open_leads_per_owner(self, open_statuses: Collection[str]) -> dict[str, int]: ...
 
     # --- approvals
+    def add_leads(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert `leads` rows now, ahead of the grouped write: a row another table must refer to at once."""
+
     def add_approval(self, values: Mapping[str, Any]) -> int: ...
     def approval(self, approval_id: int) -> Mapping[str, Any] | None:
         """A stored approval request, locked for this transaction."""

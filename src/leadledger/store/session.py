@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from leadledger.domain.changes import Activity, json_ready
 from leadledger.domain.contacts import lead_keys
 from leadledger.domain.timeline import Projection, SlaClock, TimelineStep
-from leadledger.store import bulk
+from leadledger.store import bulk, chain
 from leadledger.store.ports import (
     EntryData,
     KeyedLead,
@@ -51,7 +51,7 @@ from leadledger.store.tables_marketing import segment_hook_members, segment_mark
 
 _LEAD_READ = ("id", "created_at", "incomplete", "fields", *CONTACT_COLUMNS, *PROJECTION_COLUMNS)
 _TIMES = frozenset(("created_at", "updated_at", "status_since", "stage_since"))
-_LEAD_UPDATE = (*PROJECTION_COLUMNS, *CONTACT_COLUMNS, "fields", *KEY_COLUMNS)
+_LEAD_UPDATE = (*PROJECTION_COLUMNS, *CONTACT_COLUMNS, "fields", *KEY_COLUMNS, "chain_head")
 _LEAD_INSERT = ("id", "created_at", "incomplete", *_LEAD_UPDATE)
 _CLOCK_UPDATE = ("status", "closed_at", "breached_at", "responsible", "team", "due_at")
 _TASK_READ = ("id", "lead_id", "assignee", "status", "rule", "open_while")
@@ -117,6 +117,7 @@ class SqlWriteSession:
         self.dialect = conn.dialect.name
         self._sqlite = self.dialect == "sqlite"
         self._mark = "?" if self._sqlite else "%s"
+        self._heads: dict[str, bytes | None] = {}  # each lead's chain head as read (store/chain.py)
 
     # --- driver-level reads ----------------------------------------------------------------------------
 
@@ -133,9 +134,12 @@ class SqlWriteSession:
         columns = ", ".join(_LEAD_READ)
         lock = "" if self._sqlite else " ORDER BY id FOR UPDATE"
         ids = list(lead_ids)
+        heads = self._heads
         for part in bulk.chunks(ids):
-            for row in self._rows(f"SELECT {columns} FROM leads WHERE id IN ({self._in(len(part))}){lock}", part):
-                found[row[0]] = _stored_lead(row)
+            sql = f"SELECT {columns}, chain_head FROM leads WHERE id IN ({self._in(len(part))}){lock}"
+            for row in self._rows(sql, part):
+                heads[row[0]] = _head(row[-1])
+                found[row[0]] = _stored_lead(row[:-1])
         return found
 
     def lead_exists(self, lead_id: str) -> bool:
@@ -320,6 +324,13 @@ class SqlWriteSession:
 
     # --- approvals --------------------------------------------------------------------------------------
 
+    def add_leads(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Write new leads' rows now (`UnitOfWork.store_now`), before their entries: no chain yet, so no head;
+        the grouped write seals their entries and sets the head as for any lead it updates."""
+        early = [{**row, "chain_head": None} for row in rows]
+        bulk.insert_many(self.conn, leads, early, columns=_LEAD_INSERT)
+        self._heads.update((row["id"], None) for row in early)
+
     def add_approval(self, values: Mapping[str, Any]) -> int:
         result = self.conn.execute(insert(approvals).values(**values))
         assert result.inserted_primary_key is not None
@@ -371,6 +382,7 @@ class SqlWriteSession:
 
     def _write(self, writes: Writes) -> None:
         conn = self.conn
+        self._seal(writes)
         bulk.execute_rows(conn, _insert_sql("leads", LEAD_COLUMNS), writes.lead_rows)
         bulk.insert_many(conn, leads, writes.leads, columns=_LEAD_INSERT)
         bulk.insert_many(conn, activities, writes.activities)
@@ -400,6 +412,24 @@ class SqlWriteSession:
         bulk.insert_many(conn, rule_firings, writes.firings)
         for pool, (weights, assigned) in writes.routing.items():
             self._write_routing(pool, weights, assigned)
+
+    def _seal(self, writes: Writes) -> None:
+        """Keep the hash chain: seal each new entry with its lead's previous hash (`chain.seal`), and write each
+        lead's new head with its row. The head was read with the lead (locked), so nothing else moved it."""
+        new = {row["id"] for row in writes.leads}
+        touched = dict.fromkeys([*(e["lead_id"] for e in writes.entries), *(r["b_id"] for r in writes.lead_updates)])
+        unread = [i for i in touched if i not in self._heads and i not in new]
+        if unread:  # a writer that appended without reading the lead through `leads`: lock and read its head
+            lock = "" if self._sqlite else " FOR UPDATE"
+            for part in bulk.chunks(unread):
+                sql = f"SELECT id, chain_head FROM leads WHERE id IN ({self._in(len(part))}){lock}"
+                self._heads.update((lead_id, _head(head)) for lead_id, head in self._rows(sql, part))
+        heads = self._heads
+        heads.update(chain.seal(writes.entries, heads.get))
+        for row in writes.leads:
+            row["chain_head"] = heads.get(row["id"])
+        for row in writes.lead_updates:
+            row["chain_head"] = heads.get(row["b_id"])
 
     def _write_routing(self, pool: str, weights: dict[str, float], assigned: dict[str, int]) -> None:
         existing = {
@@ -437,6 +467,10 @@ _CONTACTS = len(CONTACT_COLUMNS)
 # _stored_lead unpacks the projection columns by position: this is the order it expects
 assert PROJECTION_COLUMNS == ("owner", "team", "status", "stage", "status_since", "stage_since", "updated_at", "version",
                               "status_entry_seq", "status_source", "status_rule", "prev_status", "reason")  # fmt: skip
+
+
+def _head(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 def _stored_lead(row: tuple[Any, ...]) -> StoredLead:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -138,6 +139,7 @@ leads = Table(
     Column("email_key", String(320), info=KEY),  # the mailbox: case, dots and +tags as the provider reads them
     Column("phone_key", String(40), info=KEY),  # the number in E.164, when it is written with its country code
     Column("account_key", String(320), info=KEY),  # the account: normalised company, else a work e-mail domain
+    Column("chain_head", LargeBinary(32)),  # the hash of the lead's last ledger entry (store/chain.py)
     Index("ix_leads_status_stage", "status", "stage"),
     Index("ix_leads_email_key", "email_key"),
     Index("ix_leads_phone_key", "phone_key"),
@@ -172,6 +174,7 @@ ledger = Table(
     Column("override_rule", String(100)),
     Column("idempotency_key", String(200)),
     Column("off_model", Boolean, nullable=False, server_default=false()),
+    Column("hash", LargeBinary(32)),  # SHA-256 of the entry and the lead's previous hash (store/chain.py)
     UniqueConstraint("lead_id", "seq"),
     Index(  # a key is its caller's: the same key from another caller is another request
         "uq_ledger_idempotency_key",

@@ -8,7 +8,8 @@ DuckDB SQL, so the answers cannot differ between the two stores.
 
 What is kept (all in one DuckDB file, see `store_path`):
 
-* ``ledger_m`` – the ledger columns reports need (raw, one row per entry).
+* ``ledger_m`` – the ledger columns reports need (one row per entry), statuses named as the newest model
+  names them (`analytics.status_map`: renamed, merged and split statuses; ``ledger_rec`` keeps what was recorded).
 * ``leads_m`` – source, campaign, the incomplete flag and the account key of each lead (refreshed when its
   ledger grows: a change of company or e-mail is a ledger entry).
 * ``flags_m`` – every account-review flag (``account_flags``) with when it was raised, cleared and dismissed:
@@ -30,5 +31,6 @@ every lead when the status model changes (calendars, outreach activity types) or
 range the day table covers.
 
 The modules: `connection` (the file, opening it, the copied tables, meta), `sync` (copying rows above the
-watermarks; why the watermark waits on PostgreSQL) and `derive` (the derived tables).
+watermarks; why the watermark waits on PostgreSQL), `derive` (the derived tables), `scanner` (the first sync
+from PostgreSQL through DuckDB's postgres scanner) and `status` (how far it has copied, for `/metrics`).
 """

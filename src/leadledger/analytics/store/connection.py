@@ -123,6 +123,7 @@ class SyncStats:
     reset: bool = False
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
+    method: str = ""  # how new rows came over: "batches" (CSV chunks) or "postgres scanner" (a first sync)
 
 
 _process_lock = threading.Lock()

@@ -28,6 +28,7 @@ from leadledger.store.bulk import chunks
 if TYPE_CHECKING:  # duckdb is imported where a store is opened: every CLI call would pay ~0.1 s for it
     import duckdb
 
+from leadledger.analytics import status_map
 from leadledger.analytics.store.connection import (
     ACTIVITY_COLUMNS,
     FLAG_COLUMNS,
@@ -43,6 +44,8 @@ from leadledger.analytics.store.connection import (
     write_meta,
 )
 from leadledger.analytics.store.derive import FULL_REBUILD_SHARE, ModelFacts, rebuild_derived
+from leadledger.analytics.store.scanner import attach_postgres
+from leadledger.analytics.store.status import write_sync_status
 
 CHUNK_ROWS = 250_000
 NULL_TEXT = "\\N"  # how NULL travels in the CSV between the stores (a literal \N text would read as NULL)
@@ -60,13 +63,34 @@ class _Snapshot:
 
 
 class _Source:
-    """Reads new rows from SQLite or PostgreSQL into CSV files DuckDB loads with `read_csv`."""
+    """Reads new rows from SQLite or PostgreSQL into CSV files DuckDB loads with `read_csv` — or, for the first
+    sync from PostgreSQL when DuckDB's postgres extension is installed, straight through it (`scanner`)."""
 
     def __init__(self, conn: Connection, workdir: Path):
         self.conn = conn
         self.sqlite = conn.dialect.name == "sqlite"
         self.workdir = workdir
         self._files = 0
+        self.scanner: str | None = None  # the DuckDB alias of the attached PostgreSQL database, when used
+
+    def relation(
+        self,
+        table: str,
+        columns: Sequence[tuple[str, str, str, str]],
+        where: str,
+        params: Sequence[int],
+        on_rows: Callable[[int], None] | None = None,
+    ) -> str | None:
+        """A DuckDB table expression of the rows (None when there are none to read)."""
+        if self.scanner is not None:
+            select = ", ".join(f"{c[3]} AS {c[0]}" for c in columns)
+            bound = where
+            for value in params:  # ids only: integers, inlined
+                bound = bound.replace("?", str(int(value)), 1)
+            query = f"SELECT {select} FROM {table} WHERE {bound}".replace("'", "''")
+            return f"postgres_query('{self.scanner}', '{query}')"
+        files = self.export(table, columns, where, params, on_rows)
+        return _read_csv(files, columns) if files else None
 
     def snapshot(self) -> _Snapshot | None:
         if self.sqlite:
@@ -207,12 +231,17 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
+                write_sync_status(conn, app, ledger_max)
                 stats.seconds = time.perf_counter() - started
                 return stats
+            if not source.sqlite and ledger_final == 0 and ledger_max > 0:
+                source.scanner = attach_postgres(conn, app.db.url)
+            stats.method = "postgres scanner" if source.scanner else "batches"
             conn.execute("BEGIN TRANSACTION")
             try:
                 _load_new_rows(conn, source, stats, ledger_final, activity_final, ledger_max, activity_max, progress)
                 _copy_flags(conn, source, stats)
+                status_map.apply(conn, status_map.rules_for(source_conn), "new_ledger_leads")  # renamed statuses
                 phase = time.perf_counter()
                 rebuild_derived(conn, loaded.model, model_id, meta, stats, progress)
                 stats.phases["derive"] = time.perf_counter() - phase
@@ -224,6 +253,10 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            finally:
+                if source.scanner:
+                    conn.execute(f"DETACH {source.scanner}")
+            write_sync_status(conn, app, ledger_max)
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -236,6 +269,10 @@ def _copy_flags(conn: duckdb.DuckDBPyConnection, source: _Source, stats: SyncSta
     if files:
         conn.execute(f"INSERT INTO flags_m SELECT * FROM {_read_csv(files, FLAG_COLUMNS)}")
     stats.phases["flags"] = time.perf_counter() - phase
+
+
+Source = _Source  # what `leadledger export` reads its rows with, too
+read_csv_sql = _read_csv
 
 
 def _latest_model_id(conn: Connection) -> int:
@@ -308,11 +345,11 @@ def _load_new_rows(
             if progress:
                 progress("ledger", min(done[0], expected), expected)
 
-        files = source.export("ledger", LEDGER_COLUMNS, "id > ?", [ledger_final], ledger_progress)
-        if files:
+        rows = source.relation("ledger", LEDGER_COLUMNS, "id > ?", [ledger_final], ledger_progress)
+        if rows:
             # rows above the final watermark may have been copied already (PostgreSQL): only new ids count
             conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM {_read_csv(files, LEDGER_COLUMNS)} "
+                f"CREATE OR REPLACE TEMP TABLE new_rows AS SELECT * FROM {rows} "
                 "WHERE id NOT IN (SELECT id FROM ledger_m WHERE id > $final)",
                 {"final": ledger_final},
             )
@@ -323,10 +360,10 @@ def _load_new_rows(
     stats.phases["ledger"] = time.perf_counter() - phase
     phase = time.perf_counter()
     if activity_max > activity_final:
-        files = source.export("activities", ACTIVITY_COLUMNS, "id > ?", [activity_final])
-        if files:
+        acts = source.relation("activities", ACTIVITY_COLUMNS, "id > ?", [activity_final])
+        if acts:
             conn.execute(
-                f"CREATE OR REPLACE TEMP TABLE new_acts AS SELECT * FROM {_read_csv(files, ACTIVITY_COLUMNS)} "
+                f"CREATE OR REPLACE TEMP TABLE new_acts AS SELECT * FROM {acts} "
                 "WHERE id NOT IN (SELECT id FROM act_recent)"
             )
             conn.execute("INSERT INTO act_recent SELECT id FROM new_acts")
@@ -351,9 +388,10 @@ def _load_new_rows(
     if refreshed:
         total = count_rows(conn, "leads_m")
         if refreshed > max(50_000, FULL_REBUILD_SHARE * total):
-            files = source.export("leads", LEAD_COLUMNS, "1 = 1", [])
+            everyone = source.relation("leads", LEAD_COLUMNS, "1 = 1", [])
             conn.execute("DELETE FROM leads_m")
-            conn.execute(f"INSERT INTO leads_m SELECT * FROM {_read_csv(files, LEAD_COLUMNS)}")
+            if everyone:
+                conn.execute(f"INSERT INTO leads_m SELECT * FROM {everyone}")
         else:
             ids = [row[0] for row in conn.execute("SELECT lead_id FROM new_ledger_leads").fetchall()]
             files = []

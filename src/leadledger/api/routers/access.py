@@ -137,13 +137,19 @@ def enable_user(name: UserPath, user: CurrentUser, app: AppDep) -> dict[str, Any
     response_class=Response,
     responses=errors(404),
     tags=["users"],
-    summary="Set a password (your own; ops: anyone's but an integration's)",
+    summary="Set a password (your own, giving the current one; ops: anyone's but an integration's)",
 )
 def set_password(
     name: UserPath,
     user: CurrentUser,
     app: AppDep,
+    request: Request,
     password: Annotated[str, Body(embed=True, min_length=10, max_length=1024)],
+    current_password: Annotated[
+        str | None,
+        Body(embed=True, max_length=1024, description="your current password, when you replace your own"),
+    ] = None,
 ) -> Response:
-    auth.set_password(app, name=name, password=password, actor=user.name)
+    auth.set_password(app, name=name, password=password, actor=user.name, current_password=current_password,
+                      address=_address(request))  # fmt: skip
     return Response(status_code=204)

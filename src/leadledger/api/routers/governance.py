@@ -20,6 +20,9 @@ from leadledger.api.routers.model import MODEL_BODY, _model_text
 from leadledger.api.schemas import KEY_PATTERN, NAME_PATTERN
 from leadledger.api.schemas_governance import (
     MONTH_PATTERN,
+    MigratedRead,
+    MigrationPlanRead,
+    MigrationsRead,
     ModelDiffRead,
     ReviewChangesRead,
     SampleCreate,
@@ -28,7 +31,7 @@ from leadledger.api.schemas_governance import (
     VerdictCreate,
     VerdictRecordedRead,
 )
-from leadledger.services import auth, council, model_changes, review
+from leadledger.services import auth, council, model_changes, review, status_migrations
 
 router = APIRouter(tags=["governance"])
 VersionId = Annotated[int | None, Query(ge=1, le=2**62, description="a stored model version id")]
@@ -55,6 +58,43 @@ async def proposed_diff(request: Request, user: CurrentUser, app: AppDep) -> dic
     text = await _model_text(request)
     proposed = await run_in_threadpool(model_changes.proposed_version, text, "request")
     return (await run_in_threadpool(model_changes.diff, app, None, proposed)).as_dict()
+
+
+# --- status migrations -------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/model/migrations",
+    response_model=MigrationsRead,
+    response_model_by_alias=True,
+    summary="The active model's migrations (older keys composed across versions) and leads still in an old key",
+)
+def migrations(user: CurrentUser, app: AppDep) -> dict[str, Any]:
+    return status_migrations.current(app)
+
+
+@router.post(
+    "/model/migrations/plan",
+    response_model=MigrationPlanRead,
+    response_model_by_alias=True,
+    openapi_extra=MODEL_BODY,
+    summary="What PUT /model would do with a file's migrations (ops): lint against every version, leads to move",
+)
+async def migration_plan(request: Request, user: CurrentUser, app: AppDep) -> dict[str, Any]:
+    await run_in_threadpool(auth.require_role, app, user.name, {"ops"}, "lint or change the status model")
+    text = await _model_text(request)
+    return await run_in_threadpool(status_migrations.plan_file, app, text, "request")
+
+
+@router.post(
+    "/model/migrate",
+    response_model=MigratedRead,
+    response_model_by_alias=True,
+    summary="Move the leads still in a key the active model dropped, by migration entries (ops)",
+)
+def migrate(user: CurrentUser, app: AppDep) -> dict[str, Any]:
+    auth.require_role(app, user.name, {"ops"}, "move leads by a model migration")
+    return status_migrations.migrate(app, user.name)
 
 
 # --- manager review ----------------------------------------------------------------------------------------

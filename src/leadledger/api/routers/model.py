@@ -19,11 +19,11 @@ from starlette.concurrency import run_in_threadpool
 from leadledger.api.deps import AppDep, CurrentUser
 from leadledger.api.errors import InvalidBody, validation_violations
 from leadledger.api.openapi import errors
-from leadledger.api.schemas import LintRead, ModelActivatedRead, ModelRead, ModelUpdate, ModelVersionRead
+from leadledger.api.schemas import LintRead, ModelRead, ModelUpdate, ModelVersionRead
+from leadledger.api.schemas_governance import ModelAppliedRead
 from leadledger.model.guide import guide_html, guide_markdown
-from leadledger.model.lint import lint
 from leadledger.model.loader import load_text
-from leadledger.services import auth
+from leadledger.services import auth, status_migrations
 from leadledger.services import models as model_service
 from leadledger.services.errors import Invalid
 
@@ -123,7 +123,7 @@ async def lint_model(request: Request, user: CurrentUser, app: AppDep) -> dict[s
     await run_in_threadpool(auth.require_role, app, user.name, {"ops"}, "lint or change the status model")
     text = await _model_text(request)
     loaded = await run_in_threadpool(load_text, text, "request")
-    findings = [f.as_dict() for f in lint(loaded)]
+    findings = [f.as_dict() for f in await run_in_threadpool(status_migrations.lint_with_history, app, loaded)]
     errors_found = sum(1 for f in findings if f["level"] == "error")
     return {"errors": errors_found, "warnings": len(findings) - errors_found, "findings": findings}
 
@@ -131,14 +131,14 @@ async def lint_model(request: Request, user: CurrentUser, app: AppDep) -> dict[s
 @router.put(
     "/model",
     status_code=201,
-    response_model=ModelActivatedRead,
+    response_model=ModelAppliedRead,
     openapi_extra=MODEL_BODY,
     responses=errors(409),
-    summary="Replace the active model (ops); it must load and lint without errors; old versions are kept",
+    summary="Replace the active model (ops); it must load and lint without errors; old versions are kept. Leads in a "
+    "status its migrations rename, merge or split are moved by migration entries (POST /model/migrations/plan first)",
 )
 async def replace_model(request: Request, user: CurrentUser, app: AppDep) -> dict[str, Any]:
     await run_in_threadpool(auth.require_role, app, user.name, {"ops"}, "lint or change the status model")
     text = await _model_text(request)
-    return await run_in_threadpool(
-        lambda: model_service.activate_model(app, text=text, file="request", actor=user.name)
-    )
+    result = await run_in_threadpool(lambda: status_migrations.apply_model(app, text, "request", user.name))
+    return {**result["model"], "migrated": result["migrated"]}

@@ -9,8 +9,6 @@ aggregates, shown to every signed-in person; the drill-down lists are the viewer
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -22,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from leadledger import analytics
 from leadledger.analytics.benchmarks import DURATION_RANGES, FUNNEL_RANGES
 from leadledger.domain.statusmodel import StatusModel
-from leadledger.services.csvcells import safe_cell
+from leadledger.services.csvcells import csv_text
 from leadledger.services.errors import Invalid, NotFound
 from leadledger.web.context import CurrentViewer, State, WebState
 from leadledger.web.render import page
@@ -129,11 +127,6 @@ async def dashboards(request: Request, viewer: CurrentViewer, state: State) -> R
 
 # --- CSV --------------------------------------------------------------------------------------------------
 
-def csv_cell(value: Any) -> Any:
-    """A panel's cell for a spreadsheet: injection-safe (services.csvcells), empty for nothing."""
-    return "" if value is None else safe_cell(value)
-
-
 def rows_of(name: str, data: dict[str, Any], model: StatusModel) -> tuple[list[str], list[list[Any]]]:
     """A panel's table, flat, for a spreadsheet."""
 
@@ -206,14 +199,9 @@ async def panel_csv(request: Request, name: str, viewer: CurrentViewer, state: S
     if "unavailable" in data:
         raise Invalid(f"{name}: {data['unavailable']}")
     header, rows = rows_of(name, data, model)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow([csv_cell(v) for v in row])
     stamp = (options.as_of or state.app.clock.now()).strftime("%Y%m%d")
     return Response(
-        out.getvalue(),
+        csv_text(header, rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="leadledger-{name}-{stamp}.csv"'},
     )

@@ -1,7 +1,7 @@
 """segment hooks: per segment with a webhook, its watermark and the members its endpoint was told of
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 from leadledger.store.tables import UTCDateTime
 
-revision = "0012"
-down_revision = "0011"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """account flags: accounts (leads grouped by company) flagged for account-based review, with who dismissed them
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-04
 """
 
@@ -10,8 +10,8 @@ from alembic import op
 
 from leadledger.store.tables import UTCDateTime
 
-revision = "0013"
-down_revision = "0012"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

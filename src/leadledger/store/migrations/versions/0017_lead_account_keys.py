@@ -2,8 +2,8 @@
 domain), stored and indexed with its status, so accounts are grouped and flagged in SQL instead of by reading
 every lead
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-04
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 from leadledger.domain.contacts import account_key
 
-revision = "0014"
-down_revision = "0013"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
