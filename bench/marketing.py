@@ -8,7 +8,8 @@
   memory < 1 GB at 1 M leads, in a subprocess so only the scan is counted;
 - the create-time duplicate check: the look-ups `changes.create` makes, per lead, target <= 1 ms.
 
-`python -m bench.run --only marketing` (1 M leads; `--quick`: 20 k).
+`python -m bench.run --only marketing` (1 M leads; `--quick`: 20 k). LEADLEDGER_BENCH_DEMO_DB=FILE (with
+LEADLEDGER_BENCH_DEMO_LEADS=N) copies a demo database made earlier instead of generating one.
 """
 
 from __future__ import annotations
@@ -153,9 +154,14 @@ def marketing(ctx: Context) -> list[Figure]:
     with ctx.folder("marketing") as folder:
         demo = folder / "demo.db"
         env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{demo}"}
-        subprocess.run([_leadledger(), "init"], env=env, check=True, capture_output=True)
-        subprocess.run([_leadledger(), "demo", "--leads", str(leads), "--seed", "15"], env=env, check=True,
-                       capture_output=True)  # fmt: skip
+        made = os.environ.get("LEADLEDGER_BENCH_DEMO_DB")  # a demo database made earlier (`demo --leads N`)
+        if made:
+            shutil.copy(made, demo)
+            leads = int(os.environ.get("LEADLEDGER_BENCH_DEMO_LEADS", leads))
+        else:
+            subprocess.run([_leadledger(), "init"], env=env, check=True, capture_output=True)
+            subprocess.run([_leadledger(), "demo", "--leads", str(leads), "--seed", "15"], env=env, check=True,
+                           capture_output=True)  # fmt: skip
         ctx.log(f"marketing: {leads} demo leads written")
         asof = [_child(["asof", str(demo)]) for _ in range(repeats)]
         figures.append(Figure(f"membership of every segment as of 30 days ago, {leads} leads",

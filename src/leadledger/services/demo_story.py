@@ -20,8 +20,8 @@ from leadledger.domain.contacts import lead_keys
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import Projection
 from leadledger.services.errors import Invalid
-from leadledger.store.tables import KEY_COLUMNS
 from leadledger.store import chain
+from leadledger.store.tables import KEY_COLUMNS
 
 TEAMS = (("sdr-east", "default", "maria"), ("sdr-emea", "emea", "jonas"), ("ae", "default", "maria"))
 MANAGERS = (("maria", "manager", None), ("jonas", "manager", None), ("marketing", "manager", None))
