@@ -182,6 +182,7 @@ class _Sim:
             p.status_source, null if p.status_rule is None else p.status_rule,
             null if p.prev_status is None else p.prev_status, null if p.reason is None else p.reason, fields,
             email_key(lead[2]) or null, null if lead[3] is null else phone_key(lead[3]),
+            null,  # due_at: `store.due.refresh` sets it once the rows are in
         )  # fmt: skip
 
 

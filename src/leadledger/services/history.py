@@ -137,6 +137,7 @@ def history_rows(
             values[column] = _ts(getattr(projection, column), sqlite)
         for column in _PROJECTED_OTHERS:
             values[column] = getattr(projection, column)
+        values["due_at"] = None  # set by `store.due.refresh` once the rows are in (it reads what they say)
         lead_rows.append(tuple(null if (v := values[c]) is None else v for c in LEAD_COLUMNS))
         for activity in history.activities:
             g = activity.get

@@ -41,10 +41,12 @@ from leadledger.services.errors import ChangeRefused
 from leadledger.services.lead_tasks import open_while
 from leadledger.services.people import SYSTEM
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
+from leadledger.store import due
 from leadledger.store.bulk import chunks
 from leadledger.store.tables import activities, leads, notifications, rule_firings, sla_clocks, tasks, teams, users
 
 MOVE_CHUNK = 1000
+ADVANCE_CHUNK = 5000
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SweepSummary:
     refused: list[dict[str, Any]] = field(default_factory=list)
     pending_approvals: int = 0
     webhooks_skipped: int = 0  # moves whose on-enter webhook names no active endpoint
+    examined: int = 0  # leads whose due-at had come: the only ones per-lead rules looked at
 
     @property
     def fired(self) -> int:
@@ -74,15 +77,22 @@ class SweepSummary:
             "pending_approvals": self.pending_approvals,
             "refused": self.refused,
             "webhooks_skipped": self.webhooks_skipped,
+            "examined": self.examined,
         }
 
 
 def sweep(app: App, *, now: datetime | None = None) -> SweepSummary:
-    """Evaluate SLA clocks and time rules at `now` (default: the clock); fire what is due, once."""
+    """Evaluate SLA clocks and time rules at `now` (default: the clock); fire what is due, once.
+
+    Per-lead rules look only at leads whose due-at has come (`leads.due_at`, indexed: `domain.due`); once
+    judged, those leads' due-at moves forward to when a rule could next fire for them. Sweeps are meant to
+    run in time order (a sweep at an earlier `now` than the last one may not see what the later one judged).
+    """
     now = now or app.clock.now()
     summary = SweepSummary(now=now, sweep_id=uuid.uuid4().hex)
     model = app.loaded_model().model
     with app.db.write() as conn:
+        summary.examined = int(conn.execute(select(func.count()).where(_due(now))).scalar_one())
         _sla_breaches(conn, now, summary)
         for rule in model.time_rules:
             if rule.action.kind != "move":
@@ -90,7 +100,23 @@ def sweep(app: App, *, now: datetime | None = None) -> SweepSummary:
     for rule in model.time_rules:
         if rule.action.kind == "move":
             _fire_moves(app, model, rule, now, summary)
+    _advance(app, model, now)
     return summary
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """The leads a per-lead rule may fire for at `now`: their due-at has come (an index range)."""
+    return leads.c.due_at <= literal(now, leads.c.due_at.type)
+
+
+def _advance(app: App, model: StatusModel, now: datetime) -> None:
+    """Move the due-at of every lead judged (due by now) to when a rule could next fire for it, from what is
+    stored: the stint's activities and the rules fired. A lead still due (a refused move) is judged again."""
+    with app.db.read() as conn:
+        lead_ids = list(conn.execute(select(leads.c.id).where(_due(now)).order_by(leads.c.id)).scalars())
+    for chunk in chunks(lead_ids, ADVANCE_CHUNK):
+        with app.db.write() as conn:
+            due.refresh(conn, model, chunk, now, lock=True)
 
 
 # --- SLA clocks ---------------------------------------------------------------------------------------------
@@ -189,7 +215,7 @@ def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: date
         .from_select(
             ["rule", "subject", "stint_seq", "sweep_id", "fired_at"],
             select(literal(rule.name), leads.c.id, _stint(rule), literal(sweep_id), when).where(
-                candidates(model, rule, now), _not_fired(rule)
+                candidates(model, rule, now), _due(now), _not_fired(rule)
             ),
         )
         .execution_options(preserve_rowcount=True)  # SQLAlchemy reports INSERT row counts only when asked
@@ -306,7 +332,7 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
         lead_ids = [
             row.id
             for row in conn.execute(
-                select(leads.c.id).where(candidates(model, rule, now), _not_fired(rule)).order_by(leads.c.id)
+                select(leads.c.id).where(candidates(model, rule, now), _due(now), _not_fired(rule)).order_by(leads.c.id)
             )
         ]
     action = rule.action

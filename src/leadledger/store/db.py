@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -18,6 +18,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
+
+from leadledger.domain.statusmodel import StatusModel
 
 _WRITE = "leadledger_write"
 
@@ -127,9 +129,10 @@ def is_initialised(db: Database) -> bool:
         return inspect(conn).has_table("model_versions")
 
 
-def migrate(db: Database, revision: str = "head") -> None:
+def migrate(db: Database, revision: str = "head", *, model_of: Callable[[str], StatusModel] | None = None) -> None:
     """Bring the schema to `revision` with the migrations shipped in the package (creating a SQLite file, 0600,
-    and its directory when needed)."""
+    and its directory when needed). `model_of` compiles a stored model's text, for migrations that fill a column
+    from the model's rules (the store does not compile models itself)."""
     from alembic import command
     from alembic.config import Config
 
@@ -140,4 +143,5 @@ def migrate(db: Database, revision: str = "head") -> None:
     config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn
+        config.attributes["model_of"] = model_of
         command.upgrade(config, revision)

@@ -137,11 +137,15 @@ leads = Table(
     Column("fields", Json),
     Column("email_key", String(320), info=KEY),  # the mailbox: case, dots and +tags as the provider reads them
     Column("phone_key", String(40), info=KEY),  # the number in E.164, when it is written with its country code
+    # when a time rule could next fire for the lead (domain.due, a lower bound): the sweep reads only leads
+    # whose due-at has come; NULL: no per-lead time rule can fire in its current stint
+    Column("due_at", UTCDateTime()),
     Index("ix_leads_status_stage", "status", "stage"),
     Index("ix_leads_email_key", "email_key"),
     Index("ix_leads_phone_key", "phone_key"),
     Index("ix_leads_owner_status", "owner", "status"),
     Index("ix_leads_source", "source"),
+    Index("ix_leads_due_at", "due_at"),
 )
 
 ledger = Table(
