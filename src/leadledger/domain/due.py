@@ -67,7 +67,7 @@ def rule_due(model: StatusModel, rule: TimeRule, facts: DueFacts) -> datetime | 
     """The earliest instant one rule could fire for this stint (a lower bound); None: not in this stint."""
     if facts.status not in rule.statuses or (facts.fired is not None and rule.name in facts.fired):
         return None
-    parts: list[datetime] = [facts.status_since if rule.since != "created" else facts.created_at]
+    parts: list[datetime] = [FLOOR]  # a rule with no condition but the status: at every sweep
     if rule.after is not None:
         start = facts.created_at if rule.since == "created" else facts.status_since
         if rule.since == "activity" and facts.activities is not None:
@@ -84,11 +84,11 @@ def rule_due(model: StatusModel, rule: TimeRule, facts: DueFacts) -> datetime | 
         value = facts.fields.get(rule.date_field)
         if value is None:
             return None
-        day_due = _date_due(model, value, facts.status_since)
+        day_due = _date_due(model, value)
         if day_due is None:
             return None
         parts.append(day_due)
-    return max(max(parts), FLOOR)
+    return max(parts)
 
 
 def activity_due(model: StatusModel, status: str, status_since: datetime, type_: str, at: datetime) -> datetime | None:
@@ -120,11 +120,11 @@ def _nth_attempt(rule: TimeRule, facts: DueFacts) -> datetime | None:
     return counted[needed - 1] if len(counted) >= needed else None
 
 
-def _date_due(model: StatusModel, value: Any, status_since: datetime) -> datetime | None:
+def _date_due(model: StatusModel, value: Any) -> datetime | None:
     """Local midnight of the first day `day.isoformat() >= value` (the sweep compares the texts); None: no
     such day."""
     if not isinstance(value, str):
-        return status_since  # the database compares a number or a flag its own way: look at every sweep
+        return FLOOR  # the database compares a number or a flag its own way: judged at every sweep
     low, high = date.min.toordinal(), date.max.toordinal()
     if date.max.isoformat() < value:
         return None

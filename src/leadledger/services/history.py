@@ -24,7 +24,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadledger.domain.contacts import contact_keys
+from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import Projection
+from leadledger.store import due
 from leadledger.store.bulk import stored_time
 from leadledger.store.tables import ACTIVITY_COLUMNS, CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS
 
@@ -163,13 +165,17 @@ def _initial_fields(lead: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_histories(
-    conn: Connection, histories: Sequence[LeadHistory], *, recorded_at: datetime, owner_teams: dict[str, str | None]
+    conn: Connection, histories: Sequence[LeadHistory], *, recorded_at: datetime, owner_teams: dict[str, str | None],
+    model: StatusModel,
 ) -> tuple[int, int]:
-    """Insert leads, their ledger rows and activities; returns (entries, activities) written."""
+    """Insert leads, their ledger rows and activities, and their due-at under `model`'s time rules (from what
+    was written, activities known up to `recorded_at`); returns (entries, activities) written."""
     rows = history_rows(
         histories, recorded_at=recorded_at, owner_teams=owner_teams, sqlite=conn.dialect.name == "sqlite"
     )
-    return insert_rows(conn, rows)
+    written = insert_rows(conn, rows)
+    due.refresh(conn, model, [history.lead["id"] for history in histories], recorded_at)
+    return written
 
 
 def insert_rows(conn: Connection, rows: HistoryRows) -> tuple[int, int]:
