@@ -92,16 +92,27 @@ def sweep(app: App, *, now: datetime | None = None) -> SweepSummary:
     summary = SweepSummary(now=now, sweep_id=uuid.uuid4().hex)
     model = app.loaded_model().model
     with app.db.write() as conn:
-        summary.examined = int(conn.execute(select(func.count()).where(_due(now))).scalar_one())
+        due_ids = _due_ids(conn, now)
+        summary.examined = len(due_ids)
         _sla_breaches(conn, now, summary)
         for rule in model.time_rules:
             if rule.action.kind != "move":
-                summary.rules[rule.name] += _fire_alerts(conn, model, rule, now, summary.sweep_id)
+                if rule.group_by is not None:
+                    summary.rules[rule.name] += _fire_group(conn, rule, now, summary.sweep_id)
+                    continue
+                summary.rules[rule.name] += 0
+                for chunk in chunks(due_ids):  # primary-key lookups: the planner cannot pick a wider index
+                    summary.rules[rule.name] += _fire_alerts(conn, model, rule, now, summary.sweep_id,
+                                                             leads.c.id.in_(chunk))  # fmt: skip
     for rule in model.time_rules:
         if rule.action.kind == "move":
             _fire_moves(app, model, rule, now, summary)
     _advance(app, model, now)
     return summary
+
+
+def _due_ids(conn: Connection, now: datetime) -> list[str]:
+    return list(conn.execute(select(leads.c.id).where(_due(now)).order_by(leads.c.id)).scalars())
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -113,7 +124,7 @@ def _advance(app: App, model: StatusModel, now: datetime) -> None:
     """Move the due-at of every lead judged (due by now) to when a rule could next fire for it, from what is
     stored: the stint's activities and the rules fired. A lead still due (a refused move) is judged again."""
     with app.db.read() as conn:
-        lead_ids = list(conn.execute(select(leads.c.id).where(_due(now)).order_by(leads.c.id)).scalars())
+        lead_ids = _due_ids(conn, now)
     for chunk in chunks(lead_ids, ADVANCE_CHUNK):
         with app.db.write() as conn:
             due.refresh(conn, model, chunk, now, lock=True)
@@ -205,17 +216,17 @@ def _not_fired(rule: TimeRule) -> ColumnElement[bool]:
     )
 
 
-def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: datetime, sweep_id: str) -> int:
-    """Record the firings of a notify/escalate/task rule and write its alerts or tasks, set-based."""
+def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: datetime, sweep_id: str,
+                 scope: ColumnElement[bool]) -> int:  # fmt: skip
+    """Record the firings of a notify/escalate/task rule among the leads in `scope` and write its alerts or
+    tasks, set-based."""
     when = literal(now, leads.c.status_since.type)
-    if rule.group_by is not None:
-        return _fire_group(conn, rule, now, sweep_id)
     result = conn.execute(
         insert(rule_firings)
         .from_select(
             ["rule", "subject", "stint_seq", "sweep_id", "fired_at"],
             select(literal(rule.name), leads.c.id, _stint(rule), literal(sweep_id), when).where(
-                candidates(model, rule, now), _due(now), _not_fired(rule)
+                scope, candidates(model, rule, now), _due(now), _not_fired(rule)
             ),
         )
         .execution_options(preserve_rowcount=True)  # SQLAlchemy reports INSERT row counts only when asked
@@ -224,7 +235,7 @@ def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: date
     if not fired:
         return 0
     mine = select(rule_firings.c.subject).where(rule_firings.c.sweep_id == sweep_id, rule_firings.c.rule == rule.name)
-    subject = leads.c.id.in_(mine)
+    subject = and_(scope, leads.c.id.in_(mine))
     action = rule.action
     if action.kind == "task":
         due = literal(now + (action.due or timedelta(days=1)), leads.c.status_since.type)
@@ -328,13 +339,11 @@ def _fire_group(conn: Connection, rule: TimeRule, now: datetime, sweep_id: str) 
 
 def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, summary: SweepSummary) -> None:
     """Select the leads set-based, then move them through change handling (the model still judges each move)."""
+    lead_ids: list[str] = []
     with app.db.read() as conn:
-        lead_ids = [
-            row.id
-            for row in conn.execute(
-                select(leads.c.id).where(candidates(model, rule, now), _due(now), _not_fired(rule)).order_by(leads.c.id)
-            )
-        ]
+        for part in chunks(_due_ids(conn, now)):  # the leads due now (moves by earlier rules count), by key
+            selected = select(leads.c.id).where(leads.c.id.in_(part), candidates(model, rule, now), _not_fired(rule))
+            lead_ids.extend(conn.execute(selected.order_by(leads.c.id)).scalars())
     action = rule.action
     for chunk in chunks(lead_ids, MOVE_CHUNK):
 
