@@ -47,6 +47,7 @@ from leadledger.store.tables import activities, leads, notifications, rule_firin
 
 MOVE_CHUNK = 1000
 ADVANCE_CHUNK = 5000
+BY_KEY_UP_TO = 5000  # due leads looked up by key; more: one range scan per rule
 
 
 @dataclass
@@ -101,14 +102,21 @@ def sweep(app: App, *, now: datetime | None = None) -> SweepSummary:
                     summary.rules[rule.name] += _fire_group(conn, rule, now, summary.sweep_id)
                     continue
                 summary.rules[rule.name] += 0
-                for chunk in chunks(due_ids):  # primary-key lookups: the planner cannot pick a wider index
-                    summary.rules[rule.name] += _fire_alerts(conn, model, rule, now, summary.sweep_id,
-                                                             leads.c.id.in_(chunk))  # fmt: skip
+                for scope in _scopes(due_ids, now):
+                    summary.rules[rule.name] += _fire_alerts(conn, model, rule, now, summary.sweep_id, scope)
     for rule in model.time_rules:
         if rule.action.kind == "move":
             _fire_moves(app, model, rule, now, summary)
     _advance(app, model, now)
     return summary
+
+
+def _scopes(due_ids: list[str], now: datetime) -> list[ColumnElement[bool]]:
+    """The due leads as WHERE clauses: a few, by primary key (SQLite would otherwise pick the status/time
+    index and walk every lead past a rule's cutoff); many, as one range over the due-at (one statement)."""
+    if len(due_ids) > BY_KEY_UP_TO:
+        return [_due(now)]
+    return [leads.c.id.in_(chunk) for chunk in chunks(due_ids)]
 
 
 def _due_ids(conn: Connection, now: datetime) -> list[str]:
@@ -341,9 +349,10 @@ def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, sum
     """Select the leads set-based, then move them through change handling (the model still judges each move)."""
     lead_ids: list[str] = []
     with app.db.read() as conn:
-        for part in chunks(_due_ids(conn, now)):  # the leads due now (moves by earlier rules count), by key
-            selected = select(leads.c.id).where(leads.c.id.in_(part), candidates(model, rule, now), _not_fired(rule))
+        for scope in _scopes(_due_ids(conn, now), now):  # the leads due now (moves by earlier rules count)
+            selected = select(leads.c.id).where(scope, candidates(model, rule, now), _not_fired(rule))
             lead_ids.extend(conn.execute(selected.order_by(leads.c.id)).scalars())
+    lead_ids.sort()
     action = rule.action
     for chunk in chunks(lead_ids, MOVE_CHUNK):
 
