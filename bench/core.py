@@ -118,7 +118,8 @@ def _seed_leads(app: App, count: int) -> list[str]:
         )
     for first in range(0, count, 5000):
         with app.db.write() as conn:
-            write_histories(conn, histories[first : first + 5000], recorded_at=NOW, owner_teams={"ana": "east"})
+            write_histories(conn, histories[first : first + 5000], recorded_at=NOW, owner_teams={"ana": "east"},
+                            model=app.model)
     return ids
 
 

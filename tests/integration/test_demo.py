@@ -247,7 +247,8 @@ def test_write_histories_stores_nulls_booleans_json_and_the_folded_projection(ap
                      "data": {"outcome": "no_answer"}}],
     )  # fmt: skip
     with app.db.write() as conn:
-        counts = write_histories(conn, [history], recorded_at=app.clock.now(), owner_teams={"ana": "east"})
+        counts = write_histories(conn, [history], recorded_at=app.clock.now(), owner_teams={"ana": "east"},
+                                 model=app.model)
     assert counts == (3, 1)
     with app.db.read() as conn:
         row = conn.execute(select(leads).where(leads.c.id == "H1")).one()

@@ -109,6 +109,7 @@ def write(app: App, *leads: Lead) -> None:
             [lead.history() for lead in leads],
             recorded_at=T0,
             owner_teams={"ana": "east", "ben": "east", "eva": "berlin"},
+            model=app.model,
         )
 
 
@@ -229,6 +230,7 @@ def test_incremental_sync_gives_what_a_fresh_copy_gives(world, monkeypatch, tmp_
             [Lead("I3", at(5)).to(at(5, 15), "assigned", owner="ana", actor="maria").history()],
             recorded_at=T0,
             owner_teams={"ana": "east"},
+            model=world.model,
         )
     change_lead(world, actor="ben", spec=ChangeSpec("I2", status="attempting_contact", log=ActivityIn("call_logged")))
     stats = analytics.sync(world)

@@ -133,7 +133,8 @@ def _copy_until(app, target, cut):
         acts = [a for a in logged if a["lead_id"] == lead_id and a["at"] <= cut]
         histories.append(LeadHistory(lead=lead, entries=kept, activities=acts))
     with target.db.write() as conn:
-        write_histories(conn, histories, recorded_at=T0, owner_teams={"ana": "east", "ben": "east", "eva": "berlin"})
+        write_histories(conn, histories, recorded_at=T0, owner_teams={"ana": "east", "ben": "east", "eva": "berlin"},
+                        model=target.model)
 
 
 @pytest.mark.parametrize("cut", [at(10, 0), at(17, 12), at(19, 14)])

@@ -373,7 +373,7 @@ def _history(org: App, lead_id: str, *steps: tuple[datetime, str, str | None]) -
     lead = {"id": lead_id, "name": lead_id, "email": f"{lead_id.lower()}@example.com"}
     with org.db.write() as conn:
         write_histories(conn, [LeadHistory(lead=lead, entries=entries)], recorded_at=MONDAY_10,
-                        owner_teams={"ana": "sdr-east"})  # fmt: skip
+                        owner_teams={"ana": "sdr-east"}, model=org.model)  # fmt: skip
 
 
 def test_no_sla_clock_for_a_status_superseded_within_its_instant(org):

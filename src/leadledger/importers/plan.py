@@ -480,7 +480,7 @@ class Planner:
         return (
             lead_id, *columns, owner, self._team(owner), status, stage, stamp(status_since), stamp(stage_since),
             stamp(created), stamp(updated), version, *entry, not (fields.get("email") or fields.get("phone")), extra,
-            *_keys(fields),
+            *_keys(fields), None,  # due_at: `store.due.refresh` sets it once the rows are in
         )  # fmt: skip
 
     def _projection(self, existing: ExistingLead, items: list[Item], fields: dict[str, Any] | None) -> tuple[Any, ...]:

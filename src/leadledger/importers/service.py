@@ -28,6 +28,7 @@ from leadledger.importers.rows import row_reader
 from leadledger.importers.staging import FactStore
 from leadledger.services.app import App
 from leadledger.services.errors import Forbidden, Invalid, ServiceError
+from leadledger.store import due
 from leadledger.store import repository as repo
 
 IMPORT_ROLES = ("ops", "integration")
@@ -333,6 +334,9 @@ class _Import:
                     plans = [planner.plan(lead, facts, existing.get(lead), taken) for lead, facts in batch]
                     if not dry_run:
                         db.write_plans(conn, plans)
+                        # the leads' due-at from their new state (the same function as the write path's)
+                        written = [p.lead_id for p in plans if p.insert is not None or p.update is not None]
+                        due.refresh(conn, self.mapping.model, written, None)
                 return plans
             except db.WriteConflict:
                 if attempt == ATTEMPTS - 1:

@@ -58,6 +58,7 @@ from leadledger.services.history import (
     sqlite_image,
     stored_time,
 )
+from leadledger.store import due
 from leadledger.store import repository as repo
 from leadledger.store.tables import LEDGER_COLUMNS
 from leadledger.store.tables import leads as leads_table
@@ -110,7 +111,8 @@ def generate(
         raise Invalid("--leads must be >= 0 and --days >= 1")
     started = time.perf_counter()
     # fail early with a clear message when `init` was not run, or the model lacks what the story needs
-    rules = StoryRules.of(app.loaded_model().model)
+    model = app.loaded_model().model
+    rules = StoryRules.of(model)
     if if_empty:
         with app.db.read() as conn:
             if conn.execute(select(func.count()).select_from(leads_table)).scalar():
@@ -133,6 +135,8 @@ def generate(
                 written, logged = insert_image(conn, payload)
             else:
                 written, logged = insert_rows(conn, payload)
+            # when the model's time rules next fire for them, from what was written (`domain.due`)
+            due.refresh(conn, model, [f"{prefix}{n:07d}" for n in range(first, end)], now)
         total_entries += written
         total_activities += logged
         if progress:

@@ -199,6 +199,7 @@ class _Sim:
             p.status_source, null if p.status_rule is None else p.status_rule,
             null if p.prev_status is None else p.prev_status, null if p.reason is None else p.reason, fields,
             *(null if (v := keys[c]) is None else v for c in KEY_COLUMNS),
+            null,  # due_at: `store.due.refresh` sets it once the rows are in
             null if self.head is None else self.head,
         )  # fmt: skip
 

@@ -24,8 +24,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from leadledger.domain.contacts import lead_keys
+from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import Projection
-from leadledger.store import chain
+from leadledger.store import chain, due
 from leadledger.store.bulk import stored_time
 from leadledger.store.tables import ACTIVITY_COLUMNS, CONTACT_COLUMNS, LEAD_COLUMNS, LEDGER_COLUMNS, PROJECTION_COLUMNS
 
@@ -143,6 +144,7 @@ def history_rows(
             values[column] = _ts(getattr(projection, column), sqlite)
         for column in _PROJECTED_OTHERS:
             values[column] = getattr(projection, column)
+        values["due_at"] = None  # set by `store.due.refresh` once the rows are in (it reads what they say)
         lead_rows.append(tuple(null if (v := values[c]) is None else v for c in LEAD_COLUMNS))
         for activity in history.activities:
             g = activity.get
@@ -168,13 +170,17 @@ def _initial_fields(lead: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_histories(
-    conn: Connection, histories: Sequence[LeadHistory], *, recorded_at: datetime, owner_teams: dict[str, str | None]
+    conn: Connection, histories: Sequence[LeadHistory], *, recorded_at: datetime, owner_teams: dict[str, str | None],
+    model: StatusModel,
 ) -> tuple[int, int]:
-    """Insert leads, their ledger rows and activities; returns (entries, activities) written."""
+    """Insert leads, their ledger rows and activities, and their due-at under `model`'s time rules (from what
+    was written, activities known up to `recorded_at`); returns (entries, activities) written."""
     rows = history_rows(
         histories, recorded_at=recorded_at, owner_teams=owner_teams, sqlite=conn.dialect.name == "sqlite"
     )
-    return insert_rows(conn, rows)
+    written = insert_rows(conn, rows)
+    due.refresh(conn, model, [history.lead["id"] for history in histories], recorded_at)
+    return written
 
 
 def insert_rows(conn: Connection, rows: HistoryRows) -> tuple[int, int]:

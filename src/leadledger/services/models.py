@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
+from leadledger.domain.due import FLOOR
 from leadledger.model.lint import Finding, LintEnvironment
 from leadledger.model.loader import LoadedModel, default_model_text, load_text
 from leadledger.services.app import App
 from leadledger.services.errors import Forbidden, Invalid
 from leadledger.store import repository as repo
 from leadledger.store.db import migrate
-from leadledger.store.tables import endpoints, model_versions, teams, users
+from leadledger.store.tables import endpoints, leads, model_versions, teams, users
 
 # Built in: `admin` is the first operator; `system` is the actor automation and time rules write as.
 BUILTIN_USERS = (("admin", "ops"), ("system", "ops"))
@@ -27,7 +28,7 @@ class ModelRejected(Invalid):
 
 def initialise(app: App, *, model_text: str | None = None, model_file: str = "default_model.yaml") -> dict[str, Any]:
     """Create or upgrade the schema, store the model (the default one if none is stored) and the built-in users."""
-    migrate(app.db)
+    migrate(app.db, model_of=lambda text: load_text(text, "stored model", check_holidays=False).model)
     now = app.clock.now()
     stored = None
     with app.db.write() as conn:
@@ -80,6 +81,9 @@ def activate_model(app: App, *, text: str, file: str, actor: str) -> dict[str, A
         )
         assert result.inserted_primary_key is not None
         new_id = result.inserted_primary_key[0]
+        # the leads' due-at was computed with the old model's time rules and calendars: every lead is due, and
+        # the next sweep judges each once with the new rules and moves its due-at forward
+        conn.execute(update(leads).values(due_at=FLOOR))
     return {
         "id": new_id,
         "name": loaded.model.name,

@@ -7,11 +7,12 @@ from typing import Any
 from sqlalchemy import insert, update
 
 from leadledger.domain.changes import Actor
+from leadledger.domain.due import FLOOR
 from leadledger.domain.statusmodel import ROLES
 from leadledger.services.app import App
 from leadledger.services.errors import Forbidden, Invalid, NotFound
 from leadledger.store import repository as repo
-from leadledger.store.tables import teams, users
+from leadledger.store.tables import leads, teams, users
 
 NAME_MAX = 100
 SYSTEM = Actor("system", "ops")  # who automation acts as (the ledger names the rule, and the caller behind it)
@@ -135,6 +136,8 @@ def add_team(
                 raise Invalid(f"{manager!r} is a {row.role}; a team manager must be a manager")
         conn.execute(insert(teams).values(name=name, calendar=calendar, manager=manager, created_at=app.clock.now(),
                                           booking_url=booking_url))  # fmt: skip
+        # leads already naming the team were timed on the default calendar: the next sweep judges them again
+        conn.execute(update(leads).where(leads.c.team == name).values(due_at=FLOOR))
     return {"name": name, "calendar": calendar, "manager": manager}
 
 

@@ -41,10 +41,13 @@ from leadledger.services.errors import ChangeRefused
 from leadledger.services.lead_tasks import open_while
 from leadledger.services.people import SYSTEM
 from leadledger.services.unit_of_work import UnitOfWork, in_unit_of_work
+from leadledger.store import due
 from leadledger.store.bulk import chunks
 from leadledger.store.tables import activities, leads, notifications, rule_firings, sla_clocks, tasks, teams, users
 
 MOVE_CHUNK = 1000
+ADVANCE_CHUNK = 5000
+BY_KEY_UP_TO = 5000  # due leads looked up by key; more: one range scan per rule
 
 
 @dataclass
@@ -57,6 +60,7 @@ class SweepSummary:
     refused: list[dict[str, Any]] = field(default_factory=list)
     pending_approvals: int = 0
     webhooks_skipped: int = 0  # moves whose on-enter webhook names no active endpoint
+    examined: int = 0  # leads whose due-at had come: the only ones per-lead rules looked at
 
     @property
     def fired(self) -> int:
@@ -74,23 +78,64 @@ class SweepSummary:
             "pending_approvals": self.pending_approvals,
             "refused": self.refused,
             "webhooks_skipped": self.webhooks_skipped,
+            "examined": self.examined,
         }
 
 
 def sweep(app: App, *, now: datetime | None = None) -> SweepSummary:
-    """Evaluate SLA clocks and time rules at `now` (default: the clock); fire what is due, once."""
+    """Evaluate SLA clocks and time rules at `now` (default: the clock); fire what is due, once.
+
+    Per-lead rules look only at leads whose due-at has come (`leads.due_at`, indexed: `domain.due`); once
+    judged, those leads' due-at moves forward to when a rule could next fire for them. Sweeps are meant to
+    run in time order (a sweep at an earlier `now` than the last one may not see what the later one judged).
+    """
     now = now or app.clock.now()
     summary = SweepSummary(now=now, sweep_id=uuid.uuid4().hex)
     model = app.loaded_model().model
     with app.db.write() as conn:
+        due_ids = _due_ids(conn, now)
+        summary.examined = len(due_ids)
         _sla_breaches(conn, now, summary)
         for rule in model.time_rules:
             if rule.action.kind != "move":
-                summary.rules[rule.name] += _fire_alerts(conn, model, rule, now, summary.sweep_id)
+                if rule.group_by is not None:
+                    summary.rules[rule.name] += _fire_group(conn, rule, now, summary.sweep_id)
+                    continue
+                summary.rules[rule.name] += 0
+                for scope in _scopes(due_ids, now):
+                    summary.rules[rule.name] += _fire_alerts(conn, model, rule, now, summary.sweep_id, scope)
     for rule in model.time_rules:
         if rule.action.kind == "move":
             _fire_moves(app, model, rule, now, summary)
+    _advance(app, model, now)
     return summary
+
+
+def _scopes(due_ids: list[str], now: datetime) -> list[ColumnElement[bool]]:
+    """The due leads as WHERE clauses: a few, by primary key (SQLite would otherwise pick the status/time
+    index and walk every lead past a rule's cutoff); many, as one range over the due-at (one statement)."""
+    if len(due_ids) > BY_KEY_UP_TO:
+        return [_due(now)]
+    return [leads.c.id.in_(chunk) for chunk in chunks(due_ids)]
+
+
+def _due_ids(conn: Connection, now: datetime) -> list[str]:
+    return list(conn.execute(select(leads.c.id).where(_due(now)).order_by(leads.c.id)).scalars())
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """The leads a per-lead rule may fire for at `now`: their due-at has come (an index range)."""
+    return leads.c.due_at <= literal(now, leads.c.due_at.type)
+
+
+def _advance(app: App, model: StatusModel, now: datetime) -> None:
+    """Move the due-at of every lead judged (due by now) to when a rule could next fire for it, from what is
+    stored: the stint's activities and the rules fired. A lead still due (a refused move) is judged again."""
+    with app.db.read() as conn:
+        lead_ids = _due_ids(conn, now)
+    for chunk in chunks(lead_ids, ADVANCE_CHUNK):
+        with app.db.write() as conn:
+            due.refresh(conn, model, chunk, now, lock=True)
 
 
 # --- SLA clocks ---------------------------------------------------------------------------------------------
@@ -179,17 +224,17 @@ def _not_fired(rule: TimeRule) -> ColumnElement[bool]:
     )
 
 
-def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: datetime, sweep_id: str) -> int:
-    """Record the firings of a notify/escalate/task rule and write its alerts or tasks, set-based."""
+def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: datetime, sweep_id: str,
+                 scope: ColumnElement[bool]) -> int:  # fmt: skip
+    """Record the firings of a notify/escalate/task rule among the leads in `scope` and write its alerts or
+    tasks, set-based."""
     when = literal(now, leads.c.status_since.type)
-    if rule.group_by is not None:
-        return _fire_group(conn, rule, now, sweep_id)
     result = conn.execute(
         insert(rule_firings)
         .from_select(
             ["rule", "subject", "stint_seq", "sweep_id", "fired_at"],
             select(literal(rule.name), leads.c.id, _stint(rule), literal(sweep_id), when).where(
-                candidates(model, rule, now), _not_fired(rule)
+                scope, candidates(model, rule, now), _due(now), _not_fired(rule)
             ),
         )
         .execution_options(preserve_rowcount=True)  # SQLAlchemy reports INSERT row counts only when asked
@@ -198,7 +243,7 @@ def _fire_alerts(conn: Connection, model: StatusModel, rule: TimeRule, now: date
     if not fired:
         return 0
     mine = select(rule_firings.c.subject).where(rule_firings.c.sweep_id == sweep_id, rule_firings.c.rule == rule.name)
-    subject = leads.c.id.in_(mine)
+    subject = and_(scope, leads.c.id.in_(mine))
     action = rule.action
     if action.kind == "task":
         due = literal(now + (action.due or timedelta(days=1)), leads.c.status_since.type)
@@ -302,13 +347,12 @@ def _fire_group(conn: Connection, rule: TimeRule, now: datetime, sweep_id: str) 
 
 def _fire_moves(app: App, model: StatusModel, rule: TimeRule, now: datetime, summary: SweepSummary) -> None:
     """Select the leads set-based, then move them through change handling (the model still judges each move)."""
+    lead_ids: list[str] = []
     with app.db.read() as conn:
-        lead_ids = [
-            row.id
-            for row in conn.execute(
-                select(leads.c.id).where(candidates(model, rule, now), _not_fired(rule)).order_by(leads.c.id)
-            )
-        ]
+        for scope in _scopes(_due_ids(conn, now), now):  # the leads due now (moves by earlier rules count)
+            selected = select(leads.c.id).where(scope, candidates(model, rule, now), _not_fired(rule))
+            lead_ids.extend(conn.execute(selected.order_by(leads.c.id)).scalars())
+    lead_ids.sort()
     action = rule.action
     for chunk in chunks(lead_ids, MOVE_CHUNK):
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from leadledger.domain.automation import STATUS_ENTERED
 from leadledger.domain.changes import Activity, Actor, LeadState, StatusChange, Violation, json_ready
 from leadledger.domain.contacts import contact_keys
+from leadledger.domain.due import DueFacts, activity_due, due_at
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.domain.timeline import (
     DueAt,
@@ -348,6 +349,11 @@ class UnitOfWork:
         if key:
             self.activity_keys.add((actor, key))
         self.activities_for(lead_id).append(Activity(type_, at, data))
+        if self.model.time_rules:  # an attempt counts from its own instant: the lead's due-at comes no later
+            state = self.states[lead_id]
+            lowered = activity_due(self.model, state.status, self.leads[lead_id].projection.status_since, type_, at)
+            if lowered is not None:
+                self.writes.due_lowered.append({"id": lead_id, "due_at": lowered})
         if source != "import" and any(spec.kind == "activity" for spec in self.model.slas):
             state = self.states[lead_id]
             closed, started = clocks_on_activity(self.model.slas, self.open_clocks(lead_id), state.status, type_,
@@ -459,8 +465,19 @@ class UnitOfWork:
         """The lead's `leads` row as it stands in this unit of work."""
         record = self.leads[lead_id]
         row = projection_values(record.projection, record.team)
-        row.update(id=lead_id, created_at=record.created_at, incomplete=record.incomplete)
+        row.update(id=lead_id, created_at=record.created_at, incomplete=record.incomplete,
+                   due_at=self.rules_due(record))  # fmt: skip
         return row
+
+    def rules_due(self, record: LeadRecord) -> datetime | None:
+        """When a time rule could next fire for the lead (`domain.due`), from its projection alone: its stint's
+        activities and the rules already fired are not read, so it is a lower bound the sweep moves forward."""
+        p = record.projection
+        if not self.model.time_rules or p.status is None:  # (a lead written has a status: its creation entry's)
+            return None
+        team = self.teams().get(record.team or "") if record.team else None
+        calendar = self.model.calendar(team.calendar if team is not None else None)
+        return due_at(self.model, DueFacts(p.status, p.status_since, record.created_at, p.fields, calendar))
 
     # --- writing ---------------------------------------------------------------------------------------
 
@@ -484,6 +501,7 @@ class UnitOfWork:
             elif version != base:
                 before = record.stored or {}
                 row = {k: v for k, v in projection_values(record.projection, record.team).items() if before.get(k) != v}
+                row["due_at"] = self.rules_due(record)
                 row.update(b_id=lead_id, b_version=base)
                 writes.lead_updates.append(row)
         writes.task_updates = self.lead_tasks.updates()

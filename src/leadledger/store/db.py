@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -18,6 +18,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.pool import StaticPool
+
+from leadledger.domain.statusmodel import StatusModel
 
 _WRITE = "leadledger_write"
 
@@ -132,12 +134,20 @@ def script_location() -> str:
     return str(resources.files("leadledger.store") / "migrations")
 
 
-def migrate(db: Database, revision: str = "head", *, connection: Connection | None = None) -> None:
+def migrate(
+    db: Database,
+    revision: str = "head",
+    *,
+    connection: Connection | None = None,
+    model_of: Callable[[str], StatusModel] | None = None,
+) -> None:
     """Bring the schema to `revision` with the migrations shipped in the package (creating a SQLite file, 0600,
     and its directory when needed).
 
     With `connection`, inside that connection's transaction (PostgreSQL's DDL is transactional: a restore
-    creates the schema, copies the rows and upgrades in one all-or-nothing transaction)."""
+    creates the schema, copies the rows and upgrades in one all-or-nothing transaction). `model_of` compiles a
+    stored model's text, for migrations that fill a column from the model's rules (the store does not compile
+    models itself)."""
     from alembic import command
     from alembic.config import Config
 
@@ -146,6 +156,7 @@ def migrate(db: Database, revision: str = "head", *, connection: Connection | No
     config = Config()
     config.set_main_option("script_location", script_location())
     config.set_main_option("sqlalchemy.url", db.url.replace("%", "%%"))
+    config.attributes["model_of"] = model_of
     if connection is not None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

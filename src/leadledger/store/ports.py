@@ -109,6 +109,8 @@ class Writes:
     clock_updates: list[dict[str, Any]] = field(default_factory=list)
     routing: dict[str, tuple[dict[str, float], dict[str, int]]] = field(default_factory=dict)  # pool -> state, +n
     firings: list[dict[str, Any]] = field(default_factory=list)  # time rules fired (rule_firings)
+    # leads whose due-at an activity brings forward: id, due_at (never moved later: the lower of the two stays)
+    due_lowered: list[dict[str, Any]] = field(default_factory=list)
     # rows already in table-column order and in the form the driver binds (the importer's): `leads` rows in
     # LEAD_COLUMNS order, ledger rows in LEDGER_COLUMNS order, projection updates per set of columns, each
     # row those columns' values then the lead's id and the version it was read at

@@ -52,7 +52,7 @@ from leadledger.store.tables_marketing import segment_hook_members, segment_mark
 _LEAD_READ = ("id", "created_at", "incomplete", "fields", *CONTACT_COLUMNS, *PROJECTION_COLUMNS)
 _TIMES = frozenset(("created_at", "updated_at", "status_since", "stage_since"))
 _LEAD_UPDATE = (*PROJECTION_COLUMNS, *CONTACT_COLUMNS, "fields", *KEY_COLUMNS, "chain_head")
-_LEAD_INSERT = ("id", "created_at", "incomplete", *_LEAD_UPDATE)
+_LEAD_INSERT = ("id", "created_at", "incomplete", "due_at", *_LEAD_UPDATE)
 _CLOCK_UPDATE = ("status", "closed_at", "breached_at", "responsible", "team", "due_at")
 _TASK_READ = ("id", "lead_id", "assignee", "status", "rule", "open_while")
 _TASK_UPDATE = ("status", "assignee", "done_at", "done_by", "note")
@@ -401,6 +401,9 @@ class SqlWriteSession:
                                        where=[("id", "b_id"), ("version", "b_version")])  # fmt: skip
             if changed != len(rows):
                 raise VersionConflict("a lead changed during the transaction")
+        lowered = [(at, row["id"], at) for row in writes.due_lowered
+                   for at in [bulk.stored_time(row["due_at"], self._sqlite)]]  # fmt: skip
+        bulk.execute_rows(conn, "UPDATE leads SET due_at = ? WHERE id = ? AND (due_at IS NULL OR due_at > ?)", lowered)
         bulk.insert_many(conn, tasks, writes.tasks)
         bulk.update_many(conn, tasks, writes.task_updates, set_columns=_TASK_UPDATE, where=[("id", "id")])
         bulk.insert_many(conn, notifications, writes.notifications)

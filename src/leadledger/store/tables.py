@@ -139,13 +139,18 @@ leads = Table(
     Column("email_key", String(320), info=KEY),  # the mailbox: case, dots and +tags as the provider reads them
     Column("phone_key", String(40), info=KEY),  # the number in E.164, when it is written with its country code
     Column("account_key", String(320), info=KEY),  # the account: normalised company, else a work e-mail domain
-    Column("chain_head", LargeBinary(32)),  # the hash of the lead's last ledger entry (store/chain.py)
+    # when a time rule could next fire for the lead (domain.due, a lower bound): the sweep reads only leads
+    # whose due-at has come; NULL: no per-lead time rule can fire in its current stint
+    Column("due_at", UTCDateTime()),
+    # the hash of the lead's last ledger entry (store/chain.py); last of LEAD_COLUMNS: the importer appends it
+    Column("chain_head", LargeBinary(32)),
     Index("ix_leads_status_stage", "status", "stage"),
     Index("ix_leads_email_key", "email_key"),
     Index("ix_leads_phone_key", "phone_key"),
     Index("ix_leads_account_key_status", "account_key", "status"),
     Index("ix_leads_owner_status", "owner", "status"),
     Index("ix_leads_source", "source"),
+    Index("ix_leads_due_at", "due_at"),
 )
 
 ledger = Table(
