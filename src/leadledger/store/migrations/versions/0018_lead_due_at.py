@@ -6,8 +6,8 @@ Backfilled with the same function the write path uses, from the stored model and
 forward). Without a model compiler (the `alembic` command line) every lead is due at once: the first sweep
 then looks at each lead once, as the sweep did before.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-04
 """
 
@@ -18,8 +18,8 @@ from leadledger.domain.due import FLOOR
 from leadledger.store import due
 from leadledger.store.tables import UTCDateTime
 
-revision = "0012"
-down_revision = "0011"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
