@@ -16,8 +16,18 @@ from leadledger.services import leads as svc
 from leadledger.services.app import App
 from leadledger.services.changes import ChangeSpec
 from leadledger.services.merge import merge_leads
-from leadledger.store.db import migrate
+from leadledger.store.db import migrate, script_location
 from leadledger.store.tables import leads
+
+
+def _migration(name: str) -> tuple[str, str]:
+    """(revision, down_revision) of migration `NNNN_<name>.py`: numbers move as other branches land theirs."""
+    from alembic.script import ScriptDirectory
+
+    for revision in ScriptDirectory(script_location()).walk_revisions():
+        if revision.path.endswith(f"_{name}.py"):
+            return revision.revision, str(revision.down_revision)
+    raise LookupError(name)
 
 
 def stored(app: App) -> dict[str, tuple[str | None, str | None, str | None]]:
@@ -72,12 +82,13 @@ def test_the_lead_account_keys_migration_backfills_the_key(tmp_path: Path) -> No
     for n, (company, email) in enumerate([("Acme, Inc.", "a@x.io"), (None, "b@initech.example"), (None, "c@gmail.com")]):
         fields = {"name": f"L{n}", "email": email} | ({"company": company} if company else {})
         svc.create_lead(app, actor="admin", fields=fields)
+    revision, before = _migration("lead_account_keys")
     with app.db.write() as conn:  # as a database before lead_account_keys holds them: no key
         conn.execute(update(leads).values(account_key=None))
         conn.execute(text("DROP INDEX ix_leads_account_key_status"))
         conn.execute(text("ALTER TABLE leads DROP COLUMN account_key"))
-        conn.execute(text("UPDATE alembic_version SET version_num = '0016'"))
-    migrate(app.db)
+        conn.execute(text("UPDATE alembic_version SET version_num = :before"), {"before": before})
+    migrate(app.db, revision)  # this migration alone: later ones find their own columns already there
     assert sorted(k for _, _, k in stored(app).values() if k) == ["acme", "initech.example"]
     assert_every_key_is_derived(app)
     app.db.dispose()
