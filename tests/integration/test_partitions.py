@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy.exc
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import Connection, create_engine, func, select, text
 
 from leadledger import analytics
 from leadledger.bootstrap import build_app
@@ -16,9 +17,9 @@ from leadledger.ops.verify import verify
 from leadledger.services import demo, models, worker
 from leadledger.services import leads as svc
 from leadledger.services.app import App
-from leadledger.store import partitions
+from leadledger.store import due, partitions
 from leadledger.store.db import migrate, script_location
-from leadledger.store.tables import activities, ledger
+from leadledger.store.tables import activities, leads, ledger, metadata
 
 pytestmark = pytest.mark.postgres
 
@@ -51,6 +52,34 @@ def _revision_before(name: str) -> str:
     raise LookupError(name)
 
 
+def _lend_later_schema(conn: Connection) -> Callable[[Connection], None]:
+    """Add the tables and (nullable) columns this version's tables declare and the database lacks; returns
+    what removes them again. Lets this version's writers and reports run on a database of an older revision."""
+    found = sqlalchemy.inspect(conn)
+    present = set(found.get_table_names())
+    tables = [t for t in metadata.sorted_tables if t.name not in present]
+    columns = [
+        (table.name, column)
+        for table in metadata.sorted_tables
+        if table.name in present
+        for have in [{c["name"] for c in found.get_columns(table.name)}]
+        for column in table.columns
+        if column.name not in have
+    ]
+    metadata.create_all(conn, tables=tables)
+    for table_name, column in columns:
+        conn.exec_driver_sql(
+            f'ALTER TABLE "{table_name}" ADD COLUMN "{column.name}" {column.type.compile(dialect=conn.dialect)}'
+        )
+
+    def give_back(conn: Connection) -> None:
+        for table_name, column in columns:
+            conn.exec_driver_sql(f'ALTER TABLE "{table_name}" DROP COLUMN "{column.name}"')
+        metadata.drop_all(conn, tables=tables)
+
+    return give_back
+
+
 def _where(app: App, table: str) -> dict[str, int]:
     with app.db.read() as conn:
         rows = conn.exec_driver_sql(f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1").all()
@@ -72,16 +101,13 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     from leadledger.model.loader import default_model_text
     from leadledger.services.models import activate_model
 
+    # this version's model activation, demo and reports use tables and columns of later revisions (the hash
+    # chain, segment hooks, account flags and keys, the due-at): lend them until the upgrade, which then finds a
+    # database from before them (it creates them, chains the entries, derives the keys, computes the due-at)
+    with app.db.write() as conn:
+        give_back = _lend_later_schema(conn)
     activate_model(app, text=default_model_text(), file="default_model.yaml", actor="admin")
-    # this version's demo writes the hash chain's columns (a later revision): lend them for its rows, which are
-    # then as a database from before the chain holds them (the upgrade chains them)
-    with app.db.write() as conn:
-        conn.exec_driver_sql("ALTER TABLE ledger ADD COLUMN hash bytea")
-        conn.exec_driver_sql("ALTER TABLE leads ADD COLUMN chain_head bytea")
     demo.generate(app, leads=80, seed=2, workers=1)
-    with app.db.write() as conn:
-        conn.exec_driver_sql("ALTER TABLE ledger DROP COLUMN hash")
-        conn.exec_driver_sql("ALTER TABLE leads DROP COLUMN chain_head")
     with app.db.write() as conn:  # an old row with a key, written months before the upgrade
         conn.exec_driver_sql("INSERT INTO activities (key, actor, lead_id, type, at, recorded_at, source) "
                              "SELECT 'old-key', 'admin', id, 'call_logged', now() - interval '400 days', "
@@ -92,6 +118,8 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     with app.db.read() as conn:
         counts = {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one() for t in (ledger, activities)}
 
+    with app.db.write() as conn:  # what was lent goes: the database is as one from before those revisions
+        give_back(conn)
     models.initialise(app)  # `leadledger init` after installing the new version: upgrades to head
     app.db.dispose()
 
@@ -107,6 +135,10 @@ def test_upgrading_an_unpartitioned_database_keeps_every_row_and_every_report(em
     monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "after.duckdb"))
     assert analytics.run_reports(app, list(analytics.REPORT_NAMES), skip_unavailable=True) == before
     assert verify(app).ok  # the upgrade chained the entries it found, partitioned or not
+    with app.db.read() as conn:  # the due-at migration filled every lead (leads is not partitioned) as writers do
+        stored_due = dict(conn.execute(select(leads.c.id, leads.c.due_at)).all())
+        assert len(stored_due) == 80
+        assert stored_due == due.compute(conn, app.loaded_model().model, list(stored_due), None)
 
     # writes after the upgrade land in their month's partition, through the unchanged code
     clock.at = month + timedelta(days=2)
