@@ -82,10 +82,10 @@ def _write_synthetic(db: Path, n: int) -> None:
                      "from_owner": None, "to_owner": None}  # fmt: skip
             batch.append(LeadHistory(lead=lead, entries=[entry]))
             if len(batch) >= 20_000:
-                write_histories(conn, batch, recorded_at=created, owner_teams={})
+                write_histories(conn, batch, recorded_at=created, owner_teams={}, model=app.model)
                 batch = []
         if batch:
-            write_histories(conn, batch, recorded_at=created, owner_teams={})
+            write_histories(conn, batch, recorded_at=created, owner_teams={}, model=app.model)
     app.db.dispose()
 
 
