@@ -91,6 +91,8 @@ def test_every_service_write_is_chained_and_verifies(worked: App):
         heads = dict(conn.execute(select(leads.c.id, leads.c.chain_head)).all())
     for lead_id, head in heads.items():
         assert head == _entries(worked, lead_id)[-1]["hash"] and len(head) == 32
+        shown = svc.timeline(worked, lead_id)  # what `lead show` prints (JSON too): the hashes as hex text
+        assert shown["lead"]["chain_head"] == shown["entries"][-1]["hash"] == head.hex()
 
 
 @pytest.mark.parametrize("attack", ["edit a note", "edit json", "change the actor", "delete a middle entry",

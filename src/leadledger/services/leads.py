@@ -170,8 +170,16 @@ def get_lead(app: App, lead_id: str) -> dict[str, Any]:
 
 
 def lead_view(row: Any) -> dict[str, Any]:
-    data = row._asdict()
+    data = _hex_hashes(row._asdict())
     data["fields"] = dict(row.fields or {})
+    return data
+
+
+def _hex_hashes(data: dict[str, Any]) -> dict[str, Any]:
+    """The hash chain's values (an entry's `hash`, a lead's `chain_head`) as hex text, as `verify` prints them."""
+    for key in ("hash", "chain_head"):
+        if isinstance(data.get(key), bytes | bytearray | memoryview):
+            data[key] = bytes(data[key]).hex()
     return data
 
 
@@ -261,6 +269,6 @@ def timeline(app: App, lead_id: str) -> dict[str, Any]:
         row = repo.lead_row(conn, lead_id)
         if row is None:
             raise NotFound(f"no lead {lead_id!r}")
-        entries = [entry._asdict() for entry in repo.entries_for(conn, lead_id)]
+        entries = [_hex_hashes(entry._asdict()) for entry in repo.entries_for(conn, lead_id)]
         logged = [a._asdict() for a in repo.activities_for(conn, lead_id)]
     return {"lead": lead_view(row), "entries": entries, "activities": logged}
