@@ -387,3 +387,26 @@ def test_no_sla_clock_for_a_status_superseded_within_its_instant(org):
     assert [c.sla for c in clocks(org, "IMP1")] == ["working_activity"]
     by_sla = {c.sla: c.status for c in clocks(org, "IMP2")}
     assert by_sla == {"first_contact": "met", "qualification_done": "cancelled"}
+
+
+def test_a_manager_hears_only_of_the_leads_of_their_team(org):
+    """`notify: {to: [manager]}` names the manager of the lead's team (or of its owner's): an unowned lead in
+    no team has no manager to tell. Two teams' leads and an unowned one become due in one sweep; the owner's
+    team was looked up without tying it to the lead (PostgreSQL: more than one row; SQLite: the first rep's)."""
+    people.add_user(org, name="walt", role="manager")
+    people.add_team(org, name="sdr-west", calendar="default", manager="walt")
+    people.add_user(org, name="wes", role="rep", team="sdr-west")
+    people.add_user(org, name="olga", role="ops")
+    east = svc.create_lead(org, actor="admin", owner="ana", fields={"name": "E", "email": "e@example.com"}).lead_id
+    west = svc.create_lead(org, actor="admin", owner="wes", fields={"name": "W", "email": "w@example.com"}).lead_id
+    with org.db.write() as conn:  # nobody to route to: the third lead stays New, unowned, in no team
+        conn.execute(people.users.update().where(people.users.c.role == "rep").values(active=False))
+    nobody = new_lead(org)
+    assert svc.get_lead(org, nobody)["owner"] is None and svc.get_lead(org, nobody)["team"] is None
+    go(org, MONDAY_10 + timedelta(hours=25))
+    assert sweep(org).rules["new_unrouted_24h"] == 3
+
+    def told(name: str) -> set[str]:
+        return {n["lead_id"] for n in inbox.list_notifications(org, recipient=name) if n["rule"] == "new_unrouted_24h"}
+
+    assert (told("maria"), told("walt"), told("olga")) == ({east}, {west}, {east, west, nobody})

@@ -284,8 +284,11 @@ def _recipients(targets: tuple[str, ...]) -> list[tuple[ColumnElement[Any], list
         if target == "owner":
             out.append((leads.c.owner, []))
         elif target == "manager":
-            owner_team = select(users.c.team).where(users.c.name == leads.c.owner).scalar_subquery()
-            manager = select(teams.c.manager).where(teams.c.name == func.coalesce(leads.c.team, owner_team))
+            # both tied to the outer lead row (`correlate`): nested two deep, `leads` was otherwise a FROM of its own
+            owner_team = select(users.c.team).where(users.c.name == leads.c.owner).correlate(leads).scalar_subquery()
+            manager = (
+                select(teams.c.manager).where(teams.c.name == func.coalesce(leads.c.team, owner_team)).correlate(leads)
+            )
             out.append((manager.scalar_subquery(), []))
         elif target.startswith("role:"):
             out.append((users.c.name, [users.c.role == target[5:], users.c.active.is_(True), users.c.name != "system"]))
