@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from leadledger.bootstrap import build_app
 from leadledger.cli import main as cli_main
+from leadledger.domain.contacts import account_key
 from leadledger.importers import import_file
 from leadledger.importers.reading import CsvFile
 from leadledger.model.loader import default_model_text
@@ -140,6 +141,10 @@ EVERY_CSV_COMMAND = {
     "quality duplicates": [],
     "quality merge": ["{lead2}", "{lead3}", "--note", HOSTILE[1]],
     "quality unmerge": ["{lead3}"],
+    "account refresh": [],
+    "account list": [],
+    "account show": ["{account}"],  # the account of the leads whose company is hostile text
+    "segment sync-hooks": [],
 }
 # Their --format is table or json (they refuse csv); the CSV they write is the reject file, tested above. `export`
 # writes a warehouse's file, whose values must load exactly as recorded (test_export): not a spreadsheet's.
@@ -208,7 +213,8 @@ def test_every_command_that_prints_csv_guards_every_cell(db: str, tmp_path: Path
               "{approval2}": str(approval2),
               "{events}": str(tmp_path / "events.jsonl"), "{leads_csv}": str(tmp_path / "leads.csv"),
               "{mapping}": str(tmp_path / "map.yaml"), "{rejects}": str(tmp_path / "rejects.csv"),
-              "{model}": str(tmp_path / "model.yaml")}  # fmt: skip
+              "{model}": str(tmp_path / "model.yaml"),
+              "{account}": account_key(worth["company"], "t0@example.com")}  # fmt: skip
     unsafe: list[str] = []
     guarded: set[str] = set()
     for command, args in EVERY_CSV_COMMAND.items():
@@ -226,4 +232,4 @@ def test_every_command_that_prints_csv_guards_every_cell(db: str, tmp_path: Path
     assert not unsafe, "\n".join(unsafe)
     # the hostile text did reach the CSVs that show it (names, e-mails, notes, token names), guarded
     assert {"lead list", "lead show", "review transitions", "token list", "user list", "report",
-            "segment export"} <= guarded  # fmt: skip
+            "segment export", "account list", "account show"} <= guarded  # fmt: skip
