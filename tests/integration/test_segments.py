@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -145,6 +146,12 @@ def test_an_export_carries_the_fields_as_they_were_and_is_spreadsheet_safe(app, 
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert rows[0]["name"] == '\'=HYPERLINK("http://x","click")'
     assert rows[0]["owner"] == "" and rows[0]["segment"] == "nurture_not_now"
+    export = seg.Export(world, "nurture_not_now", "csv")  # what the CLI and the API stream: lines the store wrote
+    assert list(csv.DictReader(io.StringIO("".join(export)))) == rows and export.rows == 1
+    assert json.loads("".join(seg.Export(world, "nurture_not_now", "json", as_of=at(10)))) == before
+    assert json.loads("".join(seg.Export(world, "nurture_poor_fit", "json"))) == []
+    with pytest.raises(Invalid, match="unknown segment 'nope'"):
+        seg.Export(world, "nope", "csv")
 
 
 def test_an_unknown_segment_or_a_future_time_is_refused(market):

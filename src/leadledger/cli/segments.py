@@ -117,17 +117,17 @@ def segment_export(
 ) -> None:
     """The members as a marketing tool imports them: id, email, name, company, status, reason, stage, owner,
     segment. CSV cells are spreadsheet-safe (no formula injection); streamed, so any size fits."""
-    from leadledger.marketing.segments import EXPORT_COLUMNS, export_rows
+    from leadledger.marketing.segments import Export
 
     if fmt is Format.table:
         fail("--format: csv or json")
-    rows = export_rows(State.app(), name, as_of=parse_moment("--as-of", as_of))
+    export = Export(State.app(), name, fmt.value, as_of=parse_moment("--as-of", as_of))
     if output is None:
-        write_export(rows, list(EXPORT_COLUMNS), fmt, sys.stdout)
+        sys.stdout.writelines(export)
         return
     with output.open("w", encoding="utf-8", newline="") as handle:
-        count = write_export(rows, list(EXPORT_COLUMNS), fmt, handle)
-    console.print(f"wrote {count} leads of {name} to {output}", markup=False)
+        handle.writelines(export)
+    console.print(f"wrote {export.rows} leads of {name} to {output}", markup=False)
 
 
 @segment_app.command("changes")

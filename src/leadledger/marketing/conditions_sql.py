@@ -28,6 +28,7 @@ class Params:
         return f"${name}"
 
 
+SHORT_LIST = 32  # an `in` test with at most this many values is written as equalities
 Column = Callable[[str], tuple[str, str]]  # attribute name -> (SQL expression, type)
 
 
@@ -73,8 +74,7 @@ def _text_test(x: str, op: str, value: Any, params: Params) -> str:
     if op == "missing":
         return f"(NOT {present})"
     if op in ("in", "not_in"):
-        members = params.add(sorted({str(v) for v in value}))
-        found = f"({present} AND list_contains({members}::VARCHAR[], {x}))"
+        found = f"({present} AND {_one_of(x, sorted({str(v) for v in value}), params)})"
         return found if op == "in" else f"(NOT {found})"
     if op == "contains":
         return f"({present} AND contains(lower({x}), {params.add(str(value).lower())}))"
@@ -103,6 +103,14 @@ def _text_test(x: str, op: str, value: Any, params: Params) -> str:
         f"({present} AND CASE WHEN TRY_CAST({x} AS DOUBLE) IS NOT NULL "
         f"THEN TRY_CAST({x} AS DOUBLE) {compare} {params.add(number)} ELSE {x} {compare} {text} END)"
     )
+
+
+def _one_of(x: str, values: list[str], params: Params) -> str:
+    """SQL: `x` (not NULL) is one of `values`. A short list is written as equalities: DuckDB plans a list
+    membership as a join against the list, which costs a pass over every lead per test."""
+    if len(values) > SHORT_LIST:
+        return f"list_contains({params.add(values)}::VARCHAR[], {x})"
+    return "(" + " OR ".join(f"{x} = {params.add(v)}" for v in values) + ")" if values else "false"
 
 
 def _number_test(x: str, op: str, value: Any, params: Params) -> str:

@@ -21,6 +21,7 @@ from leadledger.domain.segments import ACCOUNT_ATTRIBUTES, ATTRIBUTES, Segment, 
 from leadledger.domain.statusmodel import FieldSpec
 from leadledger.marketing.conditions_sql import Params, condition_sql
 from leadledger.model.compile_automation import segment_attribute_type
+from leadledger.services.csvcells import FORMULA_STARTS, GUARD
 from leadledger.services.errors import Invalid
 
 # what a marketing tool imports, in this order (`segment` is added by the export)
@@ -66,26 +67,32 @@ class Builder:
         i = f"i{tag}"
         columns = [f'{i}.lead_id AS "id"']
         joins: dict[str, str] = {}
-        wanted_fields: set[str] = set()
         for name in names:
             if name == "id":
                 continue
-            expression = self._attribute(name, t, tag, joins, wanted_fields)
+            expression = self._attribute(name, t, params, tag, joins)
             columns.append(f'{expression} AS "{name}"')
-        if wanted_fields:
-            keys = sorted(wanted_fields)
-            pivots = ", ".join(f'max(value) FILTER (WHERE key = {params.add(key)}) AS "f_{key}"' for key in keys)
-            joins["fv"] = (
-                f"LEFT JOIN (SELECT lead_id, {pivots} FROM fvals "
-                f"WHERE list_contains({params.add(keys)}::VARCHAR[], key) AND ts <= {t} "
-                f"AND (next_ts IS NULL OR next_ts > {t}) GROUP BY lead_id) fv{tag} ON fv{tag}.lead_id = {i}.lead_id"
-            )
         return (
             f"SELECT {', '.join(columns)} FROM inst {i} {' '.join(joins.values())} "
             f"WHERE {i}.ts <= {t} AND ({i}.next_ts IS NULL OR {i}.next_ts > {t})"
         )
 
-    def _attribute(self, name: str, t: str, tag: str, joins: dict[str, str], wanted: set[str]) -> str:
+    @staticmethod
+    def _field(key: str, t: str, params: Params, tag: str, joins: dict[str, str]) -> str:
+        """SQL: the lead's field `key` at `t`. One join per field: at most one value of a field is valid at a
+        time, so this is a lookup, and far cheaper than pivoting text values with an aggregate (fvals is stored
+        by field, so each join reads only its field's rows)."""
+        joined = f"field:{key}"
+        fields = [name for name in joins if name.startswith("field:")]
+        alias = f"fv{tag}_{fields.index(joined) if joined in fields else len(fields)}"
+        if joined not in joins:
+            joins[joined] = (
+                f"LEFT JOIN (SELECT lead_id, value FROM fvals WHERE key = {params.add(key)} AND ts <= {t} "
+                f"AND (next_ts IS NULL OR next_ts > {t})) {alias} ON {alias}.lead_id = i{tag}.lead_id"
+            )
+        return f"{alias}.value"
+
+    def _attribute(self, name: str, t: str, params: Params, tag: str, joins: dict[str, str]) -> str:
         i = f"i{tag}"
         if name == "status":
             return f"{i}.status"
@@ -117,21 +124,19 @@ class Builder:
                 return f"strftime(la{tag}.last_at, {ISO})"
             return f"((epoch_us({t}::TIMESTAMP) - epoch_us(la{tag}.last_at)) / {DAY_US})"
         if name == "re_evaluation_due":
-            wanted.add("re_evaluate_on")
-            return f'coalesce(TRY_CAST(fv{tag}."f_re_evaluate_on" AS DATE) <= CAST({t}::TIMESTAMP AS DATE), false)'
+            value = self._field("re_evaluate_on", t, params, tag, joins)
+            return f"coalesce(TRY_CAST({value} AS DATE) <= CAST({t}::TIMESTAMP AS DATE), false)"
         if name == "account.flagged":
-            joins["lm"] = f"LEFT JOIN leads_m lm{tag} ON lm{tag}.id = {i}.lead_id"
-            joins["af"] = (
-                f"LEFT JOIN (SELECT DISTINCT account FROM flags_m WHERE raised_at <= {t} "
-                f"AND (cleared_at IS NULL OR cleared_at > {t}) AND (dismissed_at IS NULL OR dismissed_at > {t})) "
-                f"af{tag} ON af{tag}.account = lm{tag}.account_key"
+            # the few leads of accounts flagged at t, not every lead's account: a semi-join on a small set
+            return (
+                f"({i}.lead_id IN (SELECT lm.id FROM leads_m lm WHERE lm.account_key IN ("
+                f"SELECT account FROM flags_m WHERE raised_at <= {t} AND (cleared_at IS NULL OR cleared_at > {t}) "
+                f"AND (dismissed_at IS NULL OR dismissed_at > {t}))))"
             )
-            return f"(af{tag}.account IS NOT NULL)"
         if name in ATTRIBUTES or name.partition(".")[2] in ACCOUNT_ATTRIBUTES:
             raise AssertionError(f"attribute {name} has no SQL")
         kind = self.kind_of(name)
-        wanted.add(name)
-        value = f'fv{tag}."f_{name}"'
+        value = self._field(name, t, params, tag, joins)
         if kind == "bool":
             return f"(CASE lower({value}) WHEN 'true' THEN true WHEN 'false' THEN false END)"
         if kind == "number":
@@ -177,13 +182,46 @@ class Builder:
             previous = step
         return "WITH " + ", ".join(ctes) + f" SELECT * FROM {previous}"
 
+    def _member_rows(self, key: str, t: str, params: Params, columns: Sequence[str]) -> str:
+        """SQL: the members of `key` at `t` with `columns`. A field no condition of the segment reads (an
+        export's e-mail, name, company) is looked up for the members only, after the conditions have chosen
+        them, rather than for every lead."""
+        read = set().union(*(self.segments[name].attributes for name in self.order([key])))
+        late = [c for c in columns if c not in read and c not in ATTRIBUTES and "." not in c]
+        inner = self.flagged([key], t, params, "", [c for c in columns if c not in late])
+        joins: dict[str, str] = {}
+        selected = [f'il."{c}"' if c not in late else f'{self._attribute(c, t, params, "l", joins)} AS "{c}"'
+                    for c in columns]  # fmt: skip
+        return (
+            f"SELECT {', '.join(selected)} FROM (SELECT *, \"id\" AS lead_id FROM ({inner}) WHERE \"m_{key}\") il "
+            + " ".join(joins.values())
+        )
+
     def members(self, key: str, as_of: datetime, columns: Sequence[str] = ("id",)) -> MembershipSql:
         """SQL listing the members of `key` at `as_of` (the `columns` asked for), ordered by lead id."""
         params = Params("p")
         t = params.add(naive(as_of))
-        inner = self.flagged([key], t, params, "", columns)
-        selected = ", ".join(f'"{c}"' for c in columns)
-        return MembershipSql(f'SELECT {selected} FROM ({inner}) WHERE "m_{key}" ORDER BY "id"', params.values)
+        rows = self._member_rows(key, t, params, columns)
+        return MembershipSql(f'SELECT * FROM ({rows}) ORDER BY "id"', params.values)
+
+    def export_lines(self, key: str, as_of: datetime, fmt: str) -> MembershipSql:
+        """SQL: one line of export text per member of `key` at `as_of`, in lead id order: a CSV line of
+        `EXPORT_ATTRIBUTES` and the segment (cells guarded as `services.csvcells.safe_cell` guards them, quoted as
+        the csv module quotes, and a carriage return quoted too), or a JSON object. The store writes the text,
+        so an export costs Python one string per lead."""
+        params = Params("p")
+        t = params.add(naive(as_of))
+        rows = self._member_rows(key, t, params, EXPORT_ATTRIBUTES)
+        segment = f"{params.add(key)}::VARCHAR"
+        if fmt == "csv":
+            cells = [_csv_cell(f'"{name}"') for name in EXPORT_ATTRIBUTES]
+            line = " || ',' || ".join([*cells, _csv_cell(segment)])
+        elif fmt == "json":
+            fields = ", ".join(f'"{name}" := "{name}"' for name in EXPORT_ATTRIBUTES)
+            line = f'CAST(to_json(struct_pack({fields}, "segment" := {segment})) AS VARCHAR)'
+        else:
+            raise ValueError(f"export format {fmt!r}")
+        return MembershipSql(f'SELECT {line} FROM ({rows}) ORDER BY "id"', params.values)
 
     def flags(self, keys: Sequence[str], as_of: datetime) -> MembershipSql:
         """SQL: every lead at `as_of` with one boolean column per segment of `keys` (in that order)."""
@@ -220,3 +258,22 @@ class Builder:
             WHERE (o.id IS NULL AND n.member) OR (o.id IS NOT NULL AND NOT coalesce(n.member, false))
             ORDER BY 1, 2"""
         return MembershipSql(sql, params.values)
+
+
+def _sql_text(text: str) -> str:
+    """A constant as an SQL string literal (only for the fixed characters below, never for data)."""
+    return "(" + " || ".join(f"chr({ord(c)})" for c in text) + ")" if text else "''"
+
+
+# the guard's test and the characters that make a cell need quotes, as SQL (from `services.csvcells`)
+_FORMULA_SQL = " OR ".join(f"left({{x}}, 1) = {_sql_text(c)}" for c in FORMULA_STARTS)  # not IN: a join
+_QUOTED_SQL = " OR ".join(f"contains({{x}}, {_sql_text(c)})" for c in (",", '"', "\n", "\r"))
+
+
+def _csv_cell(x: str) -> str:
+    """SQL: the text `x` as one CSV cell: empty for NULL, the formula guard before a formula character (as
+    `services.csvcells.safe_cell`), and in double quotes (quotes doubled) when it holds a comma, a quote or a
+    line break (as the csv module quotes, a carriage return included)."""
+    guarded = f"(CASE WHEN {_FORMULA_SQL.format(x=x)} THEN {_sql_text(GUARD)} || {x} ELSE {x} END)"
+    quoted = f"""'"' || replace({guarded}, '"', '""') || '"'"""
+    return f"coalesce(CASE WHEN {_QUOTED_SQL.format(x=x)} THEN {quoted} ELSE {guarded} END, '')"

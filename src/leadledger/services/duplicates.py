@@ -9,6 +9,7 @@ event rules alike.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import time
@@ -22,7 +23,7 @@ from rapidfuzz import fuzz, process
 from sqlalchemy import select
 
 from leadledger.domain.changes import LeadState, Violation
-from leadledger.domain.contacts import company_key, contact_keys, email_key
+from leadledger.domain.contacts import company_key, contact_keys
 from leadledger.domain.statusmodel import StatusModel
 from leadledger.services.app import App
 from leadledger.services.unit_of_work import UnitOfWork
@@ -188,9 +189,17 @@ _DIGRAPHS = re.compile(r"(?<=[a-z])([aou])e")
 _DOUBLED = re.compile(r"([a-z])\1+")
 
 
+@functools.lru_cache(maxsize=200_000)
+def _word_skeleton(word: str) -> str:
+    return _DOUBLED.sub(r"\1", _DIGRAPHS.sub(r"\1", word))
+
+
 def _skeleton(text: str) -> str:
-    """A blocking key that survives transliteration and doubled letters: `mueller` and `muller` -> `muler`."""
-    return _DOUBLED.sub(r"\1", _DIGRAPHS.sub(r"\1", text))
+    """A blocking key that survives transliteration and doubled letters: `mueller` and `muller` -> `muler`.
+
+    Word by word (neither rule crosses a space), and words repeat (first names, family names, company
+    words), so each distinct word is worked out once."""
+    return " ".join([_word_skeleton(word) for word in text.split(" ")])
 
 
 class _Groups:
@@ -238,23 +247,27 @@ def find_duplicates(
     phones: list[str | None] = []
     names: list[str] = []
     companies: list[str] = []
+    company_keys: dict[str | None, str] = {}  # companies repeat: each is normalised once
     after = ""
     while True:
         with app.db.read() as conn:
             rows = conn.execute(
-                select(leads.c.id, leads.c.name, leads.c.email, leads.c.phone, leads.c.company)
+                select(leads.c.id, leads.c.name, leads.c.email_key, leads.c.phone_key, leads.c.phone, leads.c.company)
                 .where(leads.c.id > after, leads.c.status.not_in(resolved or [""]))
                 .order_by(leads.c.id)
                 .limit(CHUNK)
             ).all()
         if not rows:
             break
-        for lead_id, name, email, phone, company in rows:
+        for lead_id, name, stored_email, stored_phone, phone, company in rows:
             ids.append(lead_id)
-            emails.append(email_key(email))
-            phones.append(phone_key(phone, region))
+            emails.append(stored_email)  # the row's own match keys (`domain.contacts.contact_keys`)
+            # a number written without its country code has no stored key: read it in the default region
+            phones.append(stored_phone or phone_key(phone, region))
             names.append(name_key(name))
-            companies.append(company_key(company) or "")
+            if company not in company_keys:
+                company_keys[company] = company_key(company) or ""
+            companies.append(company_keys[company])
         after = rows[-1][0]
         if progress:
             progress(len(rows))
@@ -287,18 +300,19 @@ def find_duplicates(
     exact(emails, "email")
     exact(phones, "phone")
     if fuzzy:
-        blocks: dict[str, list[int]] = {}
+        blocks: dict[tuple[str, str, str], list[int]] = {}
+        company_blocks = {company: _skeleton(company) for company in set(companies)}
         for index, (name, company) in enumerate(zip(names, companies, strict=True)):
             if not name or not company:
                 continue
-            name_block, company_block = _skeleton(name), _skeleton(company)
-            blocks.setdefault(f"c:{company_block}|{name_block.split(' ', 1)[0][:3]}", []).append(index)
-            blocks.setdefault(f"n:{name_block}|{company_block[:3]}", []).append(index)
-        for key, members in blocks.items():
+            name_block, company_block = _skeleton(name), company_blocks[company]
+            blocks.setdefault(("c", company_block, name_block.split(" ", 1)[0][:3]), []).append(index)
+            blocks.setdefault(("n", name_block, company_block[:3]), []).append(index)
+        for (_, first, second), members in blocks.items():
             if len(members) < 2:
                 continue
             if len(members) > MAX_BLOCK:
-                scan.skipped_blocks.append({"block": key[2:], "leads": len(members)})
+                scan.skipped_blocks.append({"block": f"{first}|{second}", "leads": len(members)})
                 continue
             block_names = [names[i] for i in members]
             block_companies = [companies[i] for i in members]

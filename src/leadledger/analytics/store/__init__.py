@@ -25,6 +25,7 @@ What is kept (all in one DuckDB file, see `store_path`):
 * ``calday`` – business time per calendar and UTC day (see `calendar_days`).
 * ``fvals`` – derived: each field value a lead's entries set (the data every entry captured), with the time
   the next value replaced it, so "the lead's fields at T" is a filter, as for the state (segments read it).
+  A full rebuild stores it by field, so a question about a few fields reads only their row groups.
 
 Derived rows are recomputed for the leads the new rows concern (late imported history included), and for
 every lead when the status model changes (calendars, outreach activity types) or the data leaves the
