@@ -197,12 +197,14 @@ class Builder:
             + " ".join(joins.values())
         )
 
-    def members(self, key: str, as_of: datetime, columns: Sequence[str] = ("id",)) -> MembershipSql:
-        """SQL listing the members of `key` at `as_of` (the `columns` asked for), ordered by lead id."""
+    def members(
+        self, key: str, as_of: datetime, columns: Sequence[str] = ("id",), *, ordered: bool = True
+    ) -> MembershipSql:
+        """SQL listing the members of `key` at `as_of` (the `columns` asked for), by lead id if `ordered`."""
         params = Params("p")
         t = params.add(naive(as_of))
         rows = self._member_rows(key, t, params, columns)
-        return MembershipSql(f'SELECT * FROM ({rows}) ORDER BY "id"', params.values)
+        return MembershipSql(f'SELECT * FROM ({rows})' + (' ORDER BY "id"' if ordered else ""), params.values)
 
     def export_lines(self, key: str, as_of: datetime, fmt: str) -> MembershipSql:
         """SQL: one line of export text per member of `key` at `as_of`, in lead id order: a CSV line of
@@ -238,6 +240,8 @@ class Builder:
         t = params.add(naive(as_of))
         inner = self.flagged(keys, t, params, "", [by] if by else [])
         counts = ", ".join(f'count(*) FILTER (WHERE "m_{key}")' for key in keys)
+        if len(keys) == 1:  # a filter the store pushes into the conditions' joins, not a test on every lead
+            inner, counts = f'SELECT * FROM ({inner}) WHERE "m_{keys[0]}"', "count(*)"
         if by is None:
             return MembershipSql(f"SELECT {counts} FROM ({inner})", params.values)
         return MembershipSql(f'SELECT "{by}", {counts} FROM ({inner}) GROUP BY 1 ORDER BY 1 NULLS LAST', params.values)

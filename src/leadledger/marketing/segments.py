@@ -185,6 +185,9 @@ def memberships(app: App, keys: Sequence[str] | None = None, *, as_of: datetime 
     if not wanted:
         return found
     with _session(app, as_of) as session:
+        if len(wanted) == 1:  # the members only: a filter the store pushes into the conditions' joins
+            query = session.builder.members(wanted[0], session.as_of, ordered=False)
+            return {wanted[0]: {lead_id for (lead_id,) in session.conn.execute(query.sql, query.params).fetchall()}}
         query = session.builder.flags(wanted, session.as_of)
         # one list of ids per segment, built in the store: Python never walks a row per lead and segment
         lists = ", ".join(f'coalesce(list("id") FILTER (WHERE "m_{key}"), [])' for key in wanted)
