@@ -165,18 +165,7 @@ def lead_status(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Change a lead's status. Exit 1 with every violation listed, and nothing written, when the model refuses."""
-    when = parse_at(at)
-    spec = ChangeSpec(
-        lead_id=lead,
-        status=status,
-        reason=reason,
-        fields=parse_sets(sets),
-        note=note,
-        at=when,
-        log=parse_log(log, when),
-        override=override,
-        idempotency_key=key,
-    )
+    spec = _move(lead, reason, sets, note, log, at, key, status=status, override=override)
     _apply_change(spec, actor, fmt)
 
 
@@ -194,18 +183,32 @@ def lead_stage(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Move a lead to another lifecycle stage (forward only, except the model's listed steps back)."""
+    _apply_change(_move(lead, reason, sets, note, log, at, key, stage=stage), actor, fmt)
+
+
+def _move(
+    lead: str,
+    reason: str | None,
+    sets: list[str] | None,
+    note: str | None,
+    log: str | None,
+    at: str | None,
+    key: str | None,
+    **target: Any,
+) -> ChangeSpec:
+    """The change `lead status` and `lead stage` ask for: the target (`status=` or `stage=`) with its reason,
+    the data to enter it, a note, activities logged with it, when, and the idempotency key."""
     when = parse_at(at)
-    spec = ChangeSpec(
+    return ChangeSpec(
         lead_id=lead,
-        stage=stage,
         reason=reason,
         fields=parse_sets(sets),
         note=note,
         at=when,
         log=parse_log(log, when),
         idempotency_key=key,
+        **target,
     )
-    _apply_change(spec, actor, fmt)
 
 
 @lead_app.command("assign")

@@ -5,6 +5,8 @@ Each command calls one function of `leadledger.ops` and prints what it did; `--f
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
@@ -31,18 +33,15 @@ def _app() -> App:
     return State.app()
 
 
-def _progress() -> object:
-    """A one-line progress report on a terminal (table name and rows copied), nothing in a pipe."""
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int], None] | None]:
+    """A one-line progress report on a terminal (table name and rows copied) while the block runs, nothing in a
+    pipe. What backup and restore hand their copy loop."""
     if not err_console.is_terminal:
-        return None
-    status = err_console.status("starting")
-    status.start()
-
-    def update(table: str, rows: int) -> None:
-        status.update(f"{table}: {rows:,} rows")
-
-    update.stop = status.stop  # type: ignore[attr-defined]
-    return update
+        yield None
+        return
+    with err_console.status("starting") as status:
+        yield lambda table, rows: status.update(f"{table}: {rows:,} rows")
 
 
 def backup_command(
@@ -55,12 +54,8 @@ def backup_command(
     database either way, and `leadledger restore` puts it into an empty SQLite or PostgreSQL database."""
     from leadledger.ops.backup import backup
 
-    report = _progress()
-    try:
-        summary = backup(_app(), file, progress=report)  # type: ignore[arg-type]
-    finally:
-        if report is not None:
-            report.stop()  # type: ignore[attr-defined]
+    with _progress() as report:
+        summary = backup(_app(), file, progress=report)
     if fmt is SummaryFormat.json:
         print_json(summary.as_dict())
         return
@@ -78,12 +73,8 @@ def restore_command(
     """Restore a backup into an empty database (LEADLEDGER_DB or --db: SQLite or PostgreSQL), then upgrade it."""
     from leadledger.ops.backup import restore
 
-    report = _progress()
-    try:
-        summary = restore(_app(), file, progress=report)  # type: ignore[arg-type]
-    finally:
-        if report is not None:
-            report.stop()  # type: ignore[attr-defined]
+    with _progress() as report:
+        summary = restore(_app(), file, progress=report)
     if fmt is SummaryFormat.json:
         print_json(summary.as_dict())
         return
