@@ -118,6 +118,9 @@ def test_reps_see_their_own_and_unowned_leads_managers_their_teams_ops_everythin
     assert visible("maria") == {ana, ben, nobody}
     assert visible("jonas") == {wes, nobody}
     assert visible("oscar") == visible("mkt") == {ana, ben, wes, nobody}
+    for user in ("ana", "maria", "jonas", "oscar", "mkt"):  # the one-lead check a change makes agrees, lead by lead
+        assert {i for i in (ana, ben, wes, nobody) if leadquery.is_visible(org, scope_for(org, user), i)} == visible(user)
+    assert not leadquery.is_visible(org, scope_for(org, "oscar"), "no-such-lead")
     with pytest.raises(NotFound):
         require_visible(scope_for(org, "ana"), leadquery.find_leads(org, scope_for(org, "oscar"),
                         LeadFilter(ids=(ben,))).rows[0])  # fmt: skip

@@ -110,6 +110,15 @@ def find_leads(
     return LeadPage(page, _cursor(page[-1], sort) if more else None, count, bool(capped), clocks)
 
 
+def is_visible(app: App, scope: LeadScope, lead_id: str) -> bool:
+    """Whether `scope` may see the lead: one indexed look-up, for a page that acts on a lead before showing it."""
+    with app.db.read() as conn:
+        return (
+            conn.execute(select(literal(1)).where(exists().where(leads.c.id == lead_id, scope.where()))).first()
+            is not None
+        )
+
+
 def _row(row: Any) -> dict[str, Any]:
     data = row._asdict()
     data["fields"] = dict(row.fields or {})

@@ -287,7 +287,8 @@ async def change_status(request: Request, lead_id: LeadId, viewer: CurrentViewer
     form = await form_data(request)
     context = context_of(_one(form, "context"))
     model = state.model
-    await _visible(state, viewer, lead_id)
+    if not await run_in_threadpool(leadquery.is_visible, state.app, viewer.scope, lead_id):
+        raise NotFound(f"no lead {lead_id!r}")
     spec = change_spec(model, lead_id, form, model.calendar(None).tz)
     done: Done = await state.writer.run(ChangeJob(viewer.name, spec))
     outcome = done.outcome
