@@ -217,7 +217,7 @@ class Builder:
         segment = f"{params.add(key)}::VARCHAR"
         if fmt == "csv":
             cells = [_csv_cell(f'"{name}"') for name in EXPORT_ATTRIBUTES]
-            line = " || ',' || ".join([*cells, _csv_cell(segment)])
+            line = "concat(" + ", ',', ".join([*cells, _csv_cell(segment)]) + ")"  # one string per line, not 17
         elif fmt == "json":
             fields = ", ".join(f'"{name}" := "{name}"' for name in EXPORT_ATTRIBUTES)
             line = f'CAST(to_json(struct_pack({fields}, "segment" := {segment})) AS VARCHAR)'
@@ -270,7 +270,7 @@ def _sql_text(text: str) -> str:
 
 
 # the guard's test and the characters that make a cell need quotes, as SQL (from `services.csvcells`)
-_FORMULA_SQL = " OR ".join(f"left({{x}}, 1) = {_sql_text(c)}" for c in FORMULA_STARTS)  # not IN: a join
+_FORMULA_SQL = " OR ".join(f"starts_with({{x}}, {_sql_text(c)})" for c in FORMULA_STARTS)  # not IN: a join
 _QUOTED_SQL = " OR ".join(f"contains({{x}}, {_sql_text(c)})" for c in (",", '"', "\n", "\r"))
 
 
