@@ -18,7 +18,9 @@ per-rep figures of the team's reps with MIN_N observations) to matter to a coach
 [1/RATIO, RATIO] (ACTIVITY_RATIO for activities), or a gap of at least SHARE_GAP. The second condition keeps
 one outlier from getting every other rep flagged: next to a rep who skips everything, the others differ from
 "the rest" but not from the typical rep.
-The ranks are computed in DuckDB, one window per (measure, status, team): every rep's test from one scan.
+The ranks are computed in DuckDB over each (measure, status, team)'s distinct values (a running count: a
+value's average rank is the observations up to it less half its ties), so every rep's test comes from one
+scan and a window over few rows.
 """
 
 from __future__ import annotations
@@ -95,24 +97,30 @@ def _figures(q: Query) -> list[dict[str, Any]]:
     """Per (measure, status, team, rep): n, rank sum, median, mean, successes; with the group's totals."""
     rows = q.conn.execute(
         """
-        WITH ranked AS (
-            SELECT *, row_number() OVER (PARTITION BY measure, status, team ORDER BY v) AS rn FROM usage_values),
-        tied AS (
-            SELECT *, avg(rn) OVER (PARTITION BY measure, status, team, v) AS rk FROM ranked),
+        WITH vals AS (  -- each distinct value once, with how many observations hold it (few: counts, 0/1)
+            SELECT measure, status, team, v, count(*)::DOUBLE AS c FROM usage_values GROUP BY ALL),
+        ranks AS (  -- a value's average rank: the observations up to it, less half its ties
+            SELECT measure, status, team, v,
+                   sum(c) OVER (PARTITION BY measure, status, team ORDER BY v
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - (c - 1) / 2 AS rk
+            FROM vals),
         per_rep AS (
-            SELECT measure, status, team, rep, count(*) AS n, sum(rk) AS rank_sum, median(v) AS med, avg(v) AS mean,
-                   sum(v) AS total FROM tied GROUP BY ALL),
+            SELECT u.measure, u.status, u.team, u.rep, count(*) AS n, sum(r.rk) AS rank_sum, median(u.v) AS med,
+                   avg(u.v) AS mean, sum(u.v) AS total
+            FROM usage_values u JOIN ranks r ON r.measure = u.measure AND r.status IS NOT DISTINCT FROM u.status
+                 AND r.team = u.team AND r.v = u.v
+            GROUP BY ALL),
         ties AS (
-            SELECT measure, status, team, sum(c * c * c - c) AS tie_term, sum(c) AS n_all
-            FROM (SELECT measure, status, team, v, count(*)::DOUBLE AS c FROM usage_values GROUP BY ALL) GROUP BY ALL),
-        rest AS (
-            SELECT r.measure, r.status, r.team, r.rep, median(u.v) AS med, avg(u.v) AS mean
-            FROM (SELECT DISTINCT measure, status, team, rep FROM usage_values) r
+            SELECT measure, status, team, sum(c * c * c - c) AS tie_term, sum(c) AS n_all FROM vals GROUP BY ALL),
+        rest AS (  -- a median is not a sum: the rest of the team's, for the one measure read as a median
+            SELECT r.measure, r.status, r.team, r.rep, median(u.v) AS med
+            FROM (SELECT DISTINCT measure, status, team, rep FROM usage_values
+                  WHERE measure = 'hours_first_touch_to_working') r
             JOIN usage_values u ON u.measure = r.measure AND u.status IS NOT DISTINCT FROM r.status
                  AND u.team = r.team AND u.rep <> r.rep
             GROUP BY ALL)
         SELECT p.measure, p.status, p.team, p.rep, p.n, p.rank_sum, p.med, p.mean, p.total, t.tie_term, t.n_all,
-               rest.med, rest.mean
+               rest.med
         FROM per_rep p JOIN ties t ON t.measure = p.measure AND t.status IS NOT DISTINCT FROM p.status AND t.team = p.team
         LEFT JOIN rest ON rest.measure = p.measure AND rest.status IS NOT DISTINCT FROM p.status
              AND rest.team = p.team AND rest.rep = p.rep
@@ -122,8 +130,11 @@ def _figures(q: Query) -> list[dict[str, Any]]:
     for row in rows:
         totals[(row[0], row[1], row[2])] += float(row[8])
     out = []
-    for measure, status, team, rep, n, rank_sum, med, mean, total, tie_term, n_all, rest_med, rest_mean in rows:
+    for measure, status, team, rep, n, rank_sum, med, mean, total, tie_term, n_all, rest_med in rows:
         n, n_rest = int(n), int(n_all) - int(n)
+        # the rest of the team's sum and mean: the group's less the rep's (a self-join per rep cost seconds)
+        rest_total = totals[(measure, status, team)] - float(total)
+        rest_mean = rest_total / n_rest if n_rest else None
         item: dict[str, Any] = {
             "measure": measure,
             "status": status,
@@ -133,7 +144,6 @@ def _figures(q: Query) -> list[dict[str, Any]]:
             "n_rest": n_rest,
         }
         if measure == "statuses_skipped":
-            rest_total = totals[(measure, status, team)] - float(total)
             result = two_proportions(int(total), n, int(rest_total), n_rest)
             item.update(value=float(total) / n, rest_value=rest_total / n_rest if n_rest else None,
                         p_value=result.p_value, test=result.test)  # fmt: skip
@@ -142,7 +152,7 @@ def _figures(q: Query) -> list[dict[str, Any]]:
             if measure == "hours_first_touch_to_working":
                 value, rest_value = float(med), (float(rest_med) if rest_med is not None else None)
             else:
-                value, rest_value = float(mean), (float(rest_mean) if rest_mean is not None else None)
+                value, rest_value = float(mean), rest_mean
             item.update(value=value, rest_value=rest_value, p_value=p, test="Mann-Whitney U")
         out.append(item)
     typical: dict[tuple[str, str | None, str], list[float]] = defaultdict(list)
