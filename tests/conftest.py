@@ -34,6 +34,19 @@ settings.register_profile("leadledger", deadline=None)
 settings.load_profile("leadledger")
 
 
+_UMASK = os.umask(0o077)  # the umask the test run started with (read, then put back)
+os.umask(_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """The command line sets umask 077 (`keep_new_files_private`); run in-process, it must not carry over to
+    other tests, as a command run from a shell leaves the shell's umask alone."""
+    os.umask(_UMASK)
+    yield
+    os.umask(_UMASK)
+
+
 def _required(kind: str) -> bool:
     return kind in os.environ.get("LEADLEDGER_TEST_REQUIRE", "")
 
