@@ -26,6 +26,7 @@ from clikit import Completed, run_in_process
 from leadledger.bootstrap import build_app
 from leadledger.domain.clock import FixedClock
 from leadledger.importers import import_file
+from leadledger.importers.service import BATCH_LEADS
 
 EXE = shutil.which("leadledger", path=str(Path(sys.executable).parent)) or "leadledger"
 HISTORY_HEADER = [
@@ -158,7 +159,7 @@ def per_lead(db: Path) -> dict[str, list[tuple[str, str, str, str]]]:
 
 @pytest.mark.slow
 def test_a_killed_import_leaves_no_half_written_lead_and_can_be_run_again_to_completion(cli, tmp_path, sqlite_template):
-    total_leads = 25_000
+    total_leads = 3 * BATCH_LEADS  # three batches: the kill lands between two of them
     history = tmp_path / "LeadHistory.csv"
     salesforce_history(history, total_leads)
     reference_db = tmp_path / "reference.db"
