@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from fastapi.dependencies import models as fastapi_dependency_models
 from hypothesis import settings
 from sqlalchemy import create_engine, text
 
@@ -32,6 +33,31 @@ T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # a Monday, 10:00 in New York
 # Property tests check behaviour, not speed: a busy CI machine must not fail them on a timing deadline.
 settings.register_profile("leadledger", deadline=None)
 settings.load_profile("leadledger")
+
+
+_UMASK = os.umask(0o077)  # the umask the test run started with (read, then put back)
+os.umask(_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _umask_restored() -> Iterator[None]:
+    """The command line sets umask 077 (`keep_new_files_private`); run in-process, it must not carry over to
+    other tests, as a command run from a shell leaves the shell's umask alone."""
+    os.umask(_UMASK)
+    yield
+    os.umask(_UMASK)
+
+
+@pytest.fixture(autouse=True)
+def _fastapi_caches_cleared() -> Iterator[None]:
+    """FastAPI caches facts about each route's callables in module-level LRU caches (4,096 entries each), keyed
+    by the callable: a server builds its app once, but each test builds its own, and the caches kept dozens
+    of them alive with their App, model and engine (1.2 M objects in a worker, which every full garbage
+    collection then walked: a tenth of the run's time). Emptied after each test; they refill as needed."""
+    yield
+    for cached in vars(fastapi_dependency_models).values():
+        if callable(getattr(cached, "cache_clear", None)):
+            cached.cache_clear()
 
 
 def _required(kind: str) -> bool:

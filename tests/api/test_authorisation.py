@@ -268,6 +268,22 @@ def test_repeated_wrong_passwords_are_throttled(org: Org, client: TestClient) ->
     assert held.status_code == 429 and int(held.headers["Retry-After"]) > 0  # a short wait, not a lock-out
 
 
+def test_every_route_that_checks_a_password_is_throttled_and_declares_429(org: Org, client: TestClient,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """A token made with the password again, and your own password change, check the password like a login:
+    the same throttle answers 429, and /openapi.json says so (schemathesis found the undeclared 429)."""
+    monkeypatch.setattr(auth, "FREE_FAILURES_PER_CLIENT", 1)  # one wrong password, then the wait
+    declared = client.get("/openapi.json").json()["paths"]
+    for user, method, path, body in (
+        ("ben", "POST", "/api/v1/tokens", {"name": "again", "password": "guess"}),
+        ("ana", "PUT", "/api/v1/users/ana/password", {"password": "a new long password", "current_password": "guess"}),
+    ):
+        auth.set_password(org.app, name=user, password="the right password")
+        codes = [client.request(method, path, json=body, headers=org.headers(user)).status_code for _ in range(2)]
+        assert codes[0] != 429 and codes[1] == 429, (path, codes)
+        assert "429" in declared[path.replace(user, "{name}")][method.lower()]["responses"], path
+
+
 def test_approval_through_the_api_applies_the_change_as_the_requester(org: Org, client: TestClient) -> None:
     approval_id = pending_approval(org)
     listed = client.get("/api/v1/approvals", headers=org.headers("maria")).json()

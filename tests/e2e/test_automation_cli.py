@@ -1,29 +1,27 @@
-"""Automation through the command line: events from a file and stdin, replays, approvals and overrides."""
+"""Automation through the command line: events from a file and stdin, replays, approvals and overrides.
+
+The commands run in-process (`clikit`): what they print and their exit codes are what a shell sees.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from clikit import Completed, run_in_process
 
 
 @pytest.fixture
 def cli(tmp_path: Path, sqlite_template: Path):
     db = tmp_path / "cli.db"
     shutil.copy(sqlite_template, db)
-    env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
-    exe = shutil.which("leadledger", path=str(Path(sys.executable).parent)) or "leadledger"
+    env = {"LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
 
-    def run(*args: str, code: int = 0, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [exe, *args], env=env, cwd=tmp_path, capture_output=True, text=True, input=stdin, timeout=120
-        )
+    def run(*args: str, code: int = 0, stdin: str | None = None) -> Completed:
+        done = run_in_process(args, env=env, cwd=tmp_path, stdin=stdin)
         assert done.returncode == code, done.stderr + done.stdout
         assert "Traceback" not in done.stderr
         return done

@@ -1,4 +1,8 @@
-"""The command line as a script would use it: real processes, exit codes, stdout formats, one-sentence errors."""
+"""The command line as a script uses it: exit codes, stdout formats, one-sentence errors.
+
+The commands run in-process (`clikit`: what they print and their exit codes are what a shell sees); the
+one-sentence errors are also checked from a real process, where `leadledger`'s own entry point prints them.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +14,48 @@ import sys
 from pathlib import Path
 
 import pytest
+from clikit import Completed, run_in_process
 
 from leadledger.model.loader import default_model_text
 
 
-@pytest.fixture
-def cli(tmp_path: Path, sqlite_template: Path):
+def _database(tmp_path: Path, sqlite_template: Path) -> dict[str, str]:
     db = tmp_path / "cli.db"
     shutil.copy(sqlite_template, db)
-    env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
+    return {"LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
+
+
+def _checked(done: Completed | subprocess.CompletedProcess[str], ok: bool | None) -> None:
+    if ok is True:
+        assert done.returncode == 0, done.stderr + done.stdout
+    elif ok is False:
+        assert done.returncode != 0, done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def cli(tmp_path: Path, sqlite_template: Path):
+    env = _database(tmp_path, sqlite_template)
+
+    def run(*args: str, ok: bool | None = True, stdin: str | None = None) -> Completed:
+        done = run_in_process(args, env=env, cwd=tmp_path, stdin=stdin)
+        _checked(done, ok)
+        return done
+
+    return run
+
+
+@pytest.fixture
+def process_cli(tmp_path: Path, sqlite_template: Path):
+    """The same, each command a real `leadledger` process."""
+    env = {**os.environ, **_database(tmp_path, sqlite_template)}
     exe = shutil.which("leadledger", path=str(Path(sys.executable).parent)) or "leadledger"
 
     def run(*args: str, ok: bool | None = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [exe, *args], env=env, cwd=tmp_path, capture_output=True, text=True, input=stdin, timeout=120
         )
-        if ok is True:
-            assert done.returncode == 0, done.stderr + done.stdout
-        elif ok is False:
-            assert done.returncode != 0, done.stdout
-        assert "Traceback" not in done.stderr
+        _checked(done, ok)
         return done
 
     return run
@@ -73,7 +99,9 @@ def test_a_refusal_lists_every_violation_as_json_and_writes_nothing(cli):
     assert len(timeline["entries"]) == 1
 
 
-def test_bad_input_gets_one_clear_sentence(cli):
+@pytest.mark.parametrize("runner", ["cli", "process_cli"])
+def test_bad_input_gets_one_clear_sentence(request, runner):
+    cli = request.getfixturevalue(runner)
     cli("init")
     missing = cli("lead", "status", "L-nope", "working", ok=False)
     assert "no lead 'L-nope'" in missing.stderr

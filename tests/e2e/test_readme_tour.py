@@ -10,9 +10,14 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from leadledger.bootstrap import build_app
+from leadledger.services import people
+from leadledger.services.leads import create_lead
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,11 +78,12 @@ def test_serve_with_the_worker_sweeps_beside_the_api(tmp_path: Path, sqlite_temp
     shutil.copy(sqlite_template, db)
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEADLEDGER_")}
     env.update(PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}", LEADLEDGER_DB=f"sqlite:///{db}")
-    subprocess.run(["leadledger", "user", "add", "olga", "--role", "ops"], env=env, check=True, capture_output=True)
+    app = build_app(db_url=f"sqlite:///{db}")  # the data, through the services (the server is what is tested)
+    people.add_user(app, name="olga", role="ops")
     # a lead created 25 hours ago with nobody to route it to: "New for more than 24 hours" tells ops
-    yesterday = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 25 * 3600))
-    subprocess.run(["leadledger", "lead", "add", "--email", "late@example.com", "--name", "Late", "--at", yesterday],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    create_lead(app, actor="admin", fields={"email": "late@example.com", "name": "Late"},
+                at=datetime.now(UTC) - timedelta(hours=25))  # fmt: skip
+    app.db.dispose()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -1,17 +1,18 @@
-"""`leadledger report NAME` as a script uses it: exit codes, JSON and CSV on stdout, bars in the table."""
+"""`leadledger report NAME` as a script uses it: exit codes, JSON and CSV on stdout, bars in the table.
+
+The commands run in-process (`clikit`): what they print and their exit codes are what a shell sees.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clikit import Completed, run_in_process
 
 from leadledger.analytics import REPORT_NAMES
 
@@ -22,12 +23,10 @@ def cli(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path):
     root = tmp_path_factory.mktemp("report-cli")
     db = root / "cli.db"
     shutil.copy(sqlite_template, db)
-    env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
-    env.pop("LEADLEDGER_ANALYTICS_DB", None)
-    exe = shutil.which("leadledger", path=str(Path(sys.executable).parent)) or "leadledger"
+    env = {"LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200", "LEADLEDGER_ANALYTICS_DB": None}
 
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([exe, *args], env=env, cwd=root, capture_output=True, text=True, timeout=300)
+    def run(*args: str, ok: bool = True) -> Completed:
+        done = run_in_process(args, env=env, cwd=root)
         assert (done.returncode == 0) == ok, done.stderr + done.stdout
         assert "Traceback" not in done.stderr
         return done
@@ -117,12 +116,10 @@ def test_sla_refuses_until_the_records_are_built_then_reads_them(cli):
 def test_sync_reports_what_it_copied(tmp_path, sqlite_template):
     db = tmp_path / "sync.db"
     shutil.copy(sqlite_template, db)
-    env = {**os.environ, "LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200"}
-    env.pop("LEADLEDGER_ANALYTICS_DB", None)
-    exe = shutil.which("leadledger", path=str(Path(sys.executable).parent)) or "leadledger"
+    env = {"LEADLEDGER_DB": f"sqlite:///{db}", "COLUMNS": "200", "LEADLEDGER_ANALYTICS_DB": None}
 
     def run(*args: str) -> str:
-        done = subprocess.run([exe, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        done = run_in_process(args, env=env, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         return done.stdout
 

@@ -5,13 +5,13 @@ form (CSRF-checked; refused to reps), untrusted company names escaped, and every
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from leadledger.cli.server import build_site
-from leadledger.services import accounts, auth, people
+from leadledger.services import accounts, people
 from leadledger.services.app import App
 from leadledger.services.changes import ChangeSpec
 from leadledger.services.leads import change_lead, create_lead
@@ -21,10 +21,9 @@ HOSTILE = '<script>alert("x")</script> Acme'
 
 
 @pytest.fixture
-def org(team_app: App) -> App:
+def org(team_app: App, give_password: Callable[[App, Iterable[str], str], None]) -> App:
     people.add_user(team_app, name="oscar", role="ops")
-    for name in ("maria", "ana", "ben", "oscar"):
-        auth.set_password(team_app, name=name, password=PASSWORD)
+    give_password(team_app, ("maria", "ana", "ben", "oscar"), PASSWORD)
     return team_app
 
 

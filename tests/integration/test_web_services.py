@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 import pytest
@@ -19,15 +20,14 @@ PASSWORD = "a-long-enough-password"
 
 
 @pytest.fixture
-def org(team_app: App) -> App:
+def org(team_app: App, give_password: Callable[[App, Iterable[str], str], None]) -> App:
     """team_app (maria manages east: ana, ben) plus jonas managing west (wes), oscar (ops), all with passwords."""
     people.add_user(team_app, name="jonas", role="manager")
     people.add_team(team_app, name="west", calendar="default", manager="jonas")
     people.add_user(team_app, name="wes", role="rep", team="west")
     people.add_user(team_app, name="oscar", role="ops")
     people.add_user(team_app, name="mkt", role="manager")  # no team: an organisation-wide manager
-    for name in ("maria", "ana", "ben", "jonas", "wes", "oscar", "mkt"):
-        auth.set_password(team_app, name=name, password=PASSWORD)
+    give_password(team_app, ("maria", "ana", "ben", "jonas", "wes", "oscar", "mkt"), PASSWORD)
     return team_app
 
 

@@ -65,6 +65,7 @@ def list_tokens(
     "/tokens",
     status_code=201,
     response_model=TokenIssuedRead,
+    responses=errors(429),  # `password` is checked like a login, throttle included
     tags=["auth"],
     summary="Create a token for yourself (ops: for anyone, e.g. an integration); shown once. Made with a login "
     "token, it ends with that login unless `password` is given",
@@ -135,7 +136,7 @@ def enable_user(name: UserPath, user: CurrentUser, app: AppDep) -> dict[str, Any
     "/users/{name}/password",
     status_code=204,
     response_class=Response,
-    responses=errors(404),
+    responses=errors(404, 429),  # your current password is checked like a login, throttle included
     tags=["users"],
     summary="Set a password (your own, giving the current one; ops: anyone's but an integration's)",
 )
