@@ -3,6 +3,7 @@ form as the list, and moved with the keyboard alone."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,34 @@ def test_a_drop_that_needs_data_opens_the_form_on_the_card(browse: Browse, site:
     assert site.status_of(lead) == "working"
     form.get_by_role("button", name="Save").click()
     expect(page.locator("#flash")).to_contain_text("Moved to Qualified")
+    assert site.status_of(lead) == "qualified"
+
+
+def test_a_saved_move_that_routes_the_lead_away_keeps_its_message_on_a_slow_server(browse: Browse, site: Site) -> None:
+    """Saving the form blurs its last field, whose change asks the form's preview (a dry run) again 150 ms later.
+    Once the move has routed the lead to an AE, the rep may no longer see it, so a preview sent then came back
+    "Not found" and replaced "Moved to Qualified" whenever the board's reload took longer than that (a loaded
+    server): a sent form's preview is not asked again."""
+    lead = site.lead(status="working", name="Slow Quinn")
+    page = browse.page("ana")
+    page.goto("/board")
+
+    def slow_board(route):  # type: ignore[no-untyped-def]
+        time.sleep(0.6)
+        route.continue_()
+
+    page.route("**/board", slow_board)
+    card(page, lead).drag_to(lane(page, "qualified"))
+    form = card(page, lead).locator("form.change-form")
+    expect(form).to_be_visible()
+    for label, value in (("Budget", "5k"), ("Authority", "CFO"), ("Identified need", "reports")):
+        form.get_by_label(f"{label} (required)").fill(value)
+    form.get_by_label("Timeline to decision (required)").fill("Q3")
+    form.get_by_role("button", name="Save").click()
+    expect(card(page, lead)).to_have_count(0, timeout=10_000)  # the reloaded board: the lead is an AE's now
+    page.wait_for_timeout(400)
+    expect(page.locator("#flash")).to_contain_text("Moved to Qualified")
+    expect(page.locator("#flash")).not_to_contain_text("Not found")
     assert site.status_of(lead) == "qualified"
 
 

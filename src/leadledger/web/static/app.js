@@ -84,6 +84,20 @@
     }
   });
 
+  // a change form once sent does not ask its preview again: saving blurs the last field, whose change would
+  // ask for a dry run 150 ms later, and after a move that routed the lead away it came back "Not found" over
+  // the move's own message. A refused form comes back as a new form, which previews as usual.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var el = event.detail.elt;
+    if (!el || !el.matches) return;
+    if (el.matches("form.change-form")) el.setAttribute("data-sent", "");
+    else if (el.matches(".preview-area") && el.closest("form[data-sent]")) event.preventDefault();
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var el = event.detail.elt;
+    if (el && el.matches && el.matches("form.change-form") && !event.detail.successful) el.removeAttribute("data-sent");
+  });
+
   // after a fragment arrives: move the focus into a pop-up that opened, or back to the row that changed
   document.addEventListener("htmx:afterSettle", function (event) {
     var el = event.detail.elt;
