@@ -1,11 +1,13 @@
 """Quality checks for a status model: seed 004's five tests, seed 000's 8-12 rule, reachability and dead ends.
 
 A model that loads can still be a bad model; lint says where and why. Errors block (exit 1), warnings inform.
+Each check is a function of its own in CHECKS; adding one is writing it and listing it there.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,41 +47,62 @@ class LintEnvironment:
     without_booking_url: tuple[str, ...] = ()
 
 
+class _Linting:
+    """What every check reads: the model, where each status is written in the file, and `add` for a finding."""
+
+    def __init__(self, loaded: LoadedModel, findings: list[Finding]):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.paths = _status_paths(loaded)
+        self._findings = findings
+
+    def add(self, level: str, check: str, subject: str, message: str, *path: str | int) -> None:
+        self._findings.append(Finding(level, check, subject, message, self.loaded.line_of(*path) if path else None))
+
+    def at(self, key: str) -> tuple[str | int, ...]:
+        return self.paths.get(key, ())
+
+
 def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> list[Finding]:
-    """Every finding for the model, errors first."""
-    model = loaded.model
+    """Every finding for the model, errors first: each of CHECKS in turn, then what the database knows."""
     findings: list[Finding] = []
+    linting = _Linting(loaded, findings)
+    for check in CHECKS:
+        check(linting)
+    if environment is not None:
+        _lint_environment(linting.model, environment, linting.add)
+    findings.sort(key=lambda f: (f.level != "error", f.line or 0))
+    return findings
 
-    def add(level: str, check: str, subject: str, message: str, *path: str | int) -> None:
-        findings.append(Finding(level, check, subject, message, loaded.line_of(*path) if path else None))
 
-    paths = _status_paths(loaded)
-
-    # seed 004: the five tests of a status
+def five_tests(linting: _Linting) -> None:
+    """Seed 004's five tests of a status: a meaning of its own, an owner, an entry rule, an exit rule, a use."""
     definitions: dict[str, str] = {}
-    for key, status in model.statuses.items():
-        path = paths.get(key, ())
+    for key, status in linting.model.statuses.items():
+        path = linting.at(key)
         if not status.definition.strip():
-            add("error", "meaning", key, "has no definition: what does it mean?", *path)
+            linting.add("error", "meaning", key, "has no definition: what does it mean?", *path)
         else:
             other = definitions.get(status.definition.strip().lower())
             if other:
-                add("warning", "meaning", key, f"has the same definition as {other}: meanings overlap", *path)
+                linting.add("warning", "meaning", key, f"has the same definition as {other}: meanings overlap", *path)
             definitions[status.definition.strip().lower()] = key
         if not status.owner_role:
-            add("error", "owner", key, "has no owner role: who is responsible while it is active?", *path)
+            linting.add("error", "owner", key, "has no owner role: who is responsible while it is active?", *path)
         if status.entry.is_empty and not status.entry.description.strip():
-            add("error", "entry_rule", key, "has no entry rule: what must be true before it is applied?", *path)
+            linting.add("error", "entry_rule", key, "has no entry rule: what must be true before it is applied?", *path)
         exit_ = status.exit
         if not (exit_.description.strip() or exit_.max_age or exit_.terminal or status.terminal):
-            add("error", "exit_rule", key, "has no exit rule: what moves a lead out of it?", *path)
+            linting.add("error", "exit_rule", key, "has no exit rule: what moves a lead out of it?", *path)
         if not status.reporting_use.strip():
-            add("error", "reporting_use", key, "has no reporting use: what decision does it support?", *path)
+            linting.add("error", "reporting_use", key, "has no reporting use: what decision does it support?", *path)
 
-    # seed 000: 8-12 primary statuses
-    primary = model.primary_statuses()
+
+def status_count(linting: _Linting) -> None:
+    """Seed 000: 8-12 primary statuses."""
+    primary = linting.model.primary_statuses()
     if not MIN_PRIMARY <= len(primary) <= MAX_PRIMARY:
-        add(
+        linting.add(
             "error",
             "status_count",
             "statuses",
@@ -87,17 +110,23 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
             "statuses",
         )
 
-    # seed 004: reasons required for rejected, recycled, disqualified, invalid, duplicate
-    for key, status in model.statuses.items():
+
+def reason_required(linting: _Linting) -> None:
+    """Seed 004: rejected, recycled, disqualified, invalid and duplicate need a reason from a controlled list."""
+    for key, status in linting.model.statuses.items():
         needs_reason = key in REASON_STATUSES or (status.category in REASON_CATEGORIES and not status.parent)
         rule = status.entry.reason
         if needs_reason and (rule is None or not rule.required or not rule.codes):
-            add("error", "reason_required", key, "must require a reason from a controlled list", *paths.get(key, ()))
+            linting.add(
+                "error", "reason_required", key, "must require a reason from a controlled list", *linting.at(key)
+            )
 
-    # locked statuses: nothing leads back out of them
-    for (origin, target), _rule in model.transitions.items():
-        if model.statuses[origin].locked:
-            add(
+
+def locked(linting: _Linting) -> None:
+    """Locked statuses: nothing leads back out of them."""
+    for (origin, target), _rule in linting.model.transitions.items():
+        if linting.model.statuses[origin].locked:
+            linting.add(
                 "error",
                 "locked",
                 f"{origin}->{target}",
@@ -105,46 +134,55 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
                 "transitions",
             )
 
-    # dead ends: an open status nobody can leave
+
+def dead_ends(linting: _Linting) -> None:
+    """An open status nobody can leave, or whose exit rule moves leads where no automatic transition goes."""
+    model = linting.model
     for key, status in model.statuses.items():
         terminal = status.terminal or status.locked or status.exit.terminal
         if terminal:
             continue
         if not model.allowed_targets(key):
-            add("error", "no_way_out", key, "is not terminal but has no transition out of it", *paths.get(key, ()))
+            linting.add("error", "no_way_out", key, "is not terminal but has no transition out of it", *linting.at(key))
         if status.exit.then == "move" and status.exit.to:
             exit_rule = model.transition(key, status.exit.to)
             if exit_rule is None or not exit_rule.automatic:
-                add(
+                linting.add(
                     "error",
                     "exit_rule",
                     key,
                     f"its exit moves leads to {status.exit.to}, but no automatic transition allows it",
-                    *paths.get(key, ()),
+                    *linting.at(key),
                 )
 
-    # reachability of statuses and of stage/status combinations
+
+def reachability(linting: _Linting) -> None:
+    """Every status, and every stage a status is declared valid in, is reached by some sequence of changes."""
+    model = linting.model
     reachable = _reachable_pairs(model)
     reached_statuses = {status for status, _stage in reachable}
     for key in model.statuses:
         if key not in reached_statuses:
-            add("error", "unreachable", key, "no transition or stage rule ever leads to it", *paths.get(key, ()))
+            linting.add("error", "unreachable", key, "no transition or stage rule ever leads to it", *linting.at(key))
     for key, status in model.statuses.items():
         for stage in sorted(status.stages, key=model.stage_rank):
             if (key, stage) not in reachable and key in reached_statuses:
-                add(
+                linting.add(
                     "warning",
                     "unreachable_combination",
                     f"{key}@{stage}",
                     f"{status.label} is declared valid in stage {stage}, but no sequence of changes reaches it",
-                    *paths.get(key, ()),
+                    *linting.at(key),
                 )
 
-    # stage rules must land on valid combinations
+
+def stage_status(linting: _Linting) -> None:
+    """Stage rules (entering a stage, moving back, a status pulling its stage) land on valid combinations."""
+    model = linting.model
     for stage_def in model.stages:
         if stage_def.sets_status and stage_def.sets_status in model.statuses:
             if stage_def.key not in model.statuses[stage_def.sets_status].stages:
-                add(
+                linting.add(
                     "error",
                     "stage_status",
                     stage_def.key,
@@ -152,7 +190,7 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
                 )
     for move in model.backward_moves.values():
         if move.sets_status in model.statuses and move.to_stage not in model.statuses[move.sets_status].stages:
-            add(
+            linting.add(
                 "error",
                 "stage_status",
                 move.to_stage,
@@ -160,9 +198,12 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
             )
     for status_key, stage_key in model.status_sets_stage.items():
         if status_key in model.statuses and stage_key not in model.statuses[status_key].stages:
-            add("error", "stage_status", status_key, f"pulls the stage to {stage_key}, where it is not valid")
+            linting.add("error", "stage_status", status_key, f"pulls the stage to {stage_key}, where it is not valid")
 
-    # automation can only make automatic moves: a rule whose move no automatic transition allows never works
+
+def automatic_moves(linting: _Linting) -> None:
+    """Automation can only make automatic moves: a rule whose move no automatic transition allows never works."""
+    model = linting.model
     for time_rule in model.time_rules:
         moves_to = time_rule.action.status
         if time_rule.action.kind == "move" and moves_to in model.statuses:
@@ -170,11 +211,11 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
                 allowed = model.transition(origin, moves_to)
                 if allowed is None or not allowed.automatic:
                     message = f"moves {origin} -> {moves_to}, which no automatic transition allows"
-                    add("error", "automation", time_rule.name, message, "time_rules")
+                    linting.add("error", "automation", time_rule.name, message, "time_rules")
     for event_rule in model.automation.rules:
         sets = event_rule.set_status
         if sets is not None and not any(t.automatic for (_, to), t in model.transitions.items() if to == sets):
-            add(
+            linting.add(
                 "warning",
                 "automation",
                 event_rule.name,
@@ -182,8 +223,11 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
                 "rules",
             )
 
-    # an event sets rules off in its sender's name: a person who may send it must not thereby make moves their
-    # role may not make by hand (a rep posting a form to recycle their own lead)
+
+def event_roles(linting: _Linting) -> None:
+    """An event sets rules off in its sender's name: a person who may send it must not thereby make moves their
+    role may not make by hand (a rep posting a form to recycle their own lead)."""
+    model = linting.model
     events = model.automation.event_types
     for event_rule in model.automation.rules:
         sets = event_rule.set_status
@@ -195,7 +239,7 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
                 continue
             barred = sorted(senders - transition.roles)
             if barred:
-                add(
+                linting.add(
                     "warning",
                     "event_roles",
                     event_rule.name,
@@ -204,19 +248,37 @@ def lint(loaded: LoadedModel, environment: LintEnvironment | None = None) -> lis
                     "rules",
                 )
 
-    for (origin, target), transition in model.transitions.items():
-        if not transition.roles and not transition.automatic:
-            add("warning", "transition", f"{origin}->{target}", "no role may make it and it is not automatic")
 
+def nobody_moves(linting: _Linting) -> None:
+    """A transition no role may make and no automation makes is dead weight."""
+    for (origin, target), transition in linting.model.transitions.items():
+        if not transition.roles and not transition.automatic:
+            linting.add("warning", "transition", f"{origin}->{target}", "no role may make it and it is not automatic")
+
+
+def forward_path(linting: _Linting) -> None:
+    """Each status of the forward path can reach the next one."""
+    model = linting.model
     for i in range(len(model.forward_path) - 1):
         a, b = model.forward_path[i], model.forward_path[i + 1]
         if a in model.statuses and b in model.statuses and not _path_exists(model, a, b):
-            add("warning", "forward_path", f"{a}->{b}", "the forward path has no way from one to the next")
+            linting.add("warning", "forward_path", f"{a}->{b}", "the forward path has no way from one to the next")
 
-    if environment is not None:
-        _lint_environment(model, environment, add)
-    findings.sort(key=lambda f: (f.level != "error", f.line or 0))
-    return findings
+
+CHECKS: tuple[Callable[[_Linting], None], ...] = (
+    five_tests,
+    status_count,
+    reason_required,
+    locked,
+    dead_ends,
+    reachability,
+    stage_status,
+    automatic_moves,
+    event_roles,
+    nobody_moves,
+    forward_path,
+)
+"""The checks of the file alone, in the order their findings are listed (errors first, then by line)."""
 
 
 def _lint_environment(model: StatusModel, env: LintEnvironment, add: Any) -> None:
