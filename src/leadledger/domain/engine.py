@@ -7,7 +7,8 @@ asks it whether a recorded move is one the model allows (history is recorded eit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -135,6 +136,35 @@ def _check_role_for(
         )
 
 
+@dataclass(slots=True)
+class _Judging:
+    """One change being judged: the request, the lead it starts from, where it would leave the lead, and every
+    violation and warning found so far. The checks read it and add to it; `change_status` runs them in order."""
+
+    model: StatusModel
+    lead: LeadState
+    request: ChangeRequest
+    now: datetime
+    activities: Iterable[Activity]
+    importing: bool  # import changes are facts: recorded even when the model forbids them
+    target_status: str
+    target_stage: str
+    owner: str | None
+    fields: Mapping[str, Any]
+    forced_by_stage: bool = False
+    off_model: bool = False
+    status_changes: bool = False  # set once the lead's destination is known (after WHERE_CHECKS)
+    target: Status | None = None  # the status the lead would be in, likewise
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[Violation] = field(default_factory=list)
+
+    def refuse(self, field_name: str, code: str, message: str) -> None:
+        self.violations.append(Violation(field_name, code, message))
+
+
+Check = Callable[[_Judging], None]
+
+
 def change_status(
     model: StatusModel,
     lead: LeadState,
@@ -148,201 +178,237 @@ def change_status(
     Stage moves go through the same checks: forward-only except the model's listed backward moves,
     and a stage may set the status (promote to SQL -> Working). Import changes are facts: they are
     recorded even when the model forbids the move, flagged `off_model`.
+
+    Three steps, each a list of named checks: the request itself (REQUEST_CHECKS); where the lead would end
+    up (WHERE_CHECKS: its status, stage and owner, which stop the judging when a key is unknown); and whether
+    the model allows that move and what entering the status requires (MOVE_CHECKS).
     """
-    violations: list[Violation] = []
-    warnings: list[Violation] = []
-    statuses = model.statuses
-    source = request.source
-    actor = request.actor
-    importing = source == "import"
+    judging = _Judging(model, lead, request, now, activities, importing=request.source == "import",
+                       target_status=lead.status, target_stage=lead.stage, owner=lead.owner, fields=request.fields)  # fmt: skip
+    for check in REQUEST_CHECKS:
+        check(judging)
+    for where in WHERE_CHECKS:
+        if where(judging) is _STOP:
+            return Refused(tuple(judging.violations))
+    judging.status_changes = judging.target_status != lead.status
+    judging.target = model.statuses.get(judging.target_status)
+    for check in MOVE_CHECKS:
+        check(judging)
+    if judging.violations:
+        return Refused(tuple(judging.violations))
+    return _recorded(judging)
 
-    if source not in SOURCES:
-        violations.append(Violation("source", "unknown", f"unknown source {source!r} (one of: {', '.join(SOURCES)})"))
-    if request.at < lead.last_at and not importing:
-        violations.append(
-            Violation(
-                "at",
-                "before_last_change",
-                f"the change is dated before the lead's last change ({lead.last_at.isoformat()})",
-            )
-        )
-    if request.at > now + FUTURE_TOLERANCE:
-        violations.append(Violation("at", "in_future", "a change cannot be dated in the future"))
 
-    # --- where the lead ends up -------------------------------------------------------------
-    target_status = request.status if request.status is not None else lead.status
-    target_stage = lead.stage
-    forced_by_stage = False
-    if request.status is not None and request.status not in statuses:
-        violations.append(Violation("status", "unknown", model.unknown_status(request.status)))
-        return Refused(tuple(violations))
+_STOP = object()  # a WHERE check's answer when a key is unknown: nothing further can be judged
+
+
+# --- the request ----------------------------------------------------------------------------------------------
+
+
+def source_known(j: _Judging) -> None:
+    """The change says where it comes from: manual, automation, time rule, integration or import."""
+    if j.request.source not in SOURCES:
+        j.refuse("source", "unknown", f"unknown source {j.request.source!r} (one of: {', '.join(SOURCES)})")
+
+
+def dated_in_order(j: _Judging) -> None:
+    """A change is not dated before the lead's last change (history is appended, never rewritten); an
+    import's is, since it records the past."""
+    if j.request.at < j.lead.last_at and not j.importing:
+        j.refuse("at", "before_last_change",
+                 f"the change is dated before the lead's last change ({j.lead.last_at.isoformat()})")  # fmt: skip
+
+
+def not_in_future(j: _Judging) -> None:
+    """A change may be stamped a little ahead of the server clock (FUTURE_TOLERANCE), not more."""
+    if j.request.at > j.now + FUTURE_TOLERANCE:
+        j.refuse("at", "in_future", "a change cannot be dated in the future")
+
+
+REQUEST_CHECKS: tuple[Check, ...] = (source_known, dated_in_order, not_in_future)
+
+
+# --- where the lead ends up -----------------------------------------------------------------------------------
+
+
+def target_status(j: _Judging) -> object:
+    """The status asked for exists."""
+    status = j.request.status
+    if status is not None and status not in j.model.statuses:
+        j.refuse("status", "unknown", j.model.unknown_status(status))
+        return _STOP
+    if status is not None:
+        j.target_status = status
+    return None
+
+
+def target_stage(j: _Judging) -> object:
+    """The stage asked for exists; stages move forward only, except the model's backward moves, which set
+    their status; a stage may set the status (promote to SQL -> Working); a status may pull the stage
+    forward; only the roles a stage names move leads into it."""
+    model, lead, request = j.model, j.lead, j.request
     if request.stage is not None and request.stage != lead.stage:
         stage = model.stage_by_key.get(request.stage)
         if stage is None:
-            violations.append(Violation("stage", "unknown", model.unknown_stage(request.stage)))
-            return Refused(tuple(violations))
-        target_stage = stage.key
-        current_rank = model.stage_rank(lead.stage)
-        if stage.rank < current_rank:
+            j.refuse("stage", "unknown", model.unknown_stage(request.stage))
+            return _STOP
+        j.target_stage = stage.key
+        if stage.rank < model.stage_rank(lead.stage):
             move = model.backward_moves.get((lead.stage, stage.key))
             if move is None:
-                if not importing:
-                    violations.append(
-                        Violation(
-                            "stage",
-                            "backward",
-                            f"lifecycle stages move forward only: {lead.stage} -> {stage.key} is not an allowed step back",
-                        )
-                    )
+                if not j.importing:
+                    j.refuse("stage", "backward",
+                             f"lifecycle stages move forward only: {lead.stage} -> {stage.key} is not an allowed step back")  # fmt: skip
             elif request.status is None:
-                target_status, forced_by_stage = move.sets_status, True
-            elif request.status != move.sets_status and not importing:
-                violations.append(
-                    Violation(
-                        "status",
-                        "forced_by_stage",
-                        f"moving back to {stage.label} sets the status to {move.sets_status}",
-                    )
+                j.target_status, j.forced_by_stage = move.sets_status, True
+            elif request.status != move.sets_status and not j.importing:
+                j.refuse(
+                    "status", "forced_by_stage", f"moving back to {stage.label} sets the status to {move.sets_status}"
                 )
-        elif stage.sets_status is not None and request.status is None and not importing:
+        elif stage.sets_status is not None and request.status is None and not j.importing:
             if not _already_beyond(model, lead.status, stage.sets_status, stage.key):
-                target_status, forced_by_stage = stage.sets_status, True
-        if source in ("manual", "integration") and actor.role not in stage.roles:
-            violations.append(
-                Violation("stage", "role_not_allowed", f"a {actor.role} may not move leads to {stage.label}")
-            )
-    elif request.status is not None and not importing:
+                j.target_status, j.forced_by_stage = stage.sets_status, True
+        if request.source in ("manual", "integration") and request.actor.role not in stage.roles:
+            j.refuse("stage", "role_not_allowed", f"a {request.actor.role} may not move leads to {stage.label}")
+    elif request.status is not None and not j.importing:
         implied = model.status_sets_stage.get(request.status)
         if implied is not None and model.stage_rank(implied) > model.stage_rank(lead.stage):
-            target_stage = implied
+            j.target_stage = implied
+    return None
 
-    owner = lead.owner
+
+def target_owner(j: _Judging) -> object:
+    """Assigning an owner may set the status (New -> Assigned); a rep takes leads for themselves only, and an
+    integration assigns nobody (routing does)."""
+    lead, request, actor = j.lead, j.request, j.request.actor
     if request.clear_owner:
-        owner = None
+        j.owner = None
     elif request.owner is not None:
-        owner = request.owner
-        if request.status is None and request.stage is None and owner != lead.owner:
-            assigned = model.assignment_sets_status.get(lead.status)
-            if assigned is not None and not importing:
-                target_status, forced_by_stage = assigned, True
-    if owner != lead.owner and source == "manual" and actor.role == "rep" and owner != actor.name:
-        violations.append(
-            Violation("owner", "not_allowed", "a rep may take a lead for themselves, not assign it to others")
-        )
-    if owner != lead.owner and actor.role == "integration" and not importing:
-        violations.append(Violation("owner", "not_allowed", "an integration may not assign owners: routing does"))
+        j.owner = request.owner
+        if request.status is None and request.stage is None and j.owner != lead.owner:
+            assigned = j.model.assignment_sets_status.get(lead.status)
+            if assigned is not None and not j.importing:
+                j.target_status, j.forced_by_stage = assigned, True
+    if j.owner != lead.owner and request.source == "manual" and actor.role == "rep" and j.owner != actor.name:
+        j.refuse("owner", "not_allowed", "a rep may take a lead for themselves, not assign it to others")
+    if j.owner != lead.owner and actor.role == "integration" and not j.importing:
+        j.refuse("owner", "not_allowed", "an integration may not assign owners: routing does")
+    return None
 
-    status_changes = target_status != lead.status
-    target = statuses.get(target_status)
-    current = statuses.get(lead.status)
-    off_model = False
 
-    # --- is the move allowed ----------------------------------------------------------------
-    if (
-        current is not None
-        and current.locked
-        and (
-            status_changes
-            or (target_stage != lead.stage and model.stage_rank(target_stage) < model.stage_rank(lead.stage))
-        )
-    ):
-        if importing:
-            off_model = True
+WHERE_CHECKS: tuple[Callable[[_Judging], object], ...] = (target_status, target_stage, target_owner)
+
+
+# --- is the move allowed, and what entering the status requires -----------------------------------------------
+
+
+def not_locked(j: _Judging) -> None:
+    """A locked status (converted) is never left, nor its stage moved back; an import records it off-model."""
+    model, lead = j.model, j.lead
+    current = model.statuses.get(lead.status)
+    backwards = j.target_stage != lead.stage and model.stage_rank(j.target_stage) < model.stage_rank(lead.stage)
+    if current is not None and current.locked and (j.status_changes or backwards):
+        if j.importing:
+            j.off_model = True
         else:
-            violations.append(
-                Violation("status", "locked", f"{current.label} is locked: the lead cannot be changed back")
-            )
-    if status_changes and target is not None:
-        rule = model.transition(lead.status, target_status)
-        if rule is None:
-            if importing:
-                off_model = True
-            else:
-                why = f" (set by the stage change to {target_stage})" if forced_by_stage else ""
-                violations.append(
-                    Violation(
-                        "status",
-                        "transition_not_allowed",
-                        f"{_label(model, lead.status)} -> {target.label} is not an allowed transition{why}"
-                        + _ways_on(model, lead, target_status, {**lead.fields, **request.fields}, actor, source),
-                    )
-                )
-        elif rule is not None and not importing and not forced_by_stage:
-            if source == "manual" and actor.role not in rule.roles:
-                allowed = ", ".join(sorted(rule.roles)) or "nobody"
-                violations.append(
-                    Violation(
-                        "status",
-                        "role_not_allowed",
-                        f"a {actor.role} may not move a lead to {target.label} (allowed: {allowed})",
-                    )
-                )
-            elif source in AUTOMATED_SOURCES and not rule.automatic:
-                violations.append(
-                    Violation(
-                        "status",
-                        "needs_human",
-                        f"{_label(model, lead.status)} -> {target.label} needs human judgment, not automation",
-                    )
-                )
-    if target is not None and target_stage not in target.stages:
-        if importing:
-            off_model = True
+            j.refuse("status", "locked", f"{current.label} is locked: the lead cannot be changed back")
+
+
+def transition_allowed(j: _Judging) -> None:
+    """The model has the transition; a person's role may make it by hand; automation makes only automatic ones."""
+    model, lead, request, target = j.model, j.lead, j.request, j.target
+    if not j.status_changes or target is None:
+        return
+    rule = model.transition(lead.status, j.target_status)
+    if rule is None:
+        if j.importing:
+            j.off_model = True
         else:
-            violations.append(
-                Violation(
-                    "stage",
-                    "incompatible",
-                    f"status {target.label} is not valid in stage {model.stage_by_key[target_stage].label}"
-                    f" (valid in: {', '.join(sorted(target.stages))})",
-                )
-            )
-    _check_role_for(model, lead, actor, source, violations)
+            why = f" (set by the stage change to {j.target_stage})" if j.forced_by_stage else ""
+            ways = _ways_on(model, lead, j.target_status, {**lead.fields, **request.fields}, request.actor,
+                            request.source)  # fmt: skip
+            j.refuse("status", "transition_not_allowed",
+                     f"{_label(model, lead.status)} -> {target.label} is not an allowed transition{why}{ways}")  # fmt: skip
+    elif not j.importing and not j.forced_by_stage:
+        actor = request.actor
+        if request.source == "manual" and actor.role not in rule.roles:
+            allowed = ", ".join(sorted(rule.roles)) or "nobody"
+            j.refuse("status", "role_not_allowed",
+                     f"a {actor.role} may not move a lead to {target.label} (allowed: {allowed})")  # fmt: skip
+        elif request.source in AUTOMATED_SOURCES and not rule.automatic:
+            j.refuse("status", "needs_human",
+                     f"{_label(model, lead.status)} -> {target.label} needs human judgment, not automation")  # fmt: skip
 
-    # --- what entering the status requires --------------------------------------------------
-    fields: Mapping[str, Any] = request.fields
-    if target is not None:
-        if status_changes and not importing:
-            fields = check_fields(model, target, lead.fields, request.fields, request.at, violations, warnings)
-            _check_reason(target, request.reason, model, violations)
-            _check_activity(target, activities, request.at, violations)
-        elif request.fields:
-            fields = check_fields(model, _NO_ENTRY, lead.fields, request.fields, request.at, violations, warnings)
-            if request.reason and not importing:
-                _check_reason(target, request.reason, model, violations)
-        elif request.reason and not importing:
-            _check_reason(target, request.reason, model, violations)
 
-    if violations:
-        return Refused(tuple(violations))
+def stage_compatible(j: _Judging) -> None:
+    """The status is valid in the stage the lead ends up in; an import records it off-model."""
+    target = j.target
+    if target is not None and j.target_stage not in target.stages:
+        if j.importing:
+            j.off_model = True
+        else:
+            j.refuse("stage", "incompatible",
+                     f"status {target.label} is not valid in stage {j.model.stage_by_key[j.target_stage].label}"
+                     f" (valid in: {', '.join(sorted(target.stages))})")  # fmt: skip
 
+
+def reps_own_leads(j: _Judging) -> None:
+    """Reps work their own leads (and may claim an unowned one)."""
+    _check_role_for(j.model, j.lead, j.request.actor, j.request.source, j.violations)
+
+
+def entry_requirements(j: _Judging) -> None:
+    """Entering a status needs its data (fields, a reason from its list, a logged interaction); fields given
+    without a status change are checked by type, and a reason given against the current status's list."""
+    target = j.target
+    if target is None:
+        return
+    model, lead, request = j.model, j.lead, j.request
+    if j.status_changes and not j.importing:
+        j.fields = check_fields(model, target, lead.fields, request.fields, request.at, j.violations, j.warnings)
+        _check_reason(target, request.reason, model, j.violations)
+        _check_activity(target, j.activities, request.at, j.violations)
+    elif request.fields:
+        j.fields = check_fields(model, _NO_ENTRY, lead.fields, request.fields, request.at, j.violations, j.warnings)
+        if request.reason and not j.importing:
+            _check_reason(target, request.reason, model, j.violations)
+    elif request.reason and not j.importing:
+        _check_reason(target, request.reason, model, j.violations)
+
+
+MOVE_CHECKS: tuple[Check, ...] = (not_locked, transition_allowed, stage_compatible, reps_own_leads, entry_requirements)
+
+
+def _recorded(j: _Judging) -> StatusChange:
+    """The accepted change as the ledger records it; a manual move that undoes automation's last move (or says
+    it overrides it) is marked as an override of that entry."""
+    lead, request = j.lead, j.request
     override_of_seq = override_rule = None
     auto = lead.last_automated
-    if source == "manual" and status_changes and auto is not None and auto.to_status == lead.status:
-        if request.override or _reverses(model, auto.from_status, auto.to_status, target_status):
+    if request.source == "manual" and j.status_changes and auto is not None and auto.to_status == lead.status:
+        if request.override or _reverses(j.model, auto.from_status, auto.to_status, j.target_status):
             override_of_seq, override_rule = auto.seq, auto.rule
-
     return StatusChange(
         lead_id=lead.id,
         at=request.at,
-        actor=actor.name,
-        actor_role=actor.role,
-        source=source,
+        actor=request.actor.name,
+        actor_role=request.actor.role,
+        source=request.source,
         from_status=lead.status,
-        to_status=target_status,
+        to_status=j.target_status,
         from_stage=lead.stage,
-        to_stage=target_stage,
+        to_stage=j.target_stage,
         from_owner=lead.owner,
-        to_owner=owner,
+        to_owner=j.owner,
         reason=request.reason or None,
         note=request.note,
-        fields=fields,
+        fields=j.fields,
         rule=request.rule,
         override_of_seq=override_of_seq,
         override_rule=override_rule,
         idempotency_key=request.idempotency_key,
-        off_model=off_model,
-        warnings=tuple(warnings),
+        off_model=j.off_model,
+        warnings=tuple(j.warnings),
     )
 
 
