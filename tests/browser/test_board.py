@@ -22,8 +22,8 @@ def lane(page, status: str):  # type: ignore[no-untyped-def]
 
 
 def test_dragging_a_card_moves_the_lead_when_the_status_asks_for_nothing(browse: Browse, site: Site) -> None:
-    lead = site.lead(status="connected", name="Drag Dana")
-    page = browse.page("ana")
+    lead = site.lead(status="connected", name="Drag Dana", owner="bo")
+    page = browse.page("bo")
     page.goto("/board")
     expect(lane(page, "connected").locator(f"#card-{lead}")).to_be_visible()
     card(page, lead).drag_to(lane(page, "working"))
@@ -33,8 +33,8 @@ def test_dragging_a_card_moves_the_lead_when_the_status_asks_for_nothing(browse:
 
 
 def test_a_drop_that_needs_data_opens_the_form_on_the_card(browse: Browse, site: Site) -> None:
-    lead = site.lead(status="working", name="Drag Quinn")
-    page = browse.page("ana")
+    lead = site.lead(status="working", name="Drag Quinn", owner="bo")
+    page = browse.page("bo")
     page.goto("/board")
     card(page, lead).drag_to(lane(page, "qualified"))
     form = card(page, lead).locator("form.change-form")
@@ -57,8 +57,8 @@ def test_a_saved_move_that_routes_the_lead_away_keeps_its_message_on_a_slow_serv
     Once the move has routed the lead to an AE, the rep may no longer see it, so a preview sent then came back
     "Not found" and replaced "Moved to Qualified" whenever the board's reload took longer than that (a loaded
     server): a sent form's preview is not asked again."""
-    lead = site.lead(status="working", name="Slow Quinn")
-    page = browse.page("ana")
+    lead = site.lead(status="working", name="Slow Quinn", owner="bo")
+    page = browse.page("bo")
     page.goto("/board")
 
     def slow_board(route):  # type: ignore[no-untyped-def]
@@ -81,8 +81,8 @@ def test_a_saved_move_that_routes_the_lead_away_keeps_its_message_on_a_slow_serv
 
 
 def test_a_column_the_model_does_not_allow_refuses_the_card(browse: Browse, site: Site) -> None:
-    lead = site.lead(status="connected", name="Drag Nope")
-    page = browse.page("ana")
+    lead = site.lead(status="connected", name="Drag Nope", owner="bo")
+    page = browse.page("bo")
     page.goto("/board")
     card(page, lead).drag_to(lane(page, "new"))  # no way back to New for a rep
     expect(lane(page, "connected").locator(f"#card-{lead}")).to_be_visible()
@@ -90,8 +90,8 @@ def test_a_column_the_model_does_not_allow_refuses_the_card(browse: Browse, site
 
 
 def test_a_card_moves_with_the_keyboard_alone(browse: Browse, site: Site) -> None:
-    lead = site.lead(status="connected", name="Key Kai")
-    page = browse.page("ana")
+    lead = site.lead(status="connected", name="Key Kai", owner="bo")
+    page = browse.page("bo")
     page.goto("/board")
     card(page, lead).get_by_role("button", name="Move").focus()
     page.keyboard.press("Enter")
@@ -107,7 +107,7 @@ def test_a_card_moves_with_the_keyboard_alone(browse: Browse, site: Site) -> Non
 
 
 def test_the_board_is_accessible_and_stacks_on_a_phone(browse: Browse, site: Site, tmp_path: Path) -> None:
-    site.lead(status="connected", name="Board Axe")
+    site.lead(status="connected", name="Board Axe", owner="bo")
     page = browse.page("maria")
     page.goto("/board")
     expect(page.locator(".lane").first).to_be_visible()

@@ -98,11 +98,13 @@
     if (el && el.matches && el.matches("form.change-form") && !event.detail.successful) el.removeAttribute("data-sent");
   });
 
-  // after a fragment arrives: move the focus into a pop-up that opened, or back to the row that changed
+  // after a fragment arrives: move the focus into a pop-up that opened, or back to the row that changed. Not
+  // when the user is already in the pop-up: the settle comes 20 ms after the swap, and a rep who had clicked
+  // into a field by then would go on typing into the first one.
   document.addEventListener("htmx:afterSettle", function (event) {
     var el = event.detail.elt;
     if (!el || !el.matches) return;
-    if (el.matches(".pop") && el.firstElementChild) {
+    if (el.matches(".pop") && el.firstElementChild && !el.contains(document.activeElement)) {
       var first = el.querySelector("[aria-invalid=true], select, input:not([type=hidden]), button");
       if (first) first.focus();
     } else if (el.matches("tr[data-lead]")) {
