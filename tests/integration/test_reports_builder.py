@@ -20,7 +20,7 @@ from leadledger.analytics.calendar_days import US_PER_DAY, build_day_table, day_
 from leadledger.services import people
 from leadledger.services.app import App
 from leadledger.services.history import LeadHistory, write_histories
-from leadledger.services.leads import ActivityIn, ChangeSpec, change_lead
+from leadledger.services.leads import ActivityIn, ChangeSpec, change_lead, log_activity
 
 T0 = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)  # the clock of the `app` fixture: Monday 10:00 in New York
 KEEP: Any = object()
@@ -242,6 +242,31 @@ def test_incremental_sync_gives_what_a_fresh_copy_gives(world, monkeypatch, tmp_
     for name in names:
         assert incremental[name] == fresh[name], name
     assert incremental["funnel"]["steps"][0]["reached"] == 2  # I1 and I2 attempted; I3 not yet
+
+
+def _stint_acts(app: App) -> list[tuple[Any, ...]]:
+    from leadledger.analytics.store.connection import open_store
+
+    analytics.sync(app)
+    with open_store(app) as conn:
+        return conn.execute("SELECT lead_id, status, entered_at, left_at, acts FROM stints ORDER BY ALL").fetchall()
+
+
+def test_a_closed_stint_counts_its_activities_and_a_late_one_is_counted_by_the_next_sync(world, monkeypatch, tmp_path):
+    lead = (
+        Lead("A1", at(2)).to(at(2, 15), "assigned", owner="ana", actor="maria")
+        .to(at(3), "attempting_contact").log(at(3, 16), "call_logged").log(at(4), "email_sent")
+        .to(at(5), "connected").log(at(5, 15), "call_logged")
+    )
+    write(world, lead)
+    acts = {row[1]: row[4] for row in _stint_acts(world)}
+    assert acts == {"new": 0, "assigned": 0, "attempting_contact": 2, "connected": None}  # open: not counted yet
+    # an e-mail sent during Attempting Contact, logged only now: no ledger entry, yet the stint's count moves
+    log_activity(world, lead_id="A1", actor="ana", activity=ActivityIn("email_sent", at=at(4, 17)))
+    incremental = _stint_acts(world)
+    assert {row[1]: row[4] for row in incremental}["attempting_contact"] == 3
+    private_store(monkeypatch, tmp_path, "fresh.duckdb")
+    assert _stint_acts(world) == incremental
 
 
 def test_postgresql_watermark_waits_for_transactions_in_flight():

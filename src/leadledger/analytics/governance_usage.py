@@ -84,12 +84,10 @@ def _install_values(q: Query) -> None:
         WHERE l.kind = 'change' AND l.source = 'manual' AND rt.r > rf.r AND l.ts <= $t AND {q.in_period("l.ts")}
           AND om.team IS NOT NULL
         UNION ALL
-        SELECT 'activities_before_leaving', s.status, om.team, s.entry_owner, count(a.ts)::DOUBLE
+        SELECT 'activities_before_leaving', s.status, om.team, s.entry_owner, s.acts::DOUBLE
         FROM stints s JOIN omap om ON om.owner = s.entry_owner AND om.role = 'rep'
-             LEFT JOIN act_m a ON a.lead_id = s.lead_id AND a.ts >= s.entered_at AND a.ts < s.left_at
         WHERE s.left_at IS NOT NULL AND s.left_at <= $t AND {q.in_period("s.left_at")} AND om.team IS NOT NULL
-          AND NOT list_contains($terminal, s.status)
-        GROUP BY s.lead_id, s.entered_at, s.status, om.team, s.entry_owner"""
+          AND NOT list_contains($terminal, s.status)"""
     q.conn.execute(sql, {k: v for k, v in q.params(working=working, terminal=terminal).items() if f"${k}" in sql})
 
 

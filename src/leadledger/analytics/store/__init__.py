@@ -20,7 +20,8 @@ What is kept (all in one DuckDB file, see `store_path`):
 * ``inst`` – derived: a lead's instants (entries at the same ``at`` collapse into the one with the highest
   seq) with the time of the next instant, so "the state at T" is a filter, not an aggregation.
 * ``stints`` – derived: time in one status, from entering it to the next change of status, with the
-  attributes of the entry that started it and business time counters for every calendar of the model.
+  attributes of the entry that started it, business time counters for every calendar of the model, and, once
+  it has ended, how many activities were logged during it (``acts``).
 * ``first_touch`` – derived: when each lead was first touched, by whom, since when that owner had it.
 * ``calday`` – business time per calendar and UTC day (see `calendar_days`).
 * ``fvals`` – derived: each field value a lead's entries set (the data every entry captured), with the time
