@@ -1,11 +1,13 @@
-"""Dashboards in Chromium, on demo data: every panel renders with numbers, options change them, a number drills
-down to the leads behind it, and each panel's CSV downloads injection-safe."""
+"""Dashboards in Chromium, on demo data: the panels show one by one as their reports are computed, every panel
+renders with numbers, options change them, a number drills down to the leads behind it, and each panel's CSV
+downloads injection-safe."""
 
 from __future__ import annotations
 
 import csv
 import io
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from browserkit import DESKTOP, PHONE, Site, axe_violations, log_in
 from playwright.sync_api import expect
 
+from leadledger.analytics.reports import REPORTS
 from leadledger.services import leadquery
 from leadledger.services.leadquery import LeadFilter
 from leadledger.services.leads import create_lead
@@ -101,3 +104,74 @@ def test_the_dashboards_are_accessible_and_fit_a_phone(
         assert phone.evaluate("() => document.documentElement.scrollWidth") <= 390 + 1, wide
     finally:
         context.close()
+
+
+def test_the_panels_computed_so_far_show_while_a_slow_one_is_still_computed(
+    oscar: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = threading.Event(), threading.Event()
+    governance = REPORTS["governance"]
+
+    def slow_governance(query: Any) -> dict[str, Any]:  # the real report, held back until the test lets it go
+        started.set()
+        release.wait(30)
+        return governance(query)
+
+    monkeypatch.setitem(REPORTS, "governance", slow_governance)
+    try:
+        oscar.goto("/dashboards", wait_until="commit")
+        assert started.wait(30)
+        expect(oscar.locator("#p-distribution tfoot td.num")).to_have_text(re.compile(r"^[1-9][\d,]*$"))
+        expect(oscar.locator("#p-funnel tbody tr")).to_have_count(5)
+        expect(oscar.locator("#p-reps tbody tr").first).to_contain_text(re.compile(r"\d"))
+        expect(oscar.locator("#p-governance")).to_have_count(0)  # not computed yet, and the page still loading
+        assert oscar.evaluate("() => document.readyState") == "loading"
+    finally:
+        release.set()
+    expect(oscar.locator("#p-governance tbody tr").first).to_contain_text(re.compile(r"\d"))
+    expect(oscar.locator("#p-overrides")).to_be_visible()
+    oscar.wait_for_load_state("load")
+
+
+def test_a_failing_report_leaves_its_panel_saying_so_and_the_others_computed(
+    oscar: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(query: Any) -> dict[str, Any]:
+        raise RuntimeError("the store is unreadable")
+
+    monkeypatch.setitem(REPORTS, "durations", broken)
+    oscar.goto("/dashboards")
+    expect(oscar.locator("#p-durations .empty")).to_contain_text("could not be computed (the error is logged as")
+    expect(oscar.locator("#p-bottlenecks tbody tr").first).to_be_visible()  # the panels after it still come
+    expect(oscar.locator("#p-overrides")).to_be_visible()
+
+
+def test_a_panel_opens_on_its_own_page_with_the_options(oscar: Any) -> None:
+    oscar.goto("/dashboards/panels/funnel?by=team")
+    expect(oscar.locator("main h1")).to_have_text("Funnel conversion")
+    expect(oscar.locator("#p-funnel caption")).to_have_text("By team")
+    expect(oscar.locator("#p-funnel > table tbody tr")).to_have_count(5)
+    oscar.get_by_role("link", name="All dashboards").click()
+    oscar.wait_for_url(re.compile(r"/dashboards\?by=team$"))
+    expect(oscar.locator("#p-funnel caption")).to_have_text("By team")
+
+
+def test_leaving_a_page_still_rendering_gives_the_store_back(oscar: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    started, release = threading.Event(), threading.Event()
+    governance = REPORTS["governance"]
+
+    def slow_governance(query: Any) -> dict[str, Any]:
+        started.set()
+        release.wait(30)
+        return governance(query)
+
+    monkeypatch.setitem(REPORTS, "governance", slow_governance)
+    try:
+        oscar.goto("/dashboards", wait_until="commit")
+        assert started.wait(30)
+        oscar.goto("/leads")  # the reader leaves while governance is computed
+    finally:
+        release.set()
+    monkeypatch.setitem(REPORTS, "governance", governance)
+    oscar.goto("/dashboards")  # would wait for the analytics store forever if the first page still held it
+    expect(oscar.locator("#p-overrides tbody tr").first).to_be_visible()

@@ -7,7 +7,8 @@ report does it first anyway).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -21,7 +22,18 @@ from leadledger.services.errors import Invalid
 
 REPORT_NAMES = tuple(REPORTS)
 
-__all__ = ["GROUPINGS", "REPORT_NAMES", "Options", "SyncStats", "report", "run_reports", "store_path", "sync"]
+__all__ = [
+    "GROUPINGS",
+    "REPORT_NAMES",
+    "Options",
+    "ReportOptions",
+    "SyncStats",
+    "each_report",
+    "report",
+    "run_reports",
+    "store_path",
+    "sync",
+]
 
 
 def sync(app: App, progress: ProgressFn | None = None) -> SyncStats:
@@ -61,25 +73,65 @@ def run_reports(
     progress: ProgressFn | None = None,
     skip_unavailable: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Several reports from one sync and one connection (what a dashboard wants).
+    """Several reports from one sync and one connection (what `leadledger report` and the API want).
 
     With `skip_unavailable`, a report whose records the database lacks (sla without SLA records) comes back
     as `{"report": name, "unavailable": why}` instead of failing the whole set."""
-    for name in names:
+    options = ReportOptions(as_of=as_of, date_from=date_from, date_to=date_to, by=by, pairs=tuple(pairs))
+    return dict(each_report(app, [(name, options) for name in names], progress=progress,
+                            skip_unavailable=skip_unavailable))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """The options of one report as a caller gives them (`Options` is what the reports read)."""
+
+    as_of: datetime | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    by: str | None = None
+    pairs: tuple[tuple[str, str], ...] = ()
+
+
+def each_report(
+    app: App,
+    wanted: Sequence[tuple[str, ReportOptions]],
+    *,
+    progress: ProgressFn | None = None,
+    skip_unavailable: bool = False,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Reports in the order asked, each with its own options, each yielded as soon as it is computed: one sync and
+    one connection for all of them (a page that shows each as it comes wants this), and one `Query` per set of
+    options, so reports with the same options share what they compute in common (its memo).
+
+    Names and options are checked here, before anything is computed (`Invalid`); the store is opened by the
+    first step of the iteration and stays open until it ends: iterate to the end, or close the iterator."""
+    for name, _ in wanted:
         if name not in REPORTS:
             raise Invalid(f"unknown report {name!r}; choose from {', '.join(REPORT_NAMES)}")
-    options = Options.make(now=app.clock.now(), as_of=as_of, date_from=date_from, date_to=date_to, by=by, pairs=pairs)
+    now = app.clock.now()
+    made: dict[ReportOptions, Options] = {}
+    for _, given in wanted:
+        if given not in made:
+            made[given] = Options.make(now=now, as_of=given.as_of, date_from=given.date_from,
+                                       date_to=given.date_to, by=given.by, pairs=given.pairs)  # fmt: skip
+    return _computed(app, [(name, made[given]) for name, given in wanted], progress, skip_unavailable)
+
+
+def _computed(
+    app: App, wanted: list[tuple[str, Options]], progress: ProgressFn | None, skip_unavailable: bool
+) -> Iterator[tuple[str, dict[str, Any]]]:
     source = app.for_reports()  # the replica when one is configured: reports never load the primary
     model = source.loaded_model().model
     with open_store(app) as conn:
         _sync(conn, source, progress)
-        query = Query(source, conn, model, options)
-        results: dict[str, dict[str, Any]] = {}
-        for name in names:
+        queries: dict[Options, Query] = {}
+        for name, options in wanted:
+            query = queries.get(options) or queries.setdefault(options, Query(source, conn, model, options))
             try:
-                results[name] = {"report": name, **options.describe(), **REPORTS[name](query)}
+                result = {"report": name, **options.describe(), **REPORTS[name](query)}
             except Unavailable as missing:
                 if not skip_unavailable:
                     raise
-                results[name] = {"report": name, **options.describe(), "unavailable": str(missing)}
-        return results
+                result = {"report": name, **options.describe(), "unavailable": str(missing)}
+            yield name, result

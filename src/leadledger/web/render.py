@@ -7,15 +7,18 @@ with the zone named, so a rep in Berlin and one in New York read the same instan
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import threading
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 from urllib.parse import unquote, urlencode
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from leadledger.domain.statusmodel import StatusModel
@@ -172,6 +175,80 @@ def _flash_from(request: Request) -> dict[str, str] | None:
 def page(request: Request, template: str, status_code: int = 200, headers: dict[str, str] | None = None,
          **context: Any) -> HTMLResponse:  # fmt: skip
     """Render a template with what every page needs: the viewer, the CSRF token, the model's formats."""
+    html, flash = _page_context(request, context)
+    response = HTMLResponse(env.get_template(template).render(**html), status_code=status_code, headers=headers)
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+def streamed_page(request: Request, template: str, after: Callable[[], None] | None = None,
+                  **context: Any) -> StreamingResponse:  # fmt: skip
+    """A page sent while it renders: what the template writes before a slow part (a value computed when the
+    template reaches it) reaches the browser at once, and the browser shows it while the rest is computed.
+
+    The template renders in one worker thread from start to end, so a resource the slow parts hold (the
+    analytics store and its lock) is taken and given back by that thread; what it writes is sent whenever the
+    page calls `flush()` (passed in the context) and at the end. A reader who leaves stops the rendering at
+    its next flush. `after` runs in that thread once the rendering has ended, however it ended (to give back
+    what the slow parts hold)."""
+    html, flash = _page_context(request, context)
+    rendering = _rendered_in_a_thread(env.get_template(template), html, after)
+    response = StreamingResponse(rendering, media_type="text/html")
+    if flash is not None:
+        response.delete_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+class ReaderLeft(Exception):
+    """The browser closed the connection of a page still rendering."""
+
+
+async def _rendered_in_a_thread(
+    template: Any, context: dict[str, Any], after: Callable[[], None] | None
+) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    parts: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue()
+    left = threading.Event()
+    written: list[str] = []
+
+    def send(item: bytes | BaseException | None) -> None:
+        loop.call_soon_threadsafe(parts.put_nowait, item)
+
+    def flush() -> str:
+        if left.is_set():
+            raise ReaderLeft
+        if written:
+            send("".join(written).encode())
+            written.clear()
+        return ""
+
+    def render() -> None:
+        try:
+            for chunk in template.generate(**context, flush=flush):
+                written.append(chunk)
+            flush()
+            send(None)
+        except ReaderLeft:
+            send(None)
+        except BaseException as exc:  # raised in the request's task, where the server logs it
+            send(exc)
+        finally:
+            if after is not None:
+                after()
+
+    worker = loop.run_in_executor(None, render)
+    try:
+        while (item := await parts.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        left.set()
+        await worker
+
+
+def _page_context(request: Request, context: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str] | None]:
     state = request.app.state.web
     viewer = getattr(request.state, "viewer", None)
     try:
@@ -182,16 +259,12 @@ def page(request: Request, template: str, status_code: int = 200, headers: dict[
     context["csrf"] = viewer.csrf if viewer is not None else context.get("csrf", "")
     flash = _flash_from(request) if not request.headers.get("hx-request") else None
     context.setdefault("flash", flash)
-    html = env.get_template(template).render(
-        request=request,
-        viewer=viewer,
-        static=static_url,
-        query=query,
-        path=request.url.path,
-        htmx=request.headers.get("hx-request") == "true",
-        **context,
-    )
-    response = HTMLResponse(html, status_code=status_code, headers=headers)
-    if flash is not None:
-        response.delete_cookie(FLASH_COOKIE, path="/")
-    return response
+    shared = {
+        "request": request,
+        "viewer": viewer,
+        "static": static_url,
+        "query": query,
+        "path": request.url.path,
+        "htmx": request.headers.get("hx-request") == "true",
+    }
+    return {**shared, **context}, flash

@@ -2,16 +2,19 @@
 bands, an as-of date and a period, grouping by team, rep, source or campaign, a CSV per panel, and links from a
 number to the leads behind it (the lead list with the matching filters).
 
-The reports are the same functions `leadledger report` and `GET /api/v1/reports/{name}` run: one sync of the
-analytics store, then every panel from one DuckDB connection per option set. They are organisation-wide
+The reports are the same functions `leadledger report` and `GET /api/v1/reports/{name}` run. The page is drawn
+at once with a frame per panel; each frame then asks for its panel, which syncs the analytics store and runs
+that one report, so a panel shows as soon as its own report is done. They are organisation-wide
 aggregates, shown to every signed-in person; the drill-down lists are the viewer's scope as everywhere else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+import uuid
+from collections.abc import Generator, Iterable, Iterator
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -20,12 +23,14 @@ from starlette.concurrency import run_in_threadpool
 from leadledger import analytics
 from leadledger.analytics.benchmarks import DURATION_RANGES, FUNNEL_RANGES
 from leadledger.domain.statusmodel import StatusModel
+from leadledger.services.app import App
 from leadledger.services.csvcells import csv_text
 from leadledger.services.errors import Invalid, NotFound
 from leadledger.web.context import CurrentViewer, State, WebState
-from leadledger.web.render import page
+from leadledger.web.render import page, streamed_page
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 # which options each report takes (the analytics refuse the others)
 POINT_IN_TIME = ("distribution",)
@@ -81,48 +86,88 @@ def _day(name: str, text: str) -> date:
         raise Invalid(f"{name}: {text!r} is not a date (YYYY-MM-DD)") from exc
 
 
-def settings_for(name: str, options: Options) -> tuple[str | None, bool]:
-    """(grouping, with the period) a report takes: the analytics refuse options a report does not read."""
+def report_options(name: str, options: Options) -> analytics.ReportOptions:
+    """The options a report takes from the dashboard's: the analytics refuse options a report does not read."""
     if name in POINT_IN_TIME:
-        return options.by, False
-    if name == "sources":  # grouped by source unless asked for campaigns
-        return (options.by if options.by in ("source", "campaign") else None), True
-    if name in GROUPED:
-        return options.by, True
-    return None, True
+        by, period = options.by, False
+    elif name == "sources":  # grouped by source unless asked for campaigns
+        by, period = (options.by if options.by in ("source", "campaign") else None), True
+    elif name in GROUPED:
+        by, period = options.by, True
+    else:
+        by, period = None, True
+    return analytics.ReportOptions(as_of=options.as_of, date_from=options.date_from if period else None,
+                                   date_to=options.date_to if period else None, by=by)  # fmt: skip
 
 
 def run(state: WebState, options: Options, names: Iterable[str] = PANELS) -> dict[str, dict[str, Any]]:
-    """The reports behind the panels, each with the options it takes; reports with the same options share one
-    run (one sync of the store, one connection)."""
-    sets: dict[tuple[str | None, bool], list[str]] = {}
-    for name in names:
-        if name in PANELS:
-            sets.setdefault(settings_for(name, options), []).append(name)
-    found: dict[str, dict[str, Any]] = {}
-    for (by, period), wanted in sets.items():
-        found.update(
-            analytics.run_reports(
-                state.app,
-                wanted,
-                as_of=options.as_of,
-                date_from=options.date_from if period else None,
-                date_to=options.date_to if period else None,
-                by=by,
-                skip_unavailable=True,
-            )
-        )
-    return found
+    """The reports behind the named panels, each with the options it takes, from one sync and one connection."""
+    wanted = [(name, report_options(name, options)) for name in names if name in PANELS]
+    return dict(analytics.each_report(state.app, wanted, skip_unavailable=True))
+
+
+class InOrder:
+    """The panels' reports as the page reaches them: the template asks for each in turn and it is computed then
+    (`analytics.each_report`), so the panels before it are already on the reader's screen.
+
+    A report that fails shows as a panel that could not be computed (the error is logged with a reference) and
+    the next ones go on from a fresh iteration."""
+
+    def __init__(self, app: App, wanted: list[tuple[str, analytics.ReportOptions]]):
+        self.app = app
+        self.wanted = wanted
+        self.done = 0
+        self.results: Iterator[tuple[str, dict[str, Any]]] | None = None
+
+    def __getitem__(self, name: str) -> dict[str, Any]:
+        if self.results is None:
+            self.results = analytics.each_report(self.app, self.wanted[self.done :], skip_unavailable=True)
+        try:
+            got, data = next(self.results)
+        except Exception as exc:
+            self.close()
+            reference = uuid.uuid4().hex[:12]
+            log.error("dashboard panel %s failed, reference %s", name, reference, exc_info=exc)
+            data = {"report": name, "unavailable": f"could not be computed (the error is logged as {reference})"}
+        else:
+            assert got == name, (got, name)
+        self.done += 1
+        return data
+
+    def close(self) -> None:
+        """Give the analytics store back (an iteration holds it until it ends)."""
+        if self.results is not None:
+            cast(Generator[Any, None, None], self.results).close()
+            self.results = None
 
 
 @router.get("/dashboards")
 async def dashboards(request: Request, viewer: CurrentViewer, state: State) -> Response:
+    """The page is sent as it renders: its head, options and the panels computed so far reach the browser at
+    once, and each panel follows as soon as its report is done (the ten take seconds on 1 M leads)."""
     model = state.model
     options = Options(request, model)
-    reports = await run_in_threadpool(run, state, options)
-    return page(request, "dashboards/page.html", title="Dashboards", reports=reports, options=options, model=model,
-                panels=PANELS, titles=TITLES, funnel_ranges=FUNNEL_RANGES, duration_ranges=DURATION_RANGES,
-                list_filter=LIST_FILTER, groupings=analytics.GROUPINGS)  # fmt: skip
+    wanted = [(name, report_options(name, options)) for name in PANELS]
+    analytics.each_report(state.app, wanted)  # options the analytics refuse: an error page, before streaming
+    reports = InOrder(state.app, wanted)
+    return streamed_page(request, "dashboards/page.html", after=reports.close, title="Dashboards", reports=reports,
+                         options=options, model=model, panels=PANELS, titles=TITLES, funnel_ranges=FUNNEL_RANGES,
+                         duration_ranges=DURATION_RANGES, list_filter=LIST_FILTER, groupings=analytics.GROUPINGS,
+                         as_of=options.as_of or state.app.clock.now())  # fmt: skip
+
+
+@router.get("/dashboards/panels/{name}")
+async def panel(request: Request, name: str, viewer: CurrentViewer, state: State) -> Response:
+    """One panel on its own page (a link to share, a bookmark), with the dashboards' options."""
+    if name not in PANELS:
+        raise NotFound(f"no panel {name!r}")
+    model = state.model
+    options = Options(request, model)
+    reports = await run_in_threadpool(run, state, options, [name])
+    return page(request, "dashboards/panel_page.html", title=TITLES[name], name=name, report=reports[name],
+                options=options, model=model, titles=TITLES, funnel_ranges=FUNNEL_RANGES,
+                duration_ranges=DURATION_RANGES, list_filter=LIST_FILTER,
+                as_of=options.as_of or state.app.clock.now())  # fmt: skip
 
 
 # --- CSV --------------------------------------------------------------------------------------------------
