@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from statistics import fmean, median
 from types import SimpleNamespace
 
@@ -25,9 +26,13 @@ OBSERVATION = st.tuples(
 @given(st.lists(OBSERVATION, min_size=2, max_size=60))
 def test_each_reps_test_and_figures_match_the_raw_observations(observations) -> None:
     conn = duckdb.connect()
-    conn.execute("CREATE TEMP TABLE usage_values (measure VARCHAR, status VARCHAR, team VARCHAR, rep VARCHAR, v DOUBLE)")
+    conn.execute("CREATE TEMP TABLE usage_values (measure VARCHAR, status VARCHAR, team VARCHAR, rep VARCHAR, "
+                 "v DOUBLE, c DOUBLE)")  # fmt: skip
     rows = [(m, "working" if m == MEASURES[1] else None, team, rep, v) for m, team, rep, v in observations]
-    conn.executemany("INSERT INTO usage_values VALUES (?, ?, ?, ?, ?)", rows)
+    # as _install_values writes them: the hours one row per observation, the activities grouped by value
+    grouped = Counter(r for r in rows if r[0] == MEASURES[1])
+    written = [(*r, 1) for r in rows if r[0] == MEASURES[0]] + [(*r, n) for r, n in grouped.items()]
+    conn.executemany("INSERT INTO usage_values VALUES (?, ?, ?, ?, ?, ?)", written)
     for item in _figures(SimpleNamespace(conn=conn)):
         mine = [r[4] for r in rows if r[0] == item["measure"] and r[2] == item["team"] and r[3] == item["rep"]]
         rest = [r[4] for r in rows if r[0] == item["measure"] and r[2] == item["team"] and r[3] != item["rep"]]
