@@ -175,3 +175,14 @@ def test_leaving_a_page_still_rendering_gives_the_store_back(oscar: Any, monkeyp
     monkeypatch.setitem(REPORTS, "governance", governance)
     oscar.goto("/dashboards")  # would wait for the analytics store forever if the first page still held it
     expect(oscar.locator("#p-overrides tbody tr").first).to_be_visible()
+
+
+def test_as_of_today_shows_the_figures_until_now(oscar: Any, demo_site: Site) -> None:
+    today = demo_site.app.clock.now().astimezone(demo_site.app.model.calendar(None).tz).date().isoformat()
+    oscar.goto("/dashboards")
+    now_total = oscar.locator("#p-distribution tfoot td.num").inner_text()
+    oscar.goto(f"/dashboards?as_of={today}")  # the end of today is still to come: the figures are as of now
+    expect(oscar.locator("#p-distribution tfoot td.num")).to_have_text(now_total)
+    expect(oscar.locator("#p-overrides")).to_be_visible()
+    answer = oscar.request.get(f"/dashboards/distribution.csv?as_of={today}")
+    assert answer.status == 200, answer.text()

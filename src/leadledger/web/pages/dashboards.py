@@ -55,9 +55,9 @@ LIST_FILTER = {"owner": "owner", "team": "team", "source": "source", "campaign":
 
 class Options:
     """The dashboard's knobs, read from the query string: `as_of` (a date: the end of that day in the model's
-    zone), `from` and `to` (dates), `by` (team, owner, source, campaign)."""
+    zone, or now when that is today), `from` and `to` (dates), `by` (team, owner, source, campaign)."""
 
-    def __init__(self, request: Request, model: StatusModel):
+    def __init__(self, request: Request, model: StatusModel, now: datetime):
         params = request.query_params
         self.as_of_text = params.get("as_of", "").strip()
         self.from_text = params.get("from", "").strip()
@@ -69,6 +69,8 @@ class Options:
         self.as_of = (
             datetime.combine(_day("as_of", self.as_of_text), time(23, 59, 59), tzinfo=tz) if self.as_of_text else None
         )
+        if self.as_of is not None and self.as_of > now and self.as_of.date() == now.astimezone(tz).date():
+            self.as_of = now  # today: its end is still to come (a later day stays refused as the future)
         self.date_from = _day("from", self.from_text) if self.from_text else None
         self.date_to = _day("to", self.to_text) if self.to_text else None
         if self.date_from and self.date_to and self.date_from > self.date_to:
@@ -146,7 +148,7 @@ async def dashboards(request: Request, viewer: CurrentViewer, state: State) -> R
     """The page is sent as it renders: its head, options and the panels computed so far reach the browser at
     once, and each panel follows as soon as its report is done (the ten take seconds on 1 M leads)."""
     model = state.model
-    options = Options(request, model)
+    options = Options(request, model, state.app.clock.now())
     wanted = [(name, report_options(name, options)) for name in PANELS]
     analytics.each_report(state.app, wanted)  # options the analytics refuse: an error page, before streaming
     reports = InOrder(state.app, wanted)
@@ -162,7 +164,7 @@ async def panel(request: Request, name: str, viewer: CurrentViewer, state: State
     if name not in PANELS:
         raise NotFound(f"no panel {name!r}")
     model = state.model
-    options = Options(request, model)
+    options = Options(request, model, state.app.clock.now())
     reports = await run_in_threadpool(run, state, options, [name])
     return page(request, "dashboards/panel_page.html", title=TITLES[name], name=name, report=reports[name],
                 options=options, model=model, titles=TITLES, funnel_ranges=FUNNEL_RANGES,
@@ -238,7 +240,7 @@ async def panel_csv(request: Request, name: str, viewer: CurrentViewer, state: S
     if name not in PANELS:
         raise NotFound(f"no panel {name!r}")
     model = state.model
-    options = Options(request, model)
+    options = Options(request, model, state.app.clock.now())
     reports = await run_in_threadpool(run, state, options, [name])
     data = reports[name]
     if "unavailable" in data:
