@@ -106,18 +106,25 @@ def test_the_dashboards_are_accessible_and_fit_a_phone(
         context.close()
 
 
-def test_the_panels_computed_so_far_show_while_a_slow_one_is_still_computed(
-    oscar: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def hold_back_governance(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """The real governance report, held back in the server until the test sets `release`; `started` is set
+    once the page has reached it."""
     started, release = threading.Event(), threading.Event()
     governance = REPORTS["governance"]
 
-    def slow_governance(query: Any) -> dict[str, Any]:  # the real report, held back until the test lets it go
+    def slow_governance(query: Any) -> dict[str, Any]:
         started.set()
         release.wait(30)
         return governance(query)
 
     monkeypatch.setitem(REPORTS, "governance", slow_governance)
+    return started, release
+
+
+def test_the_panels_computed_so_far_show_while_a_slow_one_is_still_computed(
+    oscar: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started, release = hold_back_governance(monkeypatch)
     try:
         oscar.goto("/dashboards", wait_until="commit")
         assert started.wait(30)
@@ -157,15 +164,8 @@ def test_a_panel_opens_on_its_own_page_with_the_options(oscar: Any) -> None:
 
 
 def test_leaving_a_page_still_rendering_gives_the_store_back(oscar: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    started, release = threading.Event(), threading.Event()
     governance = REPORTS["governance"]
-
-    def slow_governance(query: Any) -> dict[str, Any]:
-        started.set()
-        release.wait(30)
-        return governance(query)
-
-    monkeypatch.setitem(REPORTS, "governance", slow_governance)
+    started, release = hold_back_governance(monkeypatch)
     try:
         oscar.goto("/dashboards", wait_until="commit")
         assert started.wait(30)

@@ -143,33 +143,40 @@ class InOrder:
             self.results = None
 
 
+def _panels_context(state: WebState, options: Options) -> dict[str, Any]:
+    """What the panel templates read besides their report."""
+    return {"options": options, "model": state.model, "titles": TITLES, "funnel_ranges": FUNNEL_RANGES,
+            "duration_ranges": DURATION_RANGES, "list_filter": LIST_FILTER,
+            "as_of": options.as_of or state.app.clock.now()}  # fmt: skip
+
+
+async def _one_panel(request: Request, name: str, state: WebState) -> tuple[Options, dict[str, Any]]:
+    """The options of the request and the report behind one panel."""
+    if name not in PANELS:
+        raise NotFound(f"no panel {name!r}")
+    options = Options(request, state.model, state.app.clock.now())
+    reports = await run_in_threadpool(run, state, options, [name])
+    return options, reports[name]
+
+
 @router.get("/dashboards")
 async def dashboards(request: Request, viewer: CurrentViewer, state: State) -> Response:
     """The page is sent as it renders: its head, options and the panels computed so far reach the browser at
     once, and each panel follows as soon as its report is done (the ten take seconds on 1 M leads)."""
-    model = state.model
-    options = Options(request, model, state.app.clock.now())
+    options = Options(request, state.model, state.app.clock.now())
     wanted = [(name, report_options(name, options)) for name in PANELS]
     analytics.each_report(state.app, wanted)  # options the analytics refuse: an error page, before streaming
     reports = InOrder(state.app, wanted)
     return streamed_page(request, "dashboards/page.html", after=reports.close, title="Dashboards", reports=reports,
-                         options=options, model=model, panels=PANELS, titles=TITLES, funnel_ranges=FUNNEL_RANGES,
-                         duration_ranges=DURATION_RANGES, list_filter=LIST_FILTER, groupings=analytics.GROUPINGS,
-                         as_of=options.as_of or state.app.clock.now())  # fmt: skip
+                         panels=PANELS, groupings=analytics.GROUPINGS, **_panels_context(state, options))  # fmt: skip
 
 
 @router.get("/dashboards/panels/{name}")
 async def panel(request: Request, name: str, viewer: CurrentViewer, state: State) -> Response:
     """One panel on its own page (a link to share, a bookmark), with the dashboards' options."""
-    if name not in PANELS:
-        raise NotFound(f"no panel {name!r}")
-    model = state.model
-    options = Options(request, model, state.app.clock.now())
-    reports = await run_in_threadpool(run, state, options, [name])
-    return page(request, "dashboards/panel_page.html", title=TITLES[name], name=name, report=reports[name],
-                options=options, model=model, titles=TITLES, funnel_ranges=FUNNEL_RANGES,
-                duration_ranges=DURATION_RANGES, list_filter=LIST_FILTER,
-                as_of=options.as_of or state.app.clock.now())  # fmt: skip
+    options, report = await _one_panel(request, name, state)
+    return page(request, "dashboards/panel_page.html", title=TITLES[name], name=name, report=report,
+                **_panels_context(state, options))  # fmt: skip
 
 
 # --- CSV --------------------------------------------------------------------------------------------------
@@ -237,12 +244,8 @@ def rows_of(name: str, data: dict[str, Any], model: StatusModel) -> tuple[list[s
 
 @router.get("/dashboards/{name}.csv")
 async def panel_csv(request: Request, name: str, viewer: CurrentViewer, state: State) -> Response:
-    if name not in PANELS:
-        raise NotFound(f"no panel {name!r}")
+    options, data = await _one_panel(request, name, state)
     model = state.model
-    options = Options(request, model, state.app.clock.now())
-    reports = await run_in_threadpool(run, state, options, [name])
-    data = reports[name]
     if "unavailable" in data:
         raise Invalid(f"{name}: {data['unavailable']}")
     header, rows = rows_of(name, data, model)
