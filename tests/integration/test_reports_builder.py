@@ -289,3 +289,46 @@ def test_postgresql_watermark_waits_for_transactions_in_flight():
     assert read_meta(conn)["ledger_pending"] == "70"
     _advance_pending(conn, meta, None, "ledger", 80)  # SQLite: writers are serialised, the newest id is final
     assert read_meta(conn)["ledger_final"] == "80"
+
+
+def test_a_full_rebuild_runs_with_the_rebuild_memory_limit_and_the_reports_with_their_own(world, monkeypatch):
+    from leadledger.analytics.store import connection, derive
+
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_MEMORY", "300MB")
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_REBUILD_MEMORY", "1500MB")
+    seen: list[str] = []
+    real = derive._derive
+
+    def watched(conn, facts, affected):
+        seen.append(conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+        real(conn, facts, affected)
+
+    monkeypatch.setattr(derive, "_derive", watched)
+    write(world, Lead("M1", at(2)).to(at(2, 15), "assigned", owner="ana", actor="maria"))
+    assert analytics.sync(world).full_rebuild  # the first sync derives every lead
+    change_lead(world, actor="ana", spec=ChangeSpec("M1", status="attempting_contact", log=ActivityIn("call_logged")))
+    assert not analytics.sync(world).full_rebuild  # one lead: in place
+    with connection.open_store(world) as conn:
+        after = conn.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    # DuckDB answers rounded in MiB or GiB ('1.3 GiB'): read back in MB, near what was set
+    assert [connection._megabytes(s) for s in seen] == [pytest.approx(1500, rel=0.1), pytest.approx(300, rel=0.1)]
+    assert connection._megabytes(after) == pytest.approx(300, rel=0.1)
+
+
+def test_the_rebuild_limit_is_a_quarter_of_the_memory_and_never_below_the_reports_limit(monkeypatch):
+    from leadledger.analytics.store import connection
+
+    monkeypatch.delenv("LEADLEDGER_ANALYTICS_REBUILD_MEMORY", raising=False)
+    pages = {"SC_PAGE_SIZE": 4000, "SC_PHYS_PAGES": 1_000_000}  # a 4 GB machine
+    monkeypatch.setattr(connection.os, "sysconf", lambda name: pages[name])
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_MEMORY", "640MB")
+    assert connection.rebuild_memory_limit() == "1000MB"
+    pages["SC_PHYS_PAGES"] = 16_000_000  # a 64 GB machine: no more than the ceiling
+    assert connection.rebuild_memory_limit() == f"{connection.REBUILD_MEMORY_MB}MB"
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_MEMORY", "6GB")  # the reports asked for more than that: it wins
+    assert connection.rebuild_memory_limit() == "6GB"
+    pages["SC_PHYS_PAGES"] = 250_000  # a 1 GB machine: a quarter is below the reports' limit
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_MEMORY", "640MB")
+    assert connection.rebuild_memory_limit() == "640MB"
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_REBUILD_MEMORY", "2GB")
+    assert connection.rebuild_memory_limit() == "2GB"

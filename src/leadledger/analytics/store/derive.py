@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from leadledger.analytics import benchmarks as seed
 from leadledger.analytics.calendar_days import DayTable, build_day_table, day_number
-from leadledger.analytics.store.connection import ProgressFn, SyncStats, count_rows, read_meta, write_meta
+from leadledger.analytics.store.connection import (
+    ProgressFn,
+    SyncStats,
+    count_rows,
+    memory_limit,
+    read_meta,
+    rebuild_memory_limit,
+    safe_setting,
+    write_meta,
+)
 from leadledger.domain.segments import LEDGER_META_KEYS
 from leadledger.domain.statusmodel import StatusModel
 
@@ -135,7 +144,11 @@ def rebuild_derived(
     if full:
         stats.full_rebuild = True
         stats.derived_leads = total_leads
-        _derive(conn, facts, None)
+        conn.execute(f"SET memory_limit = '{safe_setting(rebuild_memory_limit())}'")
+        try:
+            _derive(conn, facts, None)
+        finally:
+            conn.execute(f"SET memory_limit = '{safe_setting(memory_limit())}'")
     elif affected:
         stats.derived_leads = int(conn.execute("SELECT count(DISTINCT lead_id) FROM affected").fetchall()[0][0])
         _derive(conn, facts, "affected")
