@@ -186,3 +186,9 @@ def test_as_of_today_shows_the_figures_until_now(oscar: Any, demo_site: Site) ->
     expect(oscar.locator("#p-overrides")).to_be_visible()
     answer = oscar.request.get(f"/dashboards/distribution.csv?as_of={today}")
     assert answer.status == 200, answer.text()
+
+
+def test_options_the_reports_refuse_give_an_error_page_not_half_a_page(oscar: Any) -> None:
+    answer = oscar.request.get("/dashboards?as_of=2099-01-01")  # a later day than today is still the future
+    assert answer.status == 400
+    assert "in the future" in answer.text() and 'id="p-distribution"' not in answer.text()

@@ -7,7 +7,7 @@ report does it first anyway).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -99,7 +99,7 @@ def each_report(
     *,
     progress: ProgressFn | None = None,
     skip_unavailable: bool = False,
-) -> Iterator[tuple[str, dict[str, Any]]]:
+) -> Generator[tuple[str, dict[str, Any]], None, None]:
     """Reports in the order asked, each with its own options, each yielded as soon as it is computed: one sync and
     one connection for all of them (a page that shows each as it comes wants this), and one `Query` per set of
     options, so reports with the same options share what they compute in common (its memo).
@@ -120,7 +120,7 @@ def each_report(
 
 def _computed(
     app: App, wanted: list[tuple[str, Options]], progress: ProgressFn | None, skip_unavailable: bool
-) -> Iterator[tuple[str, dict[str, Any]]]:
+) -> Generator[tuple[str, dict[str, Any]], None, None]:
     source = app.for_reports()  # the replica when one is configured: reports never load the primary
     model = source.loaded_model().model
     with open_store(app) as conn:

@@ -2,9 +2,9 @@
 bands, an as-of date and a period, grouping by team, rep, source or campaign, a CSV per panel, and links from a
 number to the leads behind it (the lead list with the matching filters).
 
-The reports are the same functions `leadledger report` and `GET /api/v1/reports/{name}` run. The page is drawn
-at once with a frame per panel; each frame then asks for its panel, which syncs the analytics store and runs
-that one report, so a panel shows as soon as its own report is done. They are organisation-wide
+The reports are the same functions `leadledger report` and `GET /api/v1/reports/{name}` run, all from one sync
+of the analytics store and one connection. The page is sent while it renders (`render.streamed_page`), so each
+panel reaches the browser as soon as its own report is done. They are organisation-wide
 aggregates, shown to every signed-in person; the drill-down lists are the viewer's scope as everywhere else.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator
 from datetime import date, datetime, time, timedelta
-from typing import Any, cast
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -102,24 +102,21 @@ def report_options(name: str, options: Options) -> analytics.ReportOptions:
                                    date_to=options.date_to if period else None, by=by)  # fmt: skip
 
 
-def run(state: WebState, options: Options, names: Iterable[str] = PANELS) -> dict[str, dict[str, Any]]:
-    """The reports behind the named panels, each with the options it takes, from one sync and one connection."""
-    wanted = [(name, report_options(name, options)) for name in names if name in PANELS]
-    return dict(analytics.each_report(state.app, wanted, skip_unavailable=True))
-
-
 class InOrder:
     """The panels' reports as the page reaches them: the template asks for each in turn and it is computed then
     (`analytics.each_report`), so the panels before it are already on the reader's screen.
 
     A report that fails shows as a panel that could not be computed (the error is logged with a reference) and
-    the next ones go on from a fresh iteration."""
+    the next ones go on from a fresh iteration. Options the analytics refuse raise `Invalid` here, before the
+    page starts (an error page, not half a page)."""
 
     def __init__(self, app: App, wanted: list[tuple[str, analytics.ReportOptions]]):
         self.app = app
         self.wanted = wanted
         self.done = 0
-        self.results: Iterator[tuple[str, dict[str, Any]]] | None = None
+        self.results: Generator[tuple[str, dict[str, Any]], None, None] | None = analytics.each_report(
+            app, wanted, skip_unavailable=True
+        )
 
     def __getitem__(self, name: str) -> dict[str, Any]:
         if self.results is None:
@@ -139,7 +136,7 @@ class InOrder:
     def close(self) -> None:
         """Give the analytics store back (an iteration holds it until it ends)."""
         if self.results is not None:
-            cast(Generator[Any, None, None], self.results).close()
+            self.results.close()
             self.results = None
 
 
@@ -155,7 +152,8 @@ async def _one_panel(request: Request, name: str, state: WebState) -> tuple[Opti
     if name not in PANELS:
         raise NotFound(f"no panel {name!r}")
     options = Options(request, state.model, state.app.clock.now())
-    reports = await run_in_threadpool(run, state, options, [name])
+    wanted = [(name, report_options(name, options))]
+    reports = await run_in_threadpool(lambda: dict(analytics.each_report(state.app, wanted, skip_unavailable=True)))
     return options, reports[name]
 
 
@@ -164,9 +162,7 @@ async def dashboards(request: Request, viewer: CurrentViewer, state: State) -> R
     """The page is sent as it renders: its head, options and the panels computed so far reach the browser at
     once, and each panel follows as soon as its report is done (the ten take seconds on 1 M leads)."""
     options = Options(request, state.model, state.app.clock.now())
-    wanted = [(name, report_options(name, options)) for name in PANELS]
-    analytics.each_report(state.app, wanted)  # options the analytics refuse: an error page, before streaming
-    reports = InOrder(state.app, wanted)
+    reports = InOrder(state.app, [(name, report_options(name, options)) for name in PANELS])
     return streamed_page(request, "dashboards/page.html", after=reports.close, title="Dashboards", reports=reports,
                          panels=PANELS, groupings=analytics.GROUPINGS, **_panels_context(state, options))  # fmt: skip
 
