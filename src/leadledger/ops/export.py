@@ -27,7 +27,8 @@ from sqlalchemy import Boolean, Column, Float, Integer, LargeBinary, Table
 from sqlalchemy.types import JSON, DateTime
 
 from leadledger.analytics.store.connection import open_store
-from leadledger.analytics.store.sync import Source, read_csv_sql, sync
+from leadledger.analytics.store.source import Source, read_csv_sql
+from leadledger.analytics.store.sync import sync
 from leadledger.services.app import App
 from leadledger.services.errors import Invalid
 from leadledger.store.tables import UTCDateTime, activities, leads, ledger

@@ -33,6 +33,8 @@ every lead when the status model changes (calendars, outreach activity types) or
 range the day table covers.
 
 The modules: `connection` (the file, opening it, the copied tables, meta), `sync` (copying rows above the
-watermarks; why the watermark waits on PostgreSQL), `derive` (the derived tables), `scanner` (the first sync
-from PostgreSQL through DuckDB's postgres scanner) and `status` (how far it has copied, for `/metrics`).
+watermarks; why the watermark waits on PostgreSQL), `source` (reading the source database's rows), `derive`
+(the derived tables), `scanner` (the first sync from PostgreSQL through DuckDB's postgres scanner),
+`sqlite_reader` (the child process that reads SQLite's big id ranges as Arrow) and `status` (how far it has
+copied, for `/metrics`).
 """

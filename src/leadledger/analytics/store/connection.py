@@ -123,7 +123,9 @@ class SyncStats:
     reset: bool = False
     seconds: float = 0.0
     phases: dict[str, float] = field(default_factory=dict)
-    method: str = ""  # how new rows came over: "batches" (CSV chunks) or "postgres scanner" (a first sync)
+    # how new rows came over: "batches" (CSV chunks), "postgres scanner" (a first sync), or "sqlite reader"
+    # (SQLite: many rows through the child process, the rest in batches)
+    method: str = ""
 
 
 _process_lock = threading.Lock()

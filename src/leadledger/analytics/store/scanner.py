@@ -1,7 +1,7 @@
 """The first sync from PostgreSQL through DuckDB's own postgres scanner, when the extension is installed.
 
 A first sync copies every row; reading them straight from PostgreSQL skips the CSV round trip. Incremental
-syncs keep the batches (`sync._Source.export`): they read few rows, and the watermark logic is the same.
+syncs keep the batches (`source.Source.export`): they read few rows, and the watermark logic is the same.
 The extension is never downloaded here (`LEADLEDGER_DUCKDB_SCANNER=0` turns its use off).
 """
 

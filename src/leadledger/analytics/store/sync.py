@@ -11,11 +11,8 @@ again and de-duplicated by id. SQLite serialises writers, so there the highest i
 
 from __future__ import annotations
 
-import csv
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,154 +37,12 @@ from leadledger.analytics.store.connection import (
     ensure_schema,
     read_meta,
     reset,
-    safe_setting,
     write_meta,
 )
 from leadledger.analytics.store.derive import FULL_REBUILD_SHARE, ModelFacts, rebuild_derived
 from leadledger.analytics.store.scanner import attach_postgres
+from leadledger.analytics.store.source import Snapshot, Source, read_csv_sql
 from leadledger.analytics.store.status import write_sync_status
-
-CHUNK_ROWS = 250_000
-NULL_TEXT = "\\N"  # how NULL travels in the CSV between the stores (a literal \N text would read as NULL)
-
-
-# --- reading the source database ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """PostgreSQL: the oldest transaction still running and those in progress when the rows were read."""
-
-    xmin: int
-    in_progress: tuple[int, ...]
-
-
-class _Source:
-    """Reads new rows from SQLite or PostgreSQL into CSV files DuckDB loads with `read_csv` — or, for the first
-    sync from PostgreSQL when DuckDB's postgres extension is installed, straight through it (`scanner`)."""
-
-    def __init__(self, conn: Connection, workdir: Path):
-        self.conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"
-        self.workdir = workdir
-        self._files = 0
-        self.scanner: str | None = None  # the DuckDB alias of the attached PostgreSQL database, when used
-
-    def relation(
-        self,
-        table: str,
-        columns: Sequence[tuple[str, str, str, str]],
-        where: str,
-        params: Sequence[int],
-        on_rows: Callable[[int], None] | None = None,
-    ) -> str | None:
-        """A DuckDB table expression of the rows (None when there are none to read)."""
-        if self.scanner is not None:
-            select = ", ".join(f"{c[3]} AS {c[0]}" for c in columns)
-            bound = where
-            for value in params:  # ids only: integers, inlined
-                bound = bound.replace("?", str(int(value)), 1)
-            query = f"SELECT {select} FROM {table} WHERE {bound}".replace("'", "''")
-            return f"postgres_query('{self.scanner}', '{query}')"
-        files = self.export(table, columns, where, params, on_rows)
-        return _read_csv(files, columns) if files else None
-
-    def snapshot(self) -> _Snapshot | None:
-        if self.sqlite:
-            return None
-        row = self.conn.exec_driver_sql(
-            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text, "
-            "ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())::text)"
-        ).one()
-        return _Snapshot(int(row[0]), tuple(int(x) for x in row[1]))
-
-    def max_id(self, table: str) -> int:
-        return int(self.conn.exec_driver_sql(f"SELECT coalesce(max(id), 0) FROM {table}").scalar() or 0)
-
-    def entry_key(self, entry_id: int) -> tuple[str, int] | None:
-        marker = "?" if self.sqlite else "%s"
-        cursor = self._cursor()
-        try:
-            cursor.execute(f"SELECT lead_id, seq FROM ledger WHERE id = {marker}", (entry_id,))
-            row = cursor.fetchone()
-        finally:
-            cursor.close()
-        return (row[0], int(row[1])) if row else None
-
-    def _cursor(self) -> Any:
-        return self.conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-    def export(
-        self,
-        table: str,
-        columns: Sequence[tuple[str, str, str, str]],
-        where: str,
-        params: Sequence[Any],
-        on_rows: Callable[[int], None] | None = None,
-    ) -> list[Path]:
-        """Rows of `table` matching `where` (placeholders written as `?`) as CSV files of CHUNK_ROWS rows."""
-        if self.sqlite:
-            select = ", ".join(
-                c[2] if c[1] in ("BIGINT", "INTEGER", "BOOLEAN") else f"coalesce({c[2]}, '{NULL_TEXT}')"
-                for c in columns
-            )
-            sql = f"SELECT {select} FROM {table} WHERE {where}"
-            return self._export_sqlite(sql, params, on_rows)
-        select = ", ".join(c[3] for c in columns)
-        sql = f"SELECT {select} FROM {table} WHERE {where.replace('?', '%s')}"
-        return self._export_postgres(sql, params, on_rows)
-
-    def _new_file(self) -> Path:
-        self._files += 1
-        return self.workdir / f"chunk{self._files:05d}.csv"
-
-    def _export_sqlite(self, sql: str, params: Sequence[Any], on_rows: Callable[[int], None] | None) -> list[Path]:
-        files: list[Path] = []
-        cursor = self._cursor()
-        try:
-            cursor.execute(sql, tuple(params))
-            while True:
-                rows = cursor.fetchmany(CHUNK_ROWS)
-                if not rows:
-                    break
-                path = self._new_file()
-                with path.open("w", newline="", encoding="utf-8") as handle:
-                    csv.writer(handle, lineterminator="\n").writerows(rows)
-                files.append(path)
-                if on_rows:
-                    on_rows(len(rows))
-        finally:
-            cursor.close()
-        return files
-
-    def _export_postgres(self, sql: str, params: Sequence[Any], on_rows: Callable[[int], None] | None) -> list[Path]:
-        path = self._new_file()
-        cursor = self._cursor()
-        try:
-            copy_sql = f"COPY ({sql}) TO STDOUT WITH (FORMAT csv, NULL '{NULL_TEXT}')"
-            with path.open("wb") as handle, cursor.copy(copy_sql, tuple(params)) as copy:
-                for block in copy:
-                    handle.write(block)
-        finally:
-            cursor.close()
-        if on_rows:  # progress only: a quoted field may hold a newline, so this may overcount a little
-            lines = 0
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    lines += block.count(b"\n")
-            on_rows(lines)
-        return [path]
-
-
-def _read_csv(files: Sequence[Path], columns: Sequence[tuple[str, str, str, str]]) -> str:
-    """A `read_csv` table function over our CSV files (paths are ours, never user input)."""
-    names = ", ".join(f"'{c[0]}': '{c[1]}'" for c in columns)
-    paths = ", ".join(f"'{safe_setting(str(p))}'" for p in files)
-    return (
-        f"read_csv([{paths}], header = false, delim = ',', quote = '\"', escape = '\"', "
-        f"nullstr = '{NULL_TEXT}', auto_detect = false, new_line = '\\n', columns = {{{names}}})"
-    )
-
 
 # --- sync -------------------------------------------------------------------------------------------
 
@@ -200,8 +55,11 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
     with app.db.engine.connect() as source_conn:
         if not app.db.is_sqlite:
             source_conn = source_conn.execution_options(isolation_level="REPEATABLE READ")
-        with source_conn.begin(), tempfile.TemporaryDirectory(prefix="leadledger-sync-") as workdir:
-            source = _Source(source_conn, Path(workdir))
+        with (
+            source_conn.begin(),
+            tempfile.TemporaryDirectory(prefix="leadledger-sync-") as workdir,
+            Source(source_conn, Path(workdir), conn) as source,
+        ):
             snapshot = source.snapshot()
             loaded = app.loaded_model(source_conn)
             model_id = str(_latest_model_id(source_conn))
@@ -240,6 +98,8 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
             conn.execute("BEGIN TRANSACTION")
             try:
                 _load_new_rows(conn, source, stats, ledger_final, activity_final, ledger_max, activity_max, progress)
+                if source.children:
+                    stats.method = "sqlite reader"
                 _copy_flags(conn, source, stats)
                 status_map.apply(conn, status_map.rules_for(source_conn), "new_ledger_leads")  # renamed statuses
                 phase = time.perf_counter()
@@ -261,18 +121,14 @@ def sync(conn: duckdb.DuckDBPyConnection, app: App, progress: ProgressFn | None 
     return stats
 
 
-def _copy_flags(conn: duckdb.DuckDBPyConnection, source: _Source, stats: SyncStats) -> None:
+def _copy_flags(conn: duckdb.DuckDBPyConnection, source: Source, stats: SyncStats) -> None:
     """Replace `flags_m` with every row of `account_flags` as the source's snapshot has them."""
     phase = time.perf_counter()
     files = source.export("account_flags", FLAG_COLUMNS, "1 = 1", [])
     conn.execute("DELETE FROM flags_m")
     if files:
-        conn.execute(f"INSERT INTO flags_m SELECT * FROM {_read_csv(files, FLAG_COLUMNS)}")
+        conn.execute(f"INSERT INTO flags_m SELECT * FROM {read_csv_sql(files, FLAG_COLUMNS)}")
     stats.phases["flags"] = time.perf_counter() - phase
-
-
-Source = _Source  # what `leadledger export` reads its rows with, too
-read_csv_sql = _read_csv
 
 
 def _latest_model_id(conn: Connection) -> int:
@@ -288,7 +144,7 @@ def _mirrored_key(conn: duckdb.DuckDBPyConnection, entry_id: int) -> tuple[str, 
 
 
 def _advance_pending(
-    conn: duckdb.DuckDBPyConnection, meta: dict[str, str], snapshot: _Snapshot | None, prefix: str, max_id: int
+    conn: duckdb.DuckDBPyConnection, meta: dict[str, str], snapshot: Snapshot | None, prefix: str, max_id: int
 ) -> None:
     """Move the final watermark once no transaction that could still add lower ids is running."""
     final = int(meta.get(f"{prefix}_final", 0))
@@ -325,7 +181,7 @@ def _remember(meta: dict[str, str], values: dict[str, Any]) -> None:
 
 def _load_new_rows(
     conn: duckdb.DuckDBPyConnection,
-    source: _Source,
+    source: Source,
     stats: SyncStats,
     ledger_final: int,
     activity_final: int,
@@ -345,7 +201,7 @@ def _load_new_rows(
             if progress:
                 progress("ledger", min(done[0], expected), expected)
 
-        rows = source.relation("ledger", LEDGER_COLUMNS, "id > ?", [ledger_final], ledger_progress)
+        rows = source.rows_between("ledger", LEDGER_COLUMNS, ledger_final, ledger_max, ledger_progress)
         if rows:
             # rows above the final watermark may have been copied already (PostgreSQL): only new ids count
             conn.execute(
@@ -360,7 +216,7 @@ def _load_new_rows(
     stats.phases["ledger"] = time.perf_counter() - phase
     phase = time.perf_counter()
     if activity_max > activity_final:
-        acts = source.relation("activities", ACTIVITY_COLUMNS, "id > ?", [activity_final])
+        acts = source.rows_between("activities", ACTIVITY_COLUMNS, activity_final, activity_max)
         if acts:
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE new_acts AS SELECT * FROM {acts} "
@@ -401,6 +257,6 @@ def _load_new_rows(
                 files.extend(part)
             conn.execute("DELETE FROM leads_m WHERE id IN (SELECT lead_id FROM new_ledger_leads)")
             if files:
-                conn.execute(f"INSERT INTO leads_m SELECT * FROM {_read_csv(files, LEAD_COLUMNS)}")
+                conn.execute(f"INSERT INTO leads_m SELECT * FROM {read_csv_sql(files, LEAD_COLUMNS)}")
         stats.leads_refreshed = refreshed
     stats.phases["leads"] = time.perf_counter() - phase
