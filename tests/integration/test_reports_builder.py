@@ -275,16 +275,17 @@ def test_postgresql_watermark_waits_for_transactions_in_flight():
     import duckdb
 
     from leadledger.analytics.store.connection import ensure_schema, read_meta
-    from leadledger.analytics.store.sync import _advance_pending, _Snapshot
+    from leadledger.analytics.store.source import Snapshot
+    from leadledger.analytics.store.sync import _advance_pending
 
     conn = duckdb.connect()
     ensure_schema(conn)
     meta = read_meta(conn)
-    _advance_pending(conn, meta, _Snapshot(xmin=100, in_progress=(100, 104)), "ledger", 50)
+    _advance_pending(conn, meta, Snapshot(xmin=100, in_progress=(100, 104)), "ledger", 50)
     assert (read_meta(conn).get("ledger_final"), read_meta(conn)["ledger_pending"]) == (None, "50")
-    _advance_pending(conn, meta, _Snapshot(xmin=103, in_progress=(103, 110)), "ledger", 60)
+    _advance_pending(conn, meta, Snapshot(xmin=103, in_progress=(103, 110)), "ledger", 60)
     assert read_meta(conn).get("ledger_final") is None  # 104 may still commit an id below 50
-    _advance_pending(conn, meta, _Snapshot(xmin=105, in_progress=(107,)), "ledger", 70)
+    _advance_pending(conn, meta, Snapshot(xmin=105, in_progress=(107,)), "ledger", 70)
     assert read_meta(conn)["ledger_final"] == "50"  # every transaction running at the first read has ended
     assert read_meta(conn)["ledger_pending"] == "70"
     _advance_pending(conn, meta, None, "ledger", 80)  # SQLite: writers are serialised, the newest id is final
