@@ -13,6 +13,8 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from leadledger import analytics
+from leadledger.analytics.store import source as source_module
+from leadledger.bootstrap import build_app
 from leadledger.cli.main import State
 from leadledger.cli.main import app as cli
 from leadledger.ops.export import export
@@ -67,6 +69,37 @@ def _database_rows(app: App, table: Any) -> dict[Any, dict[str, Any]]:
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 @pytest.mark.parametrize("table", [ledger, activities, leads], ids=lambda t: t.name)
 def test_every_row_and_column_round_trips(demo_app: App, tmp_path: Path, fmt: str, table: Any):
+    _assert_round_trip(demo_app, tmp_path, fmt, table)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+@pytest.mark.parametrize("table", [ledger, activities], ids=lambda t: t.name)
+def test_sqlite_big_exports_read_by_the_child_round_trip_the_same(
+    sqlite_url: str, clock, tmp_path: Path, monkeypatch, fmt: str, table: Any
+):
+    """An id range of 50,000 rows or more leaves SQLite through the child process (store/source.py): every
+    column as the batches give it, a nullable number, a JSON document and a hash included."""
+    app = build_app(db_url=sqlite_url, clock=clock)
+    demo.generate(app, leads=120, seed=11, workers=1)
+    svc.create_lead(app, actor="admin", fields={"name": 'Zoë "q", x\nline', "email": "zoe@example.com"})
+    monkeypatch.setattr(source_module, "CHILD_MIN_ROWS", 1)
+    children = []
+    monkeypatch.setattr(source_module.Source, "_from_child", _counting(source_module.Source._from_child, children))
+    _assert_round_trip(app, tmp_path, fmt, table)
+    assert children == [table.name]
+    app.db.dispose()
+
+
+def _counting(method: Any, calls: list[str]) -> Any:
+    def counted(self: Any, database: str, table: str, *args: Any) -> Any:
+        calls.append(table)
+        return method(self, database, table, *args)
+
+    return counted
+
+
+def _assert_round_trip(app: App, tmp_path: Path, fmt: str, table: Any) -> None:
+    demo_app = app
     out = tmp_path / f"{table.name}.{fmt}"
     summary = export(demo_app, table.name, out, fmt=fmt)
     expected = _database_rows(demo_app, table)

@@ -171,18 +171,21 @@ def _export_table(app: App, kind: str, scratch: Path, fmt: str, mark: int | date
         params = [_sqlite_time(p) for p in params]
     as_of = app.clock.now()
     with tempfile.TemporaryDirectory(prefix="leadledger-export-") as work:
-        with _source_snapshot(app) as conn, conn.begin():
-            files = Source(conn, Path(work)).export(table.name, specs, where, params)
         duck = duckdb.connect()
         try:
             duck.execute("SET TimeZone = 'UTC'")
             columns = ", ".join(_output(name, kind_) for name, kind_, _, _ in specs)
-            if files:
-                source = read_csv_sql(files, specs)
-                duck.execute(f"CREATE TEMP TABLE out AS SELECT {columns} FROM {source} ORDER BY id")
-            else:
-                empty = ", ".join(f'NULL::{_output_type(kind_)} AS "{name}"' for name, kind_, _, _ in specs)
-                duck.execute(f"CREATE TEMP TABLE out AS SELECT {empty} WHERE false")
+            with _source_snapshot(app) as conn, conn.begin(), Source(conn, Path(work), duck) as source:
+                if kind != "leads" and not isinstance(mark, datetime):  # an id range: SQLite's child can read it
+                    rows_in = source.rows_between(table.name, specs, mark or 0, watermark)
+                else:
+                    files = source.export(table.name, specs, where, params)
+                    rows_in = read_csv_sql(files, specs) if files else None
+                if rows_in:
+                    duck.execute(f"CREATE TEMP TABLE out AS SELECT {columns} FROM {rows_in} ORDER BY id")
+                else:
+                    empty = ", ".join(f'NULL::{_output_type(kind_)} AS "{name}"' for name, kind_, _, _ in specs)
+                    duck.execute(f"CREATE TEMP TABLE out AS SELECT {empty} WHERE false")
             rows = int(duck.execute("SELECT count(*) FROM out").fetchall()[0][0])
             duck.execute(f"COPY out TO {_path_literal(scratch)} ({_copy_options(fmt)})")
         finally:

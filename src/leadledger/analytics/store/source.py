@@ -259,8 +259,7 @@ def _as_text(column: Column) -> str:
 
 
 def _typed(column: Column) -> str:
-    """The column as DuckDB stores it, read from what `_as_text` sent (an empty result arrives untyped)."""
+    """The column as DuckDB stores it, read from what `_as_text` sent. Through text whatever arrived: a number
+    may come as text (a nullable one, spelled `\\N` when NULL), and an empty result arrives untyped."""
     name, kind = f'"{column[0]}"', column[1]
-    if kind in _NUMBERS:
-        return f"CAST({name} AS {kind}) AS {name}"
     return f"CAST(NULLIF(CAST({name} AS VARCHAR), '{NULL_TEXT}') AS {kind}) AS {name}"
