@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from apikit import Org
 from fastapi.testclient import TestClient
 
@@ -143,3 +144,15 @@ def test_the_council_pack_over_http_for_managers_and_ops(org: Org, client: TestC
         "/api/v1/council/pack", params={"from": "2026-12-01", "to": "2026-10-01"}, headers=org.headers("olga")
     )
     assert backwards.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/api/v1/reviews/changes", "/api/v1/council/pack"])
+def test_dates_are_iso_days_not_numbers(org: Org, client: TestClient, path: str, monkeypatch, tmp_path) -> None:
+    """A number is no date: `from=2.2e-16` was read as a Unix time (1970-01-01) and answered 200 (schemathesis)."""
+    monkeypatch.setenv("LEADLEDGER_ANALYTICS_DB", str(tmp_path / "store.duckdb"))
+    for value in ("2.220446049250313e-16", "0", "1764806400"):
+        answer = client.get(path, params={"from": value, "to": "2026-12-01"}, headers=org.headers("maria"))
+        assert answer.status_code == 422, (value, answer.text)
+        assert "from" in answer.text
+    good = client.get(path, params={"from": "2026-11-01", "to": "2026-12-01"}, headers=org.headers("maria"))
+    assert good.status_code == 200, good.text

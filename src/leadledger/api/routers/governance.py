@@ -7,7 +7,6 @@ what is decided there (managers: their own teams; ops: everything; reps: their o
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from leadledger.api.deps import AppDep, CurrentUser
 from leadledger.api.openapi import errors
 from leadledger.api.routers.model import MODEL_BODY, _model_text
-from leadledger.api.schemas import KEY_PATTERN, NAME_PATTERN
+from leadledger.api.schemas import KEY_PATTERN, NAME_PATTERN, Day
 from leadledger.api.schemas_governance import (
     MONTH_PATTERN,
     MigratedRead,
@@ -113,8 +112,8 @@ def review_changes(
     app: AppDep,
     team: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
     rep: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
-    date_from: Annotated[date | None, Query(alias="from")] = None,
-    date_to: Annotated[date | None, Query(alias="to")] = None,
+    date_from: Annotated[Day | None, Query(alias="from")] = None,
+    date_to: Annotated[Day | None, Query(alias="to")] = None,
     status: Annotated[str | None, Query(pattern=KEY_PATTERN)] = None,
     overrides_only: bool = False,
     unreviewed: bool = False,
@@ -200,8 +199,8 @@ def get_sample(sample_id: RowId, user: CurrentUser, app: AppDep) -> dict[str, An
 def council_pack(
     user: CurrentUser,
     app: AppDep,
-    date_from: Annotated[date, Query(alias="from")],
-    date_to: Annotated[date, Query(alias="to")],
+    date_from: Annotated[Day, Query(alias="from")],
+    date_to: Annotated[Day, Query(alias="to")],
     format: Annotated[str, Query(pattern="^(json|md|html)$")] = "json",
 ) -> Response | dict[str, Any]:
     from leadledger.analytics.council_render import pack_html, pack_markdown
