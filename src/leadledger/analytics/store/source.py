@@ -46,8 +46,8 @@ class Snapshot:
 
 
 class Source:
-    """The rows of the database `conn` reads, as DuckDB table expressions, each to be read once; close()
-    (or a `with` block) detaches what the child process wrote."""
+    """The rows of the database `conn` reads, as DuckDB table expressions; close() (or a `with` block)
+    detaches the files the child processes wrote."""
 
     def __init__(self, conn: Connection, workdir: Path, duck: duckdb.DuckDBPyConnection | None = None):
         self.conn = conn
@@ -136,7 +136,7 @@ class Source:
     def relation(
         self,
         table: str,
-        columns: Sequence[tuple[str, str, str, str]],
+        columns: Sequence[Column],
         where: str,
         params: Sequence[int],
         on_rows: Callable[[int], None] | None = None,
@@ -180,7 +180,7 @@ class Source:
     def export(
         self,
         table: str,
-        columns: Sequence[tuple[str, str, str, str]],
+        columns: Sequence[Column],
         where: str,
         params: Sequence[Any],
         on_rows: Callable[[int], None] | None = None,
@@ -236,7 +236,7 @@ class Source:
         return [path]
 
 
-def read_csv_sql(files: Sequence[Path], columns: Sequence[tuple[str, str, str, str]]) -> str:
+def read_csv_sql(files: Sequence[Path], columns: Sequence[Column]) -> str:
     """A `read_csv` table function over our CSV files (paths are ours, never user input)."""
     names = ", ".join(f"'{c[0]}': '{c[1]}'" for c in columns)
     paths = ", ".join(f"'{safe_setting(str(p))}'" for p in files)
