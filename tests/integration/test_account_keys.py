@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select, text, update
 
 from leadledger.bootstrap import build_app
-from leadledger.domain.contacts import account_key
+from leadledger.domain.contacts import account_key, lead_keys
 from leadledger.importers import import_file
 from leadledger.services import accounts, demo, models
 from leadledger.services import leads as svc
@@ -53,6 +53,31 @@ def test_the_unit_of_work_writes_the_key_on_create_change_and_merge(team_app: Ap
     assert stored(team_app)[keep][2] == "initech"
     assert_every_key_is_derived(team_app)
     assert [a["key"] for a in accounts.list_accounts(team_app, actor="maria")] == ["globex", "initech"]
+
+
+def test_every_key_follows_the_contact_data_it_comes_from_and_only_that(team_app: App) -> None:
+    """A change keeps the stored keys unless the e-mail, phone or company they come from changed (the unit of
+    work then skips normalising them again): each key still equals what `lead_keys` makes of the row."""
+    lead = svc.create_lead(team_app, actor="maria", fields={"name": "Bo", "email": "Bo@Acme.example"}).lead_id
+
+    def keys() -> tuple[str | None, ...]:
+        with team_app.db.read() as conn:
+            row = conn.execute(select(leads).where(leads.c.id == lead)).one()
+        assert lead_keys(row.email, row.phone, row.company) == {
+            "email_key": row.email_key, "phone_key": row.phone_key, "account_key": row.account_key}  # fmt: skip
+        return row.email_key, row.phone_key, row.account_key
+
+    assert keys() == ("bo@acme.example", None, "acme.example")
+    svc.change_lead(team_app, actor="maria", spec=ChangeSpec(lead, fields={"territory": "EMEA"}))
+    assert keys() == ("bo@acme.example", None, "acme.example")
+    svc.change_lead(team_app, actor="maria", spec=ChangeSpec(lead, fields={"phone": "+1 (202) 555-0143"}))
+    assert keys()[1] is not None and keys()[0] == "bo@acme.example"
+    svc.change_lead(team_app, actor="maria", spec=ChangeSpec(lead, fields={"email": "bo@initech.example"}))
+    assert keys()[0] == "bo@initech.example" and keys()[2] == "initech.example"
+    svc.change_lead(team_app, actor="maria", spec=ChangeSpec(lead, fields={"company": "Globex, Inc."}))
+    assert keys()[2] == "globex"
+    svc.change_lead(team_app, actor="maria", spec=ChangeSpec(lead, fields={"phone": None}))
+    assert keys()[1] is None
 
 
 def test_the_importer_writes_the_key(team_app: App, tmp_path: Path) -> None:

@@ -500,7 +500,8 @@ class UnitOfWork:
                 writes.leads.append(self.lead_row(lead_id))
             elif version != base:
                 before = record.stored or {}
-                row = {k: v for k, v in projection_values(record.projection, record.team).items() if before.get(k) != v}
+                values = projection_values(record.projection, record.team, record.stored)
+                row = {k: v for k, v in values.items() if before.get(k) != v}
                 row["due_at"] = self.rules_due(record)
                 row.update(b_id=lead_id, b_version=base)
                 writes.lead_updates.append(row)

@@ -69,8 +69,12 @@ def deadlocked(exc: BaseException) -> bool:
     return getattr(driver_error, "sqlstate", None) in ("40P01", "40001")
 
 
-def projection_values(projection: Projection, team: str | None) -> dict[str, Any]:
-    """The `leads` columns a projection fills: the projection's own, the contact columns, and `fields`."""
+def projection_values(
+    projection: Projection, team: str | None, before: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `leads` columns a projection fills: the projection's own, the contact columns, and `fields`.
+    `before`, the values of an earlier projection of the lead: its keys are kept when the contact data they
+    come from is the same (normalising a phone number or a company name is most of this function's cost)."""
     values = {column: getattr(projection, column) for column in _PROJECTED_ATTRS}
     values["team"] = team
     fields = projection.fields
@@ -78,12 +82,16 @@ def projection_values(projection: Projection, team: str | None) -> dict[str, Any
     for column in CONTACT_COLUMNS:
         values[column] = fields.get(column)
     values["fields"] = extra or None
-    values.update(lead_keys(values["email"], values["phone"], values["company"]))
+    if before is not None and all(before.get(c) == values[c] for c in _KEYED_BY):
+        values.update((k, before[k]) for k in KEY_COLUMNS)
+    else:
+        values.update(lead_keys(values["email"], values["phone"], values["company"]))
     return values
 
 
 _PROJECTED_ATTRS = tuple(c for c in PROJECTION_COLUMNS if c != "team")
 _CONTACT = frozenset(CONTACT_COLUMNS)
+_KEYED_BY = ("email", "phone", "company")  # what `lead_keys` reads
 
 
 def read_time(value: Any) -> datetime | None:
