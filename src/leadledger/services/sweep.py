@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -120,7 +122,17 @@ def _scopes(due_ids: list[str], now: datetime) -> list[ColumnElement[bool]]:
 
 
 def _due_ids(conn: Connection, now: datetime) -> list[str]:
-    return list(conn.execute(select(leads.c.id).where(_due(now)).order_by(leads.c.id)).scalars())
+    """The due leads' ids. SQLite is told to read the due-at index: with the time a parameter, its planner
+    scanned every lead instead (0.7-0.8 s at 1 M leads, five times a sweep, however few were due), and with
+    ORDER BY id it walked the primary key; so the ids are sorted here."""
+    if conn.dialect.name == "sqlite":
+        return sorted(conn.execute(_DUE_IDS_SQLITE, {"now": now}).scalars())
+    return sorted(conn.execute(select(leads.c.id).where(_due(now))).scalars())
+
+
+_DUE_IDS_SQLITE = text("SELECT id FROM leads INDEXED BY ix_leads_due_at WHERE due_at <= :now").bindparams(
+    bindparam("now", type_=leads.c.due_at.type)
+)
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
