@@ -1,7 +1,7 @@
 """A child process that copies an id range of a SQLite table into a DuckDB file, as Arrow, with no Python rows.
 
 `source.Source` runs it (as a script, so it imports none of LeadLedger) for the big reads of a sync: at 1 M
-leads the ledger and activities copy took 55 s through `fetchmany` and CSV, and takes about 24 s this way.
+leads the ledger and activities copy took 66 s through `fetchmany` and CSV, and takes about 27-31 s this way.
 
 Why a process of its own: the ADBC driver links its own copy of SQLite, and two copies of SQLite in one
 process break each other's POSIX locks (closing a file in one drops the other's locks; see "How To Corrupt An
